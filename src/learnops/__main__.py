@@ -1,0 +1,3 @@
+from learnops.cli import main
+
+main()

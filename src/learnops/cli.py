@@ -1,0 +1,190 @@
+"""The `learnops` command line (Typer). Heavy libraries are imported inside commands."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import typer
+
+from learnops.errors import LearnopsError
+
+app = typer.Typer(
+    help="learnops: train, evaluate and ship adaptive-learning models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+store_app = typer.Typer(help="The event store: import data, show counts.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read.")
+
+
+def _params(path: Path, **overrides):
+    from learnops.config import ConfigError, load_params
+
+    try:
+        return load_params(path, **overrides)
+    except ConfigError as exc:
+        raise LearnopsError(str(exc)) from None
+
+
+def _store(params_path: Path, db_url: str | None):
+    import os
+
+    from learnops.store import EventStore
+
+    if db_url:
+        os.environ["LEARNOPS_DB_URL"] = db_url
+    params = _params(params_path) if params_path.is_file() else None
+    if params is not None:
+        return params, EventStore(params.db_url)
+    from learnops.config import Params
+
+    p = Params(root=Path.cwd())
+    return p, EventStore(p.db_url)
+
+
+@app.command()
+def simulate(
+    params: Path = ParamsOpt,
+    db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
+) -> None:
+    """Simulate learners, answers and decisions into a fresh event store (+ truth files)."""
+    import os
+
+    from learnops.simulate import simulate_to_store
+
+    if db_url:
+        os.environ["LEARNOPS_DB_URL"] = db_url
+    p = _params(params)
+    sim = simulate_to_store(p, progress=sys.stderr.isatty())
+    typer.echo(
+        f"simulated {len(sim.responses)} responses and {len(sim.decisions)} decisions from "
+        f"{len(sim.learners)} learners into {p.db_url}"
+    )
+
+
+@app.command("export")
+def export_cmd(
+    params: Path = ParamsOpt,
+    since: str | None = typer.Option(None, help="First day (YYYY-MM-DD); overrides --last-days."),
+    until: str | None = typer.Option(None, help="Last day, inclusive (default: newest event)."),
+    last_days: int | None = typer.Option(None, min=1, help="Window length before --until."),
+    limit: int | None = typer.Option(None, min=1, help="Keep the most recent N rows per table."),
+    min_data_points: int | None = typer.Option(None, min=0),
+    out: Path | None = typer.Option(None, help="Output directory (default: paths.processed_dir)."),
+    db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
+) -> None:
+    """Export a window of the event store to decisions.parquet and responses.parquet."""
+    from learnops.export import export
+
+    p, store = _store(params, db_url)
+    updates = {
+        k: v
+        for k, v in {
+            "since": _date(since, "--since"),
+            "until": _date(until, "--until"),
+            "last_days": last_days,
+            "limit": limit,
+            "min_data_points": min_data_points,
+        }.items()
+        if v is not None
+    }
+    cfg = p.export.model_copy(update=updates)
+    result = export(store, cfg, out or p.path(p.paths.processed_dir))
+    s = result.summary()
+    typer.echo(
+        f"exported {s['n_decisions']} decisions and {s['n_responses']} responses "
+        f"({s['since'][:10]} .. {s['until'][:10]}) to {result.paths['decisions'].parent}"
+    )
+
+
+def _date(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise LearnopsError(f"{flag}: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+@store_app.command("import")
+def store_import(
+    path: Path = typer.Argument(..., help="CSV/Parquet table or mongoexport JSON lines."),
+    kind: str = typer.Option(..., help="responses | decisions | mongo (seed TrainingData)."),
+    params: Path = ParamsOpt,
+    db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
+) -> None:
+    """Import external data into the event store (all rows or none)."""
+    from learnops.importers import import_mongo_jsonl, import_table
+
+    _, store = _store(params, db_url)
+    n = import_mongo_jsonl(store, path) if kind == "mongo" else import_table(store, path, kind)
+    typer.echo(f"imported {n} rows into {store!r}")
+
+
+@store_app.command("info")
+def store_info(
+    params: Path = ParamsOpt,
+    db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
+) -> None:
+    """Row counts and time range of the event store."""
+    from learnops.store import Decision, Response
+
+    _, store = _store(params, db_url)
+    typer.echo(f"store: {store!r}")
+    typer.echo(f"decisions: {store.count(Decision)}")
+    typer.echo(f"responses: {store.count(Response)}")
+    typer.echo(f"latest event: {store.latest_timestamp()}")
+
+
+@app.command()
+def notebook(
+    notebook: Path = typer.Argument(..., exists=True, dir_okay=False, help="Notebook to run."),
+    report: Path = typer.Option(..., help="HTML report to write (no code cells)."),
+    executed_dir: Path = typer.Option(Path("reports/executed")),
+    params: Path = typer.Option(Path("params.yaml"), "--params", help="Passed as params_path."),
+) -> None:
+    """Execute a pipeline notebook with papermill and render its HTML report."""
+    from learnops.notebooks import run_notebook
+
+    try:
+        out = run_notebook(notebook, report, executed_dir,
+                           parameters={"params_path": str(params.resolve())})
+    except Exception as exc:  # papermill wraps the cell error; show its last line
+        name = type(exc).__name__
+        if name == "PapermillExecutionError":
+            raise LearnopsError(
+                f"{notebook} failed in a cell: {exc.ename}: {exc.evalue} "
+                f"(executed copy in {executed_dir})"
+            ) from None
+        raise
+    typer.echo(f"wrote {out}")
+
+
+_SUBAPPS = {
+    "irt": ("learnops.irt.cli", "Item-response models: fit, predict, score."),
+    "mlp": ("learnops.mlp.cli", "Decision model: train, predict."),
+    "ab": ("learnops.ab.cli", "A/B test analysis."),
+}
+
+
+def _register_subapps() -> None:
+    import importlib
+
+    for name, (module, help_text) in _SUBAPPS.items():
+        sub = importlib.import_module(module).app
+        app.add_typer(sub, name=name, help=help_text)
+
+
+def main() -> None:
+    """Entry point: run the app, print user errors as one line (exit 2)."""
+    _register_subapps()
+    try:
+        app()
+    except LearnopsError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(2)

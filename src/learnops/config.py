@@ -1,0 +1,170 @@
+"""Typed settings loaded from params.yaml."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from learnops.contracts import ACTIONS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Section):
+    db_url: str = "sqlite:///data/raw/events.db"
+    truth_dir: str = "data/raw/truth"
+    processed_dir: str = "data/processed"
+    models_dir: str = "models"
+    reports_dir: str = "reports"
+
+
+class SimulateConfig(_Section):
+    n_learners: int = Field(2000, ge=1)
+    n_items: int = Field(240, ge=2)
+    n_modules: int = Field(8, ge=1)
+    sessions_per_learner: float = Field(6.0, gt=0)
+    items_per_session: float = Field(17.0, gt=0)
+    decision_every: int = Field(7, ge=1)
+    days: int = Field(120, ge=1)
+    end_date: date = date(2026, 11, 1)
+    learning_rate: float = Field(0.04, ge=0)
+    ab_test: str = "decision_policy_v1"
+    ab_groups: dict[str, float] = {"ml": 0.4, "gpt4": 0.4, "hybrid": 0.2}
+    ab_effect: dict[str, float] = {"ml": 0.03, "gpt4": 0.0, "hybrid": 0.015}
+
+
+class ExportConfig(_Section):
+    last_days: int | None = Field(90, ge=1)
+    since: date | None = None
+    until: date | None = None
+    min_data_points: int = Field(100, ge=0)
+    limit: int | None = Field(None, ge=1)
+
+
+class IrtConfig(_Section):
+    model: str = "2pl"
+    quad_points: int = Field(61, ge=5)
+    quad_range: float = Field(6.0, gt=0)
+    max_iter: int = Field(500, ge=1)
+    tol: float = Field(1e-6, gt=0)
+    prior_a: tuple[float, float] | None = (0.0, 0.5)
+    prior_b: tuple[float, float] | None = (0.0, 3.0)
+    prior_c: tuple[float, float] | None = (5.0, 17.0)
+    holdout_frac: float = Field(0.2, gt=0, lt=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        if v not in {"1pl", "2pl", "3pl", "heuristic"}:
+            raise ValueError(f"irt.model must be 1pl, 2pl, 3pl or heuristic, not {v!r}")
+        return v
+
+
+class MlpConfig(_Section):
+    hidden: tuple[int, ...] = (64, 32, 16)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    val_split: float = Field(0.2, gt=0, lt=1)
+    patience: int = Field(8, ge=1)
+    class_weights: bool = False
+    confidence_threshold: float = Field(0.6, ge=0, le=1)
+
+
+class Targets(_Section):
+    accuracy: float = 0.85
+    calibration_error: float = 0.10
+    ml_usage: float = 0.70
+    latency_ms: float = 100.0
+
+
+class EvaluateConfig(_Section):
+    bootstrap: int = Field(500, ge=0)
+    ece_bins: int = Field(15, ge=1)
+    targets: Targets = Targets()
+
+
+class AbConfig(_Section):
+    control: str = "gpt4"
+    metrics: tuple[str, ...] = ("accuracy", "engagement", "success")
+    alpha: float = Field(0.05, gt=0, lt=1)
+    min_sample_size: int = Field(100, ge=1)
+    practical_threshold: float = Field(0.01, ge=0)
+    power: float = Field(0.8, gt=0, lt=1)
+
+
+class RegisterConfig(_Section):
+    mlp_metric: str = "accuracy"
+    mlp_min_improvement: float = Field(0.05, ge=0)
+    irt_min_accuracy: float = Field(0.75, ge=0, le=1)
+
+
+class Params(_Section):
+    """All pipeline settings; ``root`` is the directory relative paths resolve against."""
+
+    seed: int = 0
+    paths: PathsConfig = PathsConfig()
+    simulate: SimulateConfig = SimulateConfig()
+    export: ExportConfig = ExportConfig()
+    irt: IrtConfig = IrtConfig()
+    mlp: MlpConfig = MlpConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    ab: AbConfig = AbConfig()
+    registry: RegisterConfig = RegisterConfig()
+    root: Path = Path(".")
+
+    def path(self, relative: str | Path) -> Path:
+        """Resolve a params-relative path."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def db_url(self) -> str:
+        """The event-store URL: env ``LEARNOPS_DB_URL`` wins, relative SQLite paths resolve to root."""
+        url = os.environ.get("LEARNOPS_DB_URL") or self.paths.db_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            rel = url[len(prefix) :]
+            if rel and rel != ":memory:":
+                return prefix + str((self.root / rel).resolve())
+        return url
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return ACTIONS
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing or invalid."""
+
+
+def load_params(path: str | Path = "params.yaml", **overrides: Any) -> Params:
+    """Load and validate params.yaml; ``overrides`` replace top-level sections or keys."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"params file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at top level")
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    raw["root"] = p.resolve().parent
+    try:
+        return Params.model_validate(raw)
+    except Exception as exc:  # pydantic.ValidationError: make it one readable message
+        raise ConfigError(f"{p}: {exc}") from exc

@@ -1,0 +1,98 @@
+"""pandera schemas of the exported tables (the data contracts of DESIGN.md)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from learnops.contracts import ACTIONS, DECIDERS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
+from learnops.errors import LearnopsError
+
+_UTC = pd.DatetimeTZDtype("ns", "UTC")
+_unit = [pa.Check.in_range(0.0, 1.0)]
+_nonneg = [pa.Check.ge(0.0)]
+
+_feature_checks: dict[str, list[pa.Check]] = {
+    "recent_accuracy": _unit,
+    "accuracy_trend": [pa.Check.in_range(-1.0, 1.0)],
+    "avg_response_time_s": _nonneg,
+    "consecutive_errors": _nonneg,
+    "consecutive_correct": _nonneg,
+    "hint_rate": _unit,
+    "session_minutes": _nonneg,
+    "minutes_since_break": _nonneg,
+    "items_in_session": _nonneg,
+    "engagement": _unit,
+    "hour_of_day": [pa.Check.in_range(0.0, 23.0)],
+    "ability_se": _nonneg,
+    "sessions_completed": _nonneg,
+    "days_since_last_session": _nonneg,
+}
+
+DECISION_SCHEMA = pa.DataFrameSchema(
+    {
+        "decision_id": pa.Column(str, unique=True),
+        "learner_hash": pa.Column(str, pa.Check.str_length(1, 64)),
+        "timestamp": pa.Column(_UTC, coerce=True),
+        **{f: pa.Column(float, _feature_checks.get(f, []), coerce=True) for f in FEATURES},
+        "action": pa.Column(str, pa.Check.isin(ACTIONS)),
+        "decided_by": pa.Column(str, pa.Check.isin(DECIDERS)),
+        "confidence": pa.Column(float, _unit, nullable=True, coerce=True),
+        "propensity": pa.Column(float, [pa.Check.in_range(0.0, 1.0, include_min=False)],
+                                nullable=True, coerce=True),
+        "latency_ms": pa.Column(float, _nonneg, nullable=True, coerce=True),
+        "model_version": pa.Column(str, nullable=True),
+        "difficulty_delta": pa.Column(float, nullable=True, coerce=True),
+        "ab_test": pa.Column(str, nullable=True),
+        "ab_group": pa.Column(str, nullable=True),
+        "next_accuracy": pa.Column(float, _unit, nullable=True, coerce=True),
+        "next_engagement": pa.Column(float, _unit, nullable=True, coerce=True),
+        "session_completed": pa.Column("boolean", nullable=True, coerce=True),
+        "total_session_time_ms": pa.Column(float, _nonneg, nullable=True, coerce=True),
+    },
+    strict="filter",
+    ordered=False,
+    name="decisions",
+)
+
+RESPONSE_SCHEMA = pa.DataFrameSchema(
+    {
+        "response_id": pa.Column(str, unique=True),
+        "learner_hash": pa.Column(str, pa.Check.str_length(1, 64)),
+        "item_id": pa.Column(str, pa.Check.str_length(1, 128)),
+        "module": pa.Column(str, nullable=True),
+        "correct": pa.Column("int64", pa.Check.isin([0, 1]), coerce=True),
+        "response_time_ms": pa.Column(float, _nonneg, nullable=True, coerce=True),
+        "timestamp": pa.Column(_UTC, coerce=True),
+    },
+    strict="filter",
+    ordered=False,
+    name="responses",
+)
+
+
+def validate(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """Validate (and coerce) a table; raise one LearnopsError summarising every failure."""
+    try:
+        out = schema.validate(df, lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases
+        lines = []
+        for (col, check), grp in cases.groupby(["column", "check"], dropna=False, sort=True):
+            examples = ", ".join(map(str, grp["failure_case"].head(3).tolist()))
+            lines.append(f"{col}: {check} ({len(grp)} row(s), e.g. {examples})")
+        raise LearnopsError(f"{schema.name}: {len(cases)} schema violation(s): " + "; ".join(lines)) \
+            from None
+    order = DECISION_COLUMNS if schema is DECISION_SCHEMA else RESPONSE_COLUMNS
+    return out[[c for c in order if c in out.columns]]
+
+
+def validate_decisions(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate a decisions table against the contract."""
+    return validate(df, DECISION_SCHEMA)
+
+
+def validate_responses(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate a responses table against the contract."""
+    return validate(df, RESPONSE_SCHEMA)

@@ -1,0 +1,452 @@
+"""The event store: SQLAlchemy 2 tables for decisions, responses, model versions, evaluations,
+monitoring metrics and A/B tests (SQLite by default, any SQLAlchemy URL, e.g. PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from learnops.contracts import ACTIONS, DECIDERS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
+from learnops.errors import LearnopsError
+from learnops.hashing import is_learner_hash, learner_hash
+
+BATCH_SIZE = 50_000
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = pd.Timestamp(value).to_pydatetime()
+        elif isinstance(value, pd.Timestamp):
+            value = value.to_pydatetime()
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Decision(Base):
+    """One logged decision of the agent and, once known, its outcome (seed: MLTrainingData)."""
+
+    __tablename__ = "ml_training_data"
+
+    decision_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    learner_hash: Mapped[str] = mapped_column(String(64), index=True)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    decided_by: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    propensity: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    difficulty_delta: Mapped[float | None] = mapped_column(Float)
+    ab_test: Mapped[str | None] = mapped_column(String(64), index=True)
+    ab_group: Mapped[str | None] = mapped_column(String(32))
+    next_accuracy: Mapped[float | None] = mapped_column(Float)
+    next_engagement: Mapped[float | None] = mapped_column(Float)
+    session_completed: Mapped[bool | None] = mapped_column(Boolean)
+    total_session_time_ms: Mapped[float | None] = mapped_column(Float)
+    outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# the 18 feature columns, declared once from the contract
+for _name in FEATURES:
+    setattr(Decision, _name, mapped_column(_name, Float, nullable=False))
+
+
+class Response(Base):
+    """One answered question (seed: TrainingData)."""
+
+    __tablename__ = "training_data"
+
+    response_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    learner_hash: Mapped[str] = mapped_column(String(64), index=True)
+    item_id: Mapped[str] = mapped_column(String(128), index=True)
+    module: Mapped[str | None] = mapped_column(String(128))
+    correct: Mapped[int] = mapped_column(Integer)
+    response_time_ms: Mapped[float | None] = mapped_column(Float)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ModelVersion(Base):
+    """A trained model version (seed: ModelVersion)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_type", "number", name="uq_model_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_type: Mapped[str] = mapped_column(String(16), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    data_count: Mapped[int | None] = mapped_column(Integer)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    data_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    code_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    config: Mapped[dict | None] = mapped_column(JSON)
+    metrics: Mapped[dict | None] = mapped_column(JSON)
+    artifact_path: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    training_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    training_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deployed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EvaluationResult(Base):
+    """An evaluation of a model version (seed: MLEvaluationResults)."""
+
+    __tablename__ = "ml_evaluation_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_type: Mapped[str] = mapped_column(String(16))
+    model_version: Mapped[str] = mapped_column(String(32), index=True)
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict] = mapped_column(JSON)
+
+
+class MonitoringMetric(Base):
+    """A monitoring observation or alert (seed: MLMonitoringMetrics)."""
+
+    __tablename__ = "ml_monitoring_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    model_version: Mapped[str | None] = mapped_column(String(32))
+    metric: Mapped[str] = mapped_column(String(64), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    labels: Mapped[dict | None] = mapped_column(JSON)
+    alert: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class ABTest(Base):
+    """An A/B test and, once stopped, its result (seed: MLABTestResults)."""
+
+    __tablename__ = "ml_ab_test_results"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    groups: Mapped[dict] = mapped_column(JSON)
+    metrics: Mapped[list] = mapped_column(JSON)
+    min_sample_size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    results: Mapped[dict | None] = mapped_column(JSON)
+    winner: Mapped[str | None] = mapped_column(String(32))
+
+
+class ABAssignment(Base):
+    """A learner's group in an A/B test."""
+
+    __tablename__ = "ab_assignments"
+
+    test_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    learner_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group: Mapped[str] = mapped_column(String(32))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def utcnow() -> datetime:
+    """The current time, UTC-aware."""
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, a busy timeout and their parent directory."""
+    if url.startswith("sqlite:///") and url not in {"sqlite:///:memory:", "sqlite://"}:
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True)
+    except Exception as exc:
+        raise LearnopsError(f"invalid database URL {url!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _clean(value: Any) -> Any:
+    """NaN/NaT → None, numpy scalars → Python scalars."""
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        return value
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+class EventStore:
+    """Transactional access to the learnops tables at one database URL."""
+
+    def __init__(self, url: str, create: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if create:
+            Base.metadata.create_all(self.engine)
+
+    def __repr__(self) -> str:
+        return f"EventStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any error."""
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- collector API (mirrors the seed) ------------------------------------------------------
+    def record_decision(
+        self,
+        learner_id: str,
+        context: Mapping[str, Any],
+        decision: Mapping[str, Any],
+        timestamp: datetime | None = None,
+    ) -> str:
+        """Log one decision: ``context`` holds the 18 features, ``decision`` the action and meta."""
+        missing = [f for f in FEATURES if f not in context]
+        if missing:
+            raise LearnopsError(f"decision context misses feature(s): {', '.join(missing)}")
+        action = decision.get("action")
+        if action not in ACTIONS:
+            raise LearnopsError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        decided_by = decision.get("decided_by", "ml")
+        if decided_by not in DECIDERS:
+            raise LearnopsError(f"decided_by must be one of {', '.join(DECIDERS)}")
+        row: dict[str, Any] = {f: float(context[f]) for f in FEATURES}
+        row.update(
+            decision_id=decision.get("decision_id") or uuid.uuid4().hex,
+            learner_hash=_as_hash(learner_id),
+            timestamp=timestamp or utcnow(),
+            action=action,
+            decided_by=decided_by,
+        )
+        for key in ("confidence", "propensity", "latency_ms", "model_version",
+                    "difficulty_delta", "ab_test", "ab_group"):
+            row[key] = _clean(decision.get(key))
+        with self.session() as s:
+            s.add(Decision(**row))
+        return row["decision_id"]
+
+    def record_outcome(self, decision_id: str, outcome: Mapping[str, Any]) -> None:
+        """Attach the observed outcome to a logged decision."""
+        allowed = {"next_accuracy", "next_engagement", "session_completed", "total_session_time_ms"}
+        unknown = set(outcome) - allowed
+        if unknown:
+            raise LearnopsError(f"unknown outcome field(s): {', '.join(sorted(unknown))}")
+        for key in ("next_accuracy", "next_engagement"):
+            v = outcome.get(key)
+            if v is not None and not 0.0 <= float(v) <= 1.0:
+                raise LearnopsError(f"{key} must be within 0..1, got {v}")
+        with self.session() as s:
+            d = s.get(Decision, decision_id)
+            if d is None:
+                raise LearnopsError(f"unknown decision id {decision_id!r}")
+            for key, value in outcome.items():
+                setattr(d, key, _clean(value))
+            d.outcome_at = utcnow()
+
+    def record_response(
+        self,
+        learner_id: str,
+        item_id: str,
+        correct: int | bool,
+        response_time_ms: float | None = None,
+        module: str | None = None,
+        timestamp: datetime | None = None,
+        response_id: str | None = None,
+    ) -> str:
+        """Log one answered question; returns its id."""
+        if int(correct) not in (0, 1) or float(correct) != int(correct):
+            raise LearnopsError(f"correct must be 0 or 1, got {correct!r}")
+        rid = response_id or uuid.uuid4().hex
+        with self.session() as s:
+            s.add(
+                Response(
+                    response_id=rid,
+                    learner_hash=_as_hash(learner_id),
+                    item_id=str(item_id),
+                    module=module,
+                    correct=int(correct),
+                    response_time_ms=response_time_ms,
+                    timestamp=timestamp or utcnow(),
+                )
+            )
+        return rid
+
+    # -- bulk ----------------------------------------------------------------------------------
+    def bulk_insert(self, model: type[Base], rows: pd.DataFrame, progress: bool = False) -> int:
+        """Insert a DataFrame in batches, all in one transaction; returns the row count."""
+        table = model.__table__
+        cols = [c.name for c in table.columns if c.name in rows.columns]
+        n = len(rows)
+        if n == 0:
+            return 0
+        frame = rows[cols]
+        with self.session() as s:
+            starts = range(0, n, BATCH_SIZE)
+            if progress:
+                from tqdm.auto import tqdm
+
+                starts = tqdm(starts, desc=f"insert {table.name}", unit="batch")
+            for start in starts:
+                chunk = frame.iloc[start : start + BATCH_SIZE]
+                records = [
+                    {k: _clean(v) for k, v in zip(cols, rec, strict=True)}
+                    for rec in chunk.itertuples(index=False, name=None)
+                ]
+                s.execute(insert(table), records)
+        return n
+
+    def insert_decisions(self, df: pd.DataFrame, progress: bool = False) -> int:
+        """Bulk-insert exported-format decisions (learner_hash already hashed)."""
+        return self.bulk_insert(Decision, df, progress)
+
+    def insert_responses(self, df: pd.DataFrame, progress: bool = False) -> int:
+        """Bulk-insert exported-format responses (learner_hash already hashed)."""
+        return self.bulk_insert(Response, df, progress)
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_decisions(
+        self, since: datetime | None = None, until: datetime | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Decisions with since ≤ timestamp < until, the most recent ``limit``, in time order."""
+        return self._read(Decision, DECISION_COLUMNS, since, until, limit)
+
+    def read_responses(
+        self, since: datetime | None = None, until: datetime | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Responses with since ≤ timestamp < until, the most recent ``limit``, in time order."""
+        return self._read(Response, RESPONSE_COLUMNS, since, until, limit)
+
+    def _read(self, model: type[Base], columns: Iterable[str], since: datetime | None,
+              until: datetime | None, limit: int | None) -> pd.DataFrame:
+        table = model.__table__
+        cols = list(columns)
+        pk = next(iter(table.primary_key.columns))
+        stmt = select(*[table.c[c] for c in cols])
+        if since is not None:
+            stmt = stmt.where(table.c.timestamp >= UTCDateTime().process_bind_param(since, None))
+        if until is not None:
+            stmt = stmt.where(table.c.timestamp < UTCDateTime().process_bind_param(until, None))
+        if limit is not None:
+            stmt = stmt.order_by(table.c.timestamp.desc(), pk.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            df = pd.read_sql(stmt, conn)
+        if not df.empty:
+            df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+        else:
+            df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+        return df.sort_values(["timestamp", pk.name], kind="mergesort").reset_index(drop=True)
+
+    def count(self, model: type[Base]) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(model.__table__)).scalar_one())
+
+    def latest_timestamp(self) -> datetime | None:
+        """The newest decision or response timestamp in the store (None when empty)."""
+        bind = UTCDateTime()
+        with self.engine.connect() as conn:
+            values = [
+                conn.execute(select(func.max(m.__table__.c.timestamp))).scalar_one()
+                for m in (Decision, Response)
+            ]
+        values = [bind.process_result_value(v, None) if not isinstance(v, str)
+                  else pd.Timestamp(v).to_pydatetime().replace(tzinfo=UTC)
+                  for v in values if v is not None]
+        return max(values) if values else None
+
+    # -- A/B and monitoring records --------------------------------------------------------------
+    def record_evaluation(self, model_type: str, model_version: str, metrics: Mapping[str, Any],
+                          accuracy: float | None = None) -> int:
+        """Store an evaluation (MLEvaluationResults); returns its id."""
+        payload = json.loads(json.dumps(metrics, default=_json_safe))
+        with self.session() as s:
+            row = EvaluationResult(model_type=model_type, model_version=model_version,
+                                   evaluated_at=utcnow(), accuracy=accuracy, metrics=payload)
+            s.add(row)
+            s.flush()
+            return int(row.id)
+
+    def record_metric(self, metric: str, value: float, model_version: str | None = None,
+                      labels: Mapping[str, Any] | None = None, alert: bool = False,
+                      message: str | None = None, timestamp: datetime | None = None) -> None:
+        """Store a monitoring observation or alert (MLMonitoringMetrics)."""
+        with self.session() as s:
+            s.add(MonitoringMetric(timestamp=timestamp or utcnow(), model_version=model_version,
+                                   metric=metric, value=float(value),
+                                   labels=dict(labels or {}), alert=alert, message=message))
+
+
+def _json_safe(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    return str(o)
+
+
+def _as_hash(learner_id: str) -> str:
+    """Hash a clear learner id; an id that is already a learner hash is kept."""
+    s = str(learner_id)
+    return s if is_learner_hash(s) else learner_hash(s)

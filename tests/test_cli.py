@@ -1,0 +1,76 @@
+"""The CLI: help, contract commands of the foundation, one-line errors for user mistakes."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from learnops.cli import _register_subapps, app
+
+runner = CliRunner()
+_register_subapps()
+
+
+def test_help_lists_the_contract_commands():
+    out = runner.invoke(app, ["--help"]).output
+    for cmd in ("simulate", "export", "notebook", "store", "irt", "mlp", "ab"):
+        assert cmd in out
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys, runpy; sys.argv=['learnops','--help']\n"
+        "try:\n    runpy.run_module('learnops.cli', run_name='__main__')\nexcept SystemExit: pass\n"
+        "from learnops.cli import main\n"
+        "try:\n    main()\nexcept SystemExit: pass\n"
+        "heavy=[m for m in ('torch','pandas','papermill','sklearn','scipy','sqlalchemy')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "HEAVY []" in out
+
+
+def _write_params(tmp_path):
+    (tmp_path / "params.yaml").write_text(
+        "seed: 3\nsimulate:\n  n_learners: 60\n  n_items: 20\n  n_modules: 2\n  days: 20\n"
+        "export:\n  last_days: 30\n  min_data_points: 10\n"
+    )
+    return tmp_path / "params.yaml"
+
+
+def test_simulate_then_export(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    params = _write_params(tmp_path)
+    r = runner.invoke(app, ["simulate", "--params", str(params)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "data/raw/events.db").is_file()
+    assert (tmp_path / "data/raw/truth/items.csv").is_file()
+    r = runner.invoke(app, ["export", "--params", str(params), "--limit", "100"])
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_parquet(tmp_path / "data/processed/responses.parquet")) == 100
+    r = runner.invoke(app, ["store", "info", "--params", str(params)])
+    assert "responses:" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["export", "--since", "2001-01-01", "--until", "2001-01-02"], "No training data available"),
+        (["export", "--since", "yesterday"], "expected a date"),
+        (["export", "--params", "nope.yaml"], "params file not found"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(tmp_path, monkeypatch, args, message):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    params = _write_params(tmp_path)
+    runner.invoke(app, ["simulate", "--params", str(params)])
+    monkeypatch.chdir(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "learnops", *args], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,73 @@
+"""Export stage: windowing, limits, empty/short windows, schema rejection, atomic output."""
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from learnops.config import ExportConfig
+from learnops.errors import LearnopsError, NoTrainingData
+from learnops.export import export, resolve_window
+
+
+@pytest.fixture
+def filled(store, small_sim):
+    store.insert_responses(small_sim.responses)
+    store.insert_decisions(small_sim.decisions)
+    return store
+
+
+def test_default_window_is_last_days_before_newest_event(filled, small_sim, tmp_path):
+    res = export(filled, ExportConfig(last_days=10, min_data_points=1), tmp_path)
+    latest = max(small_sim.responses["timestamp"].max(), small_sim.decisions["timestamp"].max())
+    since = latest - timedelta(days=10)
+    exp_r = small_sim.responses[small_sim.responses["timestamp"] > since]
+    assert len(res.responses) == len(exp_r)
+    on_disk = pd.read_parquet(tmp_path / "responses.parquet")
+    assert len(on_disk) == len(exp_r)
+    assert on_disk["timestamp"].min() >= pd.Timestamp(since)
+    assert (tmp_path / "decisions.parquet").is_file()
+
+
+def test_since_until_and_limit(filled, small_sim, tmp_path):
+    first = small_sim.responses["timestamp"].min().date()
+    cfg = ExportConfig(since=first + timedelta(days=2), until=first + timedelta(days=5),
+                       min_data_points=1, limit=50)
+    res = export(filled, cfg, tmp_path)
+    assert len(res.responses) == 50
+    assert res.responses["timestamp"].max() < pd.Timestamp(first + timedelta(days=6), tz="UTC")
+    assert res.responses["timestamp"].min() >= pd.Timestamp(first + timedelta(days=2), tz="UTC")
+
+
+def test_empty_window_says_no_training_data(filled, tmp_path):
+    cfg = ExportConfig(since=date(2001, 1, 1), until=date(2001, 2, 1))
+    with pytest.raises(NoTrainingData, match="No training data available"):
+        export(filled, cfg, tmp_path)
+    assert not (tmp_path / "decisions.parquet").exists()
+
+
+def test_empty_store_says_no_training_data(store, tmp_path):
+    with pytest.raises(NoTrainingData, match="No training data available"):
+        export(store, ExportConfig(), tmp_path)
+
+
+def test_too_few_rows_is_a_clear_error_and_keeps_old_outputs(filled, tmp_path):
+    (tmp_path / "decisions.parquet").write_bytes(b"previous export")
+    with pytest.raises(LearnopsError, match="min_data_points"):
+        export(filled, ExportConfig(min_data_points=10**9), tmp_path)
+    assert (tmp_path / "decisions.parquet").read_bytes() == b"previous export"
+
+
+def test_inverted_window_is_rejected():
+    with pytest.raises(LearnopsError, match="not before"):
+        resolve_window(ExportConfig(since=date(2026, 5, 1), until=date(2026, 4, 1)), None)
+
+
+def test_malformed_rows_in_the_store_fail_validation(store, small_sim, tmp_path):
+    bad = small_sim.decisions.copy()
+    bad.loc[bad.index[:3], "next_accuracy"] = 1.7
+    store.insert_responses(small_sim.responses)
+    store.insert_decisions(bad)
+    with pytest.raises(LearnopsError, match="next_accuracy"):
+        export(store, ExportConfig(last_days=None, min_data_points=1), tmp_path)
+    assert not (tmp_path / "decisions.parquet").exists()

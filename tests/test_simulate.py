@@ -1,0 +1,98 @@
+"""Simulator: contracts, determinism and statistical agreement with its own ground truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from learnops.config import SimulateConfig
+from learnops.contracts import ACTIONS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
+from learnops.schemas import validate_decisions, validate_responses
+from learnops.simulate import simulate, teacher_probabilities
+
+
+def test_tables_follow_the_contracts(small_sim):
+    assert list(small_sim.responses.columns) == list(RESPONSE_COLUMNS)
+    assert list(small_sim.decisions.columns) == list(DECISION_COLUMNS)
+    validate_responses(small_sim.responses)
+    validate_decisions(small_sim.decisions)
+    assert set(small_sim.decisions["action"]) <= set(ACTIONS)
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    cfg = SimulateConfig(n_learners=30, n_items=20, n_modules=2, days=10)
+    a, b, c = simulate(cfg, 1), simulate(cfg, 1), simulate(cfg, 2)
+    pd.testing.assert_frame_equal(a.responses, b.responses)
+    pd.testing.assert_frame_equal(a.decisions, b.decisions)
+    assert not a.responses["correct"].equals(c.responses["correct"])
+
+
+def test_answers_follow_the_2pl_truth(small_sim):
+    """Binned observed share correct matches the true 2PL probability (chi-square)."""
+    t = small_sim.response_truth.merge(small_sim.responses, on="response_id")
+    bins = pd.qcut(t["p_correct"], 10)
+    g = t.groupby(bins, observed=True).agg(n=("correct", "size"), y=("correct", "sum"),
+                                           p=("p_correct", "sum"))
+    # expected successes under the truth; variance sum p(1-p)
+    var = t.assign(v=t["p_correct"] * (1 - t["p_correct"])).groupby(bins, observed=True)["v"].sum()
+    chi2 = (((g["y"] - g["p"]) ** 2) / var).sum()
+    assert stats.chi2.sf(chi2, df=len(g)) > 0.001
+    # and the truth's P(correct) really is the item's 2PL curve at the learner's ability
+    items = small_sim.items.set_index("item_id")
+    a = items.loc[t["item_id"], "discrimination"].to_numpy()
+    b = items.loc[t["item_id"], "difficulty"].to_numpy()
+    np.testing.assert_allclose(t["p_correct"], 1 / (1 + np.exp(-a * (t["theta"] - b))), rtol=1e-9)
+
+
+def test_ability_grows_with_practice(small_sim):
+    learners = small_sim.learners
+    assert (learners["theta_end"] >= learners["theta_start"]).all()
+    assert (learners["theta_end"] - learners["theta_start"]).mean() > 0.2
+
+
+def test_logged_actions_follow_the_policy(small_sim):
+    """Propensity equals the policy probability of the taken action; action frequencies match
+    the mean policy probabilities (chi-square)."""
+    d = small_sim.decisions
+    probs = teacher_probabilities(d[list(FEATURES)].to_numpy())
+    idx = d["action"].map({a: i for i, a in enumerate(ACTIONS)}).to_numpy()
+    np.testing.assert_allclose(d["propensity"], probs[np.arange(len(d)), idx], rtol=1e-12)
+    observed = np.bincount(idx, minlength=5)
+    expected = probs.sum(axis=0)
+    keep = expected > 5
+    chi2 = (((observed - expected) ** 2 / expected)[keep]).sum()
+    assert stats.chi2.sf(chi2, df=keep.sum() - 1) > 0.001
+
+
+def test_policy_is_sensible():
+    """More consecutive errors raise P(provide_help); a long stretch without break raises
+    P(take_break)."""
+    x = np.tile(np.array([[0.7, 0, 40, 0, 0, 2, 0.1, 0, 10, 10, 8, 0.7, 15, 0, 0.4, 0.02, 2, 2]]),
+                (6, 1))
+    errs = x.copy()
+    errs[:, FEATURES.index("consecutive_errors")] = np.arange(6)
+    p_help = teacher_probabilities(errs)[:, ACTIONS.index("provide_help")]
+    assert np.all(np.diff(p_help) > 0)
+    tired = x.copy()
+    tired[:, FEATURES.index("minutes_since_break")] = np.linspace(0, 60, 6)
+    p_break = teacher_probabilities(tired)[:, ACTIONS.index("take_break")]
+    assert np.all(np.diff(p_break) > 0)
+
+
+def test_ab_effect_is_what_params_say():
+    """The true engagement lift per arm is recovered (within 3 standard errors)."""
+    cfg = SimulateConfig(n_learners=400, n_items=40, n_modules=4, days=40,
+                         ab_effect={"ml": 0.05, "gpt4": 0.0, "hybrid": 0.0})
+    d = simulate(cfg, 3).decisions.dropna(subset=["ab_group"])
+    per_learner = d.groupby(["learner_hash", "ab_group"])["next_engagement"].mean().reset_index()
+    ml = per_learner.loc[per_learner["ab_group"] == "ml", "next_engagement"]
+    ctl = per_learner.loc[per_learner["ab_group"] == "gpt4", "next_engagement"]
+    diff = ml.mean() - ctl.mean()
+    se = np.sqrt(ml.var() / len(ml) + ctl.var() / len(ctl))
+    assert abs(diff - 0.05) < 3 * se + 0.01  # +0.01: clipping to [0, 1] shaves the effect
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_tiny_populations_work(n):
+    sim = simulate(SimulateConfig(n_learners=n, n_items=4, n_modules=2, days=2), 0)
+    assert len(sim.responses) > 0
