@@ -58,7 +58,10 @@ def test_simulate_then_export(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["export", "--since", "2001-01-01", "--until", "2001-01-02"], "No training data available"),
+        (
+            ["export", "--since", "2001-01-01", "--until", "2001-01-02"],
+            "No training data available",
+        ),
         (["export", "--since", "yesterday"], "expected a date"),
         (["export", "--params", "nope.yaml"], "params file not found"),
     ],
@@ -68,8 +71,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, monkeypatch, args, message)
     params = _write_params(tmp_path)
     runner.invoke(app, ["simulate", "--params", str(params)])
     monkeypatch.chdir(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "learnops", *args], capture_output=True,
-                          text=True)
+    proc = subprocess.run([sys.executable, "-m", "learnops", *args], capture_output=True, text=True)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr

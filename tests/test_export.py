@@ -31,8 +31,12 @@ def test_default_window_is_last_days_before_newest_event(filled, small_sim, tmp_
 
 def test_since_until_and_limit(filled, small_sim, tmp_path):
     first = small_sim.responses["timestamp"].min().date()
-    cfg = ExportConfig(since=first + timedelta(days=2), until=first + timedelta(days=5),
-                       min_data_points=1, limit=50)
+    cfg = ExportConfig(
+        since=first + timedelta(days=2),
+        until=first + timedelta(days=5),
+        min_data_points=1,
+        limit=50,
+    )
     res = export(filled, cfg, tmp_path)
     assert len(res.responses) == 50
     assert res.responses["timestamp"].max() < pd.Timestamp(first + timedelta(days=6), tz="UTC")

@@ -12,12 +12,24 @@ from learnops.store import Response
 
 def _mongo_lines():
     return [
-        {"_id": {"$oid": "65a1"}, "userId": {"$oid": "u1"}, "questionId": "q1",
-         "moduleId": "algebra", "isCorrect": True, "responseTime": {"$numberInt": "1530"},
-         "createdAt": {"$date": "2026-09-01T10:00:00.000Z"}},
-        {"_id": {"$oid": "65a2"}, "userId": {"$oid": "u2"}, "questionId": "q1",
-         "moduleId": "algebra", "isCorrect": False, "responseTime": 2200,
-         "createdAt": {"$date": {"$numberLong": "1788300000000"}}},
+        {
+            "_id": {"$oid": "65a1"},
+            "userId": {"$oid": "u1"},
+            "questionId": "q1",
+            "moduleId": "algebra",
+            "isCorrect": True,
+            "responseTime": {"$numberInt": "1530"},
+            "createdAt": {"$date": "2026-09-01T10:00:00.000Z"},
+        },
+        {
+            "_id": {"$oid": "65a2"},
+            "userId": {"$oid": "u2"},
+            "questionId": "q1",
+            "moduleId": "algebra",
+            "isCorrect": False,
+            "responseTime": 2200,
+            "createdAt": {"$date": {"$numberLong": "1788300000000"}},
+        },
     ]
 
 

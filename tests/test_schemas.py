@@ -24,8 +24,14 @@ def test_malformed_responses_are_rejected(small_sim, column, value, check):
 
 @pytest.mark.parametrize(
     "column, value",
-    [("action", "dance"), ("decided_by", "oracle"), ("engagement", 1.5), ("propensity", 0.0),
-     ("hour_of_day", 24.0), ("recent_accuracy", np.nan)],
+    [
+        ("action", "dance"),
+        ("decided_by", "oracle"),
+        ("engagement", 1.5),
+        ("propensity", 0.0),
+        ("hour_of_day", 24.0),
+        ("recent_accuracy", np.nan),
+    ],
 )
 def test_malformed_decisions_are_rejected(small_sim, column, value):
     bad = small_sim.decisions.copy()

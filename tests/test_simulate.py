@@ -31,8 +31,9 @@ def test_answers_follow_the_2pl_truth(small_sim):
     """Binned observed share correct matches the true 2PL probability (chi-square)."""
     t = small_sim.response_truth.merge(small_sim.responses, on="response_id")
     bins = pd.qcut(t["p_correct"], 10)
-    g = t.groupby(bins, observed=True).agg(n=("correct", "size"), y=("correct", "sum"),
-                                           p=("p_correct", "sum"))
+    g = t.groupby(bins, observed=True).agg(
+        n=("correct", "size"), y=("correct", "sum"), p=("p_correct", "sum")
+    )
     # expected successes under the truth; variance sum p(1-p)
     var = t.assign(v=t["p_correct"] * (1 - t["p_correct"])).groupby(bins, observed=True)["v"].sum()
     chi2 = (((g["y"] - g["p"]) ** 2) / var).sum()
@@ -67,8 +68,9 @@ def test_logged_actions_follow_the_policy(small_sim):
 def test_policy_is_sensible():
     """More consecutive errors raise P(provide_help); a long stretch without break raises
     P(take_break)."""
-    x = np.tile(np.array([[0.7, 0, 40, 0, 0, 2, 0.1, 0, 10, 10, 8, 0.7, 15, 0, 0.4, 0.02, 2, 2]]),
-                (6, 1))
+    x = np.tile(
+        np.array([[0.7, 0, 40, 0, 0, 2, 0.1, 0, 10, 10, 8, 0.7, 15, 0, 0.4, 0.02, 2, 2]]), (6, 1)
+    )
     errs = x.copy()
     errs[:, FEATURES.index("consecutive_errors")] = np.arange(6)
     p_help = teacher_probabilities(errs)[:, ACTIONS.index("provide_help")]
@@ -81,8 +83,13 @@ def test_policy_is_sensible():
 
 def test_ab_effect_is_what_params_say():
     """The true engagement lift per arm is recovered (within 3 standard errors)."""
-    cfg = SimulateConfig(n_learners=400, n_items=40, n_modules=4, days=40,
-                         ab_effect={"ml": 0.05, "gpt4": 0.0, "hybrid": 0.0})
+    cfg = SimulateConfig(
+        n_learners=400,
+        n_items=40,
+        n_modules=4,
+        days=40,
+        ab_effect={"ml": 0.05, "gpt4": 0.0, "hybrid": 0.0},
+    )
     d = simulate(cfg, 3).decisions.dropna(subset=["ab_group"])
     per_learner = d.groupby(["learner_hash", "ab_group"])["next_engagement"].mean().reset_index()
     ml = per_learner.loc[per_learner["ab_group"] == "ml", "next_engagement"]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from learnops.contracts import FEATURES
 from learnops.errors import LearnopsError
@@ -18,13 +19,27 @@ CONTEXT = {f: 0.5 for f in FEATURES}
 def test_record_decision_and_outcome_roundtrip(store):
     t = datetime(2026, 10, 1, 12, tzinfo=UTC)
     did = store.record_decision(
-        "learner-1", CONTEXT,
-        {"action": "provide_help", "decided_by": "ml", "confidence": 0.9, "propensity": 0.8,
-         "latency_ms": 2.5, "model_version": "v1"},
+        "learner-1",
+        CONTEXT,
+        {
+            "action": "provide_help",
+            "decided_by": "ml",
+            "confidence": 0.9,
+            "propensity": 0.8,
+            "latency_ms": 2.5,
+            "model_version": "v1",
+        },
         timestamp=t,
     )
-    store.record_outcome(did, {"next_accuracy": 0.6, "next_engagement": 0.7,
-                               "session_completed": True, "total_session_time_ms": 1e6})
+    store.record_outcome(
+        did,
+        {
+            "next_accuracy": 0.6,
+            "next_engagement": 0.7,
+            "session_completed": True,
+            "total_session_time_ms": 1e6,
+        },
+    )
     df = store.read_decisions()
     assert len(df) == 1
     row = df.iloc[0]
@@ -63,7 +78,7 @@ def test_bad_records_are_refused_and_nothing_is_written(store):
 def test_bulk_insert_is_one_transaction(store, small_sim):
     good = small_sim.responses.iloc[:1000]
     dup = pd.concat([good, good.iloc[:1]])  # duplicate primary key in the last batch
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         store.insert_responses(dup)
     assert store.count(Response) == 0
     assert store.insert_responses(good) == 1000
@@ -74,8 +89,9 @@ def test_window_and_limit(store, small_sim):
     store.insert_responses(small_sim.responses)
     store.insert_decisions(small_sim.decisions)
     latest = store.latest_timestamp()
-    assert latest == max(small_sim.responses["timestamp"].max(),
-                         small_sim.decisions["timestamp"].max())
+    assert latest == max(
+        small_sim.responses["timestamp"].max(), small_sim.decisions["timestamp"].max()
+    )
     since = latest - timedelta(days=7)
     got = store.read_responses(since=since)
     expected = small_sim.responses[small_sim.responses["timestamp"] >= since]
@@ -87,8 +103,9 @@ def test_window_and_limit(store, small_sim):
     roundtrip = store.read_decisions()
     pd.testing.assert_series_equal(
         roundtrip["recent_accuracy"].reset_index(drop=True),
-        small_sim.decisions.sort_values(["timestamp", "decision_id"])["recent_accuracy"]
-        .reset_index(drop=True),
+        small_sim.decisions.sort_values(["timestamp", "decision_id"])[
+            "recent_accuracy"
+        ].reset_index(drop=True),
     )
 
 

@@ -152,8 +152,9 @@ def notebook(
     from learnops.notebooks import run_notebook
 
     try:
-        out = run_notebook(notebook, report, executed_dir,
-                           parameters={"params_path": str(params.resolve())})
+        out = run_notebook(
+            notebook, report, executed_dir, parameters={"params_path": str(params.resolve())}
+        )
     except Exception as exc:  # papermill wraps the cell error; show its last line
         name = type(exc).__name__
         if name == "PapermillExecutionError":
@@ -163,6 +164,67 @@ def notebook(
             ) from None
         raise
     typer.echo(f"wrote {out}")
+
+
+models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+ModelTypeOpt = typer.Option("mlp", "--model", "-m", help="Model type: mlp or irt.")
+
+
+def _registry(params_path: Path):
+    p, store = _store(params_path, None)
+    from learnops.registry import Registry
+
+    return Registry(store, p.path(p.paths.models_dir) / "registry")
+
+
+@models_app.command("list")
+def models_list(
+    model: str | None = typer.Option(None, "--model", "-m", help="mlp or irt"),
+    params: Path = ParamsOpt,
+) -> None:
+    """All versions with status, data count and headline metric."""
+    reg = _registry(params)
+    rows = reg.list(model)
+    if not rows:
+        typer.echo("no model versions yet (run `learnops retrain` or `dvc repro`)")
+        return
+    typer.echo(f"{'type':5} {'version':8} {'status':10} {'samples':>8} {'accuracy':>9}  created")
+    for v in rows:
+        acc = (v.metrics or {}).get("accuracy")
+        acc_s = f"{acc:9.4f}" if isinstance(acc, (int, float)) else f"{'-':>9}"
+        typer.echo(
+            f"{v.model_type:5} {v.version:8} {v.status:10} {v.data_count or 0:>8} {acc_s}"
+            f"  {v.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+@models_app.command("show")
+def models_show(
+    version: str = typer.Argument(..., help="e.g. v3"),
+    model: str = ModelTypeOpt,
+    params: Path = ParamsOpt,
+) -> None:
+    """Everything recorded about one version (JSON)."""
+    import json
+
+    typer.echo(json.dumps(_registry(params).get(model, version).as_dict(), indent=2, default=str))
+
+
+@models_app.command("deploy")
+def models_deploy(
+    version: str = typer.Argument(...), model: str = ModelTypeOpt, params: Path = ParamsOpt
+) -> None:
+    """Make a version production (the previous one is archived)."""
+    v = _registry(params).deploy(model, version)
+    typer.echo(f"{model} {v.version} is now in production")
+
+
+@models_app.command("rollback")
+def models_rollback(model: str = ModelTypeOpt, params: Path = ParamsOpt) -> None:
+    """Redeploy the previous production version."""
+    v = _registry(params).rollback(model)
+    typer.echo(f"rolled back: {model} {v.version} is now in production")
 
 
 _SUBAPPS = {

@@ -129,7 +129,7 @@ class Params(_Section):
 
     @property
     def db_url(self) -> str:
-        """The event-store URL: env ``LEARNOPS_DB_URL`` wins, relative SQLite paths resolve to root."""
+        """The store URL: env ``LEARNOPS_DB_URL`` wins; relative SQLite paths resolve to root."""
         url = os.environ.get("LEARNOPS_DB_URL") or self.paths.db_url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":

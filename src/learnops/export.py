@@ -41,8 +41,9 @@ class ExportResult:
             "n_decisions": len(self.decisions),
             "n_responses": len(self.responses),
             "n_learners": int(
-                pd.concat([self.decisions["learner_hash"], self.responses["learner_hash"]])
-                .nunique()
+                pd.concat(
+                    [self.decisions["learner_hash"], self.responses["learner_hash"]]
+                ).nunique()
             ),
             "n_items": int(self.responses["item_id"].nunique()),
         }
@@ -68,8 +69,9 @@ def resolve_window(cfg: ExportConfig, latest: datetime | None) -> Window:
     else:
         since = datetime(1970, 1, 1, tzinfo=UTC)
     if since >= until:
-        raise LearnopsError(f"empty export window: since {since:%Y-%m-%d} is not before until "
-                            f"{until:%Y-%m-%d}")
+        raise LearnopsError(
+            f"empty export window: since {since:%Y-%m-%d} is not before until {until:%Y-%m-%d}"
+        )
     return Window(since, until)
 
 

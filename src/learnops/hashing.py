@@ -17,7 +17,7 @@ def salt() -> bytes:
 
 
 def learner_hash(learner_id: str, key: bytes | None = None) -> str:
-    """HMAC-SHA256(salt, learner_id) as 64 hex characters; the only form a learner id is stored in."""
+    """HMAC-SHA256(salt, learner_id) as 64 hex characters: how learner ids are stored."""
     if learner_id is None or str(learner_id) == "":
         raise ValueError("learner id must be a non-empty string")
     return hmac.new(key or salt(), str(learner_id).encode("utf-8"), hashlib.sha256).hexdigest()

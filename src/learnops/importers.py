@@ -61,8 +61,11 @@ def _unwrap(value: Any) -> Any:
             inner = _unwrap(value["$date"])
             if isinstance(inner, (int, float)):
                 return pd.Timestamp(inner, unit="ms", tz="UTC")
-            return pd.Timestamp(inner).tz_convert("UTC") if pd.Timestamp(inner).tzinfo \
+            return (
+                pd.Timestamp(inner).tz_convert("UTC")
+                if pd.Timestamp(inner).tzinfo
                 else pd.Timestamp(inner, tz="UTC")
+            )
         for key in ("$numberInt", "$numberLong", "$numberDouble", "$numberDecimal"):
             if key in value:
                 return float(value[key]) if key != "$numberInt" else int(value[key])

@@ -14,8 +14,9 @@ def render_html(executed: str | Path, html_out: str | Path) -> Path:
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
     body, _ = exporter.from_notebook_node(nb)
     write_text(html_out, body)
     return Path(html_out)
@@ -37,8 +38,13 @@ def run_notebook(
     tmp = executed.with_name(f".{executed.name}.tmp.ipynb")
     try:
         pm.execute_notebook(
-            str(nb), str(tmp), parameters=parameters or {}, kernel_name=kernel,
-            cwd=str(nb.parent), progress_bar=False, log_output=False,
+            str(nb),
+            str(tmp),
+            parameters=parameters or {},
+            kernel_name=kernel,
+            cwd=str(nb.parent),
+            progress_bar=False,
+            log_output=False,
         )
         tmp.replace(executed)
     finally:

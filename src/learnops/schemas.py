@@ -39,8 +39,9 @@ DECISION_SCHEMA = pa.DataFrameSchema(
         "action": pa.Column(str, pa.Check.isin(ACTIONS)),
         "decided_by": pa.Column(str, pa.Check.isin(DECIDERS)),
         "confidence": pa.Column(float, _unit, nullable=True, coerce=True),
-        "propensity": pa.Column(float, [pa.Check.in_range(0.0, 1.0, include_min=False)],
-                                nullable=True, coerce=True),
+        "propensity": pa.Column(
+            float, [pa.Check.in_range(0.0, 1.0, include_min=False)], nullable=True, coerce=True
+        ),
         "latency_ms": pa.Column(float, _nonneg, nullable=True, coerce=True),
         "model_version": pa.Column(str, nullable=True),
         "difficulty_delta": pa.Column(float, nullable=True, coerce=True),
@@ -82,8 +83,9 @@ def validate(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
         for (col, check), grp in cases.groupby(["column", "check"], dropna=False, sort=True):
             examples = ", ".join(map(str, grp["failure_case"].head(3).tolist()))
             lines.append(f"{col}: {check} ({len(grp)} row(s), e.g. {examples})")
-        raise LearnopsError(f"{schema.name}: {len(cases)} schema violation(s): " + "; ".join(lines)) \
-            from None
+        raise LearnopsError(
+            f"{schema.name}: {len(cases)} schema violation(s): " + "; ".join(lines)
+        ) from None
     order = DECISION_COLUMNS if schema is DECISION_SCHEMA else RESPONSE_COLUMNS
     return out[[c for c in order if c in out.columns]]
 

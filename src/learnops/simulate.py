@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from learnops.ab.assign import assign_group
 from learnops.config import SimulateConfig
 from learnops.contracts import ACTIONS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
 from learnops.hashing import learner_hash
@@ -31,7 +32,7 @@ _F = {name: i for i, name in enumerate(FEATURES)}
 
 
 def teacher_logits(X: np.ndarray) -> np.ndarray:
-    """The teacher's action scores (n×5, ACTIONS order) for raw features X (n×18, FEATURES order)."""
+    """The teacher's action scores (n×5, ACTIONS order) for raw features X (n×18 FEATURES)."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] != len(FEATURES):
         raise ValueError(f"X must be n×{len(FEATURES)} in FEATURES order, got {X.shape}")
@@ -48,9 +49,9 @@ def teacher_logits(X: np.ndarray) -> np.ndarray:
     s = np.empty((X.shape[0], len(ACTIONS)))
     s[:, 0] = 1.0 + 2.0 * ((acc >= 0.5) & (acc <= 0.9)) + 0.15 * np.minimum(corr, 6)
     s[:, 1] = -0.5 + 3.0 * np.clip(np.abs(gap) - 0.7, 0.0, None) + 3.0 * (acc > 0.9)
-    s[:, 2] = -3.0 + since_break / 5.0 + 6.0 * np.clip(0.5 - eng, 0.0, None) + 0.02 * (rt - 60.0)
+    s[:, 2] = -3.0 + since_break / 5.0 + 6.0 * np.clip(0.4 - eng, 0.0, None) + 0.02 * (rt - 60.0)
     s[:, 3] = -0.5 + 1.1 * errs + 2.0 * hints - 1.0 * acc
-    s[:, 4] = -4.0 + items / 4.0 + 6.0 * np.clip(0.6 - eng, 0.0, None) + 0.5 * (days_away > 14)
+    s[:, 4] = -4.0 + items / 4.0 + 6.0 * np.clip(0.45 - eng, 0.0, None) + 0.5 * (days_away > 14)
     return s
 
 
@@ -107,22 +108,13 @@ def _make_items(cfg: SimulateConfig, rng: np.random.Generator) -> pd.DataFrame:
         counter[m] += 1
         ids.append(f"{modules[m]}-q{counter[m]:03d}")
     return pd.DataFrame(
-        {"item_id": ids, "module": [modules[m] for m in mod_idx], "discrimination": a,
-         "difficulty": b}
+        {
+            "item_id": ids,
+            "module": [modules[m] for m in mod_idx],
+            "discrimination": a,
+            "difficulty": b,
+        }
     )
-
-
-def _group_of(experiment: str, lhash: str, groups: dict[str, float]) -> str:
-    from learnops.hashing import bucket
-
-    u = bucket(experiment, lhash)
-    total = sum(groups.values())
-    acc = 0.0
-    for name, w in groups.items():
-        acc += w / total
-        if u < acc:
-            return name
-    return list(groups)[-1]
 
 
 def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulation:
@@ -161,7 +153,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
     for j in learner_iter:
         r = random.Random(int(child_seeds[j]))
         lhash = learner_hash(f"sim-learner-{j:06d}")
-        group = _group_of(cfg.ab_test, lhash, cfg.ab_groups)
+        group = assign_group(cfg.ab_test, lhash, cfg.ab_groups)
         theta = r.gauss(0.0, 1.0)
         theta_start = theta
         lr = cfg.learning_rate * math.exp(r.gauss(0.0, 0.5))
@@ -178,12 +170,13 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
             if t >= end:
                 break
             days_away = (
-                30.0 if last_session_end is None
+                30.0
+                if last_session_end is None
                 else (t - last_session_end).total_seconds() / 86400.0
             )
             planned = 3 + _poisson(r, cfg.items_per_session)
             module = modules[r.randrange(len(modules))]
-            engagement = min(0.95, max(0.3, r.gauss(0.68, 0.1)))
+            engagement = min(0.9, max(0.3, r.gauss(0.6, 0.08)))
             ability_se0 = 1.0 / math.sqrt(0.6 + 0.35 * answered_total)
             target = theta + r.gauss(0.0, ability_se0) + r.gauss(0.0, 0.9)
             session_start = t
@@ -206,11 +199,17 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                 help_left = max(0, help_left - 1)
                 p = _sigmoid(item_a[i] * (theta_eff - item_b[i]))
                 y = 1 if r.random() < p else 0
-                rt = math.exp(math.log(55.0) + 0.25 * (item_b[i] - theta_eff) + 0.3 * fatigue
-                              + r.gauss(0.0, 0.35))
+                rt = math.exp(
+                    math.log(55.0)
+                    + 0.25 * (item_b[i] - theta_eff)
+                    + 0.3 * fatigue
+                    + r.gauss(0.0, 0.35)
+                )
                 hint = 1 if r.random() < _sigmoid(-2.0 + 1.2 * (item_b[i] - theta_eff)) else 0
                 rid = f"r{len(resp_rows):09d}"
-                resp_rows.append((rid, lhash, item_ids[i], item_mod[i], y, round(rt * 1000.0, 1), t))
+                resp_rows.append(
+                    (rid, lhash, item_ids[i], item_mod[i], y, round(rt * 1000.0, 1), t)
+                )
                 resp_truth.append((rid, theta_eff, p))
                 t += timedelta(seconds=rt + 10.0)
                 minutes_since_break += (rt + 10.0) / 60.0
@@ -227,7 +226,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                 while open_rows and len(hist_c) - open_rows[0][1] >= 5:
                     done, at = open_rows.pop(0)
                     _set_outcome(done, hist_c[at : at + 5], engagement)
-                if engagement < 0.5 and r.random() < 0.04:
+                if engagement < 0.4 and r.random() < 0.04:
                     completed = False
                     break
                 if n_in_session < 3 or r.random() >= 1.0 / cfg.decision_every:
@@ -240,10 +239,12 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                 x = {
                     "recent_accuracy": sum(last5) / len(last5),
                     "accuracy_trend": (sum(last5) / len(last5) - sum(prev5) / len(prev5))
-                    if prev5 else 0.0,
+                    if prev5
+                    else 0.0,
                     "avg_response_time_s": sum(rt5) / len(rt5),
                     "response_time_trend": (sum(rt5) / len(rt5) - sum(rtp5) / len(rtp5))
-                    if rtp5 else 0.0,
+                    if rtp5
+                    else 0.0,
                     "consecutive_errors": float(cons_err),
                     "consecutive_correct": float(cons_cor),
                     "hint_rate": sum(hist_h[-10:]) / len(hist_h[-10:]),
@@ -274,8 +275,11 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                     decided_by, version = "ml", "v0-sim"
                 else:
                     decided_by, version = "llm", "gpt4"
-                latency = (math.exp(r.gauss(math.log(3.0), 0.3)) if decided_by == "ml"
-                           else math.exp(r.gauss(math.log(1200.0), 0.35)))
+                latency = (
+                    math.exp(r.gauss(math.log(3.0), 0.3))
+                    if decided_by == "ml"
+                    else math.exp(r.gauss(math.log(1200.0), 0.35))
+                )
                 delta = None
                 if action == "adjust_difficulty":
                     new_target = ability_est - 0.85
@@ -283,7 +287,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                     target = new_target
                 elif action == "take_break":
                     minutes_since_break = 0.0
-                    engagement = min(1.0, engagement + 0.15)
+                    engagement = min(1.0, engagement + 0.1)
                     t += timedelta(minutes=5.0 + 5.0 * r.random())
                 elif action == "provide_help":
                     help_left = 3
@@ -292,16 +296,24 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                     others = [m for m in modules if m != module] or modules
                     module = others[r.randrange(len(others))]
                     engagement = min(1.0, engagement + 0.08)
-                engagement += 0.06 if a_idx == ideal else -0.04
+                engagement += 0.04 if a_idx == ideal else -0.04
                 engagement = min(1.0, max(0.02, engagement))
                 row = dict(x)
                 row.update(
-                    decision_id=f"d{len(dec_rows):08d}", learner_hash=lhash, timestamp=t,
-                    action=action, decided_by=decided_by, confidence=conf,
-                    propensity=float(probs[a_idx]), latency_ms=round(latency, 2),
-                    model_version=version, difficulty_delta=delta,
-                    ab_test=cfg.ab_test if in_exp else None, ab_group=arm,
-                    _ideal=ACTIONS[ideal], _probs=probs,
+                    decision_id=f"d{len(dec_rows):08d}",
+                    learner_hash=lhash,
+                    timestamp=t,
+                    action=action,
+                    decided_by=decided_by,
+                    confidence=conf,
+                    propensity=float(probs[a_idx]),
+                    latency_ms=round(latency, 2),
+                    model_version=version,
+                    difficulty_delta=delta,
+                    ab_test=cfg.ab_test if in_exp else None,
+                    ab_group=arm,
+                    _ideal=ACTIONS[ideal],
+                    _probs=probs,
                     _effect=effects.get(arm, 0.0) if arm else 0.0,
                 )
                 dec_rows.append(row)

@@ -279,8 +279,15 @@ class EventStore:
             action=action,
             decided_by=decided_by,
         )
-        for key in ("confidence", "propensity", "latency_ms", "model_version",
-                    "difficulty_delta", "ab_test", "ab_group"):
+        for key in (
+            "confidence",
+            "propensity",
+            "latency_ms",
+            "model_version",
+            "difficulty_delta",
+            "ab_test",
+            "ab_group",
+        ):
             row[key] = _clean(decision.get(key))
         with self.session() as s:
             s.add(Decision(**row))
@@ -366,21 +373,31 @@ class EventStore:
 
     # -- reading -------------------------------------------------------------------------------
     def read_decisions(
-        self, since: datetime | None = None, until: datetime | None = None,
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
         """Decisions with since ≤ timestamp < until, the most recent ``limit``, in time order."""
         return self._read(Decision, DECISION_COLUMNS, since, until, limit)
 
     def read_responses(
-        self, since: datetime | None = None, until: datetime | None = None,
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
         """Responses with since ≤ timestamp < until, the most recent ``limit``, in time order."""
         return self._read(Response, RESPONSE_COLUMNS, since, until, limit)
 
-    def _read(self, model: type[Base], columns: Iterable[str], since: datetime | None,
-              until: datetime | None, limit: int | None) -> pd.DataFrame:
+    def _read(
+        self,
+        model: type[Base],
+        columns: Iterable[str],
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+    ) -> pd.DataFrame:
         table = model.__table__
         cols = list(columns)
         pk = next(iter(table.primary_key.columns))
@@ -411,31 +428,60 @@ class EventStore:
                 conn.execute(select(func.max(m.__table__.c.timestamp))).scalar_one()
                 for m in (Decision, Response)
             ]
-        values = [bind.process_result_value(v, None) if not isinstance(v, str)
-                  else pd.Timestamp(v).to_pydatetime().replace(tzinfo=UTC)
-                  for v in values if v is not None]
+        values = [
+            bind.process_result_value(v, None)
+            if not isinstance(v, str)
+            else pd.Timestamp(v).to_pydatetime().replace(tzinfo=UTC)
+            for v in values
+            if v is not None
+        ]
         return max(values) if values else None
 
     # -- A/B and monitoring records --------------------------------------------------------------
-    def record_evaluation(self, model_type: str, model_version: str, metrics: Mapping[str, Any],
-                          accuracy: float | None = None) -> int:
+    def record_evaluation(
+        self,
+        model_type: str,
+        model_version: str,
+        metrics: Mapping[str, Any],
+        accuracy: float | None = None,
+    ) -> int:
         """Store an evaluation (MLEvaluationResults); returns its id."""
         payload = json.loads(json.dumps(metrics, default=_json_safe))
         with self.session() as s:
-            row = EvaluationResult(model_type=model_type, model_version=model_version,
-                                   evaluated_at=utcnow(), accuracy=accuracy, metrics=payload)
+            row = EvaluationResult(
+                model_type=model_type,
+                model_version=model_version,
+                evaluated_at=utcnow(),
+                accuracy=accuracy,
+                metrics=payload,
+            )
             s.add(row)
             s.flush()
             return int(row.id)
 
-    def record_metric(self, metric: str, value: float, model_version: str | None = None,
-                      labels: Mapping[str, Any] | None = None, alert: bool = False,
-                      message: str | None = None, timestamp: datetime | None = None) -> None:
+    def record_metric(
+        self,
+        metric: str,
+        value: float,
+        model_version: str | None = None,
+        labels: Mapping[str, Any] | None = None,
+        alert: bool = False,
+        message: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> None:
         """Store a monitoring observation or alert (MLMonitoringMetrics)."""
         with self.session() as s:
-            s.add(MonitoringMetric(timestamp=timestamp or utcnow(), model_version=model_version,
-                                   metric=metric, value=float(value),
-                                   labels=dict(labels or {}), alert=alert, message=message))
+            s.add(
+                MonitoringMetric(
+                    timestamp=timestamp or utcnow(),
+                    model_version=model_version,
+                    metric=metric,
+                    value=float(value),
+                    labels=dict(labels or {}),
+                    alert=alert,
+                    message=message,
+                )
+            )
 
 
 def _json_safe(o: Any) -> Any:

@@ -1,0 +1,41 @@
+"""A/B tests: deterministic assignment, lifecycle, and learner-level analysis.
+
+Names are imported lazily so that ``learnops.ab.cli`` stays light (no pandas/scipy at import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "assign_group": "assign",
+    "assign_groups": "assign",
+    "bucket": "assign",
+    "ABTest": "assign",
+    "ABTestResult": "assign",
+    "start_test": "assign",
+    "analyze": "analysis",
+    "learner_table": "analysis",
+    "events_from_decisions": "analysis",
+    "cumulative_effects": "analysis",
+    "flat_metrics": "analysis",
+    "welch_test": "stats",
+    "two_proportion_test": "stats",
+    "holm": "stats",
+    "srm_test": "stats",
+    "cuped_adjust": "stats",
+    "cuped_theta": "stats",
+    "mde": "stats",
+    "sample_size": "stats",
+    "power_two_sample": "stats",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"learnops.ab.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'learnops.ab' has no attribute {name!r}")

@@ -1,0 +1,335 @@
+"""Model registry over the event store: versions v1, v2, … per model type, immutable artifacts,
+one production version per type, atomic deploy and rollback, and a retrain lock."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from learnops.errors import LearnopsError, TrainingInProgress
+from learnops.io import write_json
+from learnops.store import EventStore, ModelVersion, utcnow
+
+MODEL_TYPES = ("mlp", "irt")
+STATUSES = ("training", "completed", "deployed", "archived", "failed")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A read-only view of one registered version."""
+
+    model_type: str
+    version: str
+    number: int
+    status: str
+    data_count: int | None
+    window_start: datetime | None
+    window_end: datetime | None
+    data_fingerprint: str | None
+    code_fingerprint: str | None
+    config: dict | None
+    metrics: dict | None
+    artifact_path: str | None
+    error: str | None
+    created_at: datetime
+    training_started_at: datetime | None
+    training_completed_at: datetime | None
+    deployed_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> VersionInfo:
+        return cls(**{f: getattr(row, f) for f in cls.__dataclass_fields__})
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        for k, v in out.items():
+            if isinstance(v, datetime):
+                out[k] = v.isoformat()
+        return out
+
+
+def data_fingerprint(*tables: pd.DataFrame) -> str:
+    """sha256 over the content of the tables (column names, values; not file bytes)."""
+    h = hashlib.sha256()
+    for df in tables:
+        h.update(",".join(map(str, df.columns)).encode())
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def code_fingerprint(repo: str | Path = ".") -> str:
+    """``git:<commit>`` plus ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"git:{commit}" + ("+dirty" if dirty else "")
+
+
+def _tree_digest(directory: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(directory.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(directory)).encode())
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+class Registry:
+    """Versions and their artifacts; the database row is the source of truth, the artifact
+    directory ``root/<type>/<version>/`` is written once and made read-only."""
+
+    def __init__(self, store: EventStore, root: str | Path) -> None:
+        self.store = store
+        self.root = Path(root)
+
+    # -- queries -------------------------------------------------------------------------------
+    def list(self, model_type: str | None = None) -> list[VersionInfo]:
+        """All versions (of one type), oldest first."""
+        stmt = select(ModelVersion).order_by(ModelVersion.model_type, ModelVersion.number)
+        if model_type:
+            _check_type(model_type)
+            stmt = stmt.where(ModelVersion.model_type == model_type)
+        with self.store.session() as s:
+            return [VersionInfo.of(r) for r in s.scalars(stmt)]
+
+    def get(self, model_type: str, version: str) -> VersionInfo:
+        """One version; LearnopsError when unknown."""
+        with self.store.session() as s:
+            return VersionInfo.of(self._row(s, model_type, version))
+
+    def production(self, model_type: str) -> VersionInfo | None:
+        """The deployed version of a type, if any."""
+        _check_type(model_type)
+        with self.store.session() as s:
+            row = s.scalars(
+                select(ModelVersion).where(
+                    ModelVersion.model_type == model_type, ModelVersion.status == "deployed"
+                )
+            ).first()
+            return VersionInfo.of(row) if row else None
+
+    def find_identical(
+        self, model_type: str, data_fp: str, artifact_digest: str
+    ) -> VersionInfo | None:
+        """A completed/deployed/archived version with the same data and artifact bytes."""
+        for v in reversed(self.list(model_type)):
+            if (
+                v.data_fingerprint == data_fp
+                and v.status in {"completed", "deployed", "archived"}
+                and (v.config or {}).get("artifact_digest") == artifact_digest
+            ):
+                return v
+        return None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(
+        self,
+        model_type: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        data_count: int | None = None,
+        window: tuple[datetime, datetime] | None = None,
+        data_fp: str | None = None,
+        code_fp: str | None = None,
+    ) -> VersionInfo:
+        """Open a new version in status ``training``; numbers are never reused."""
+        _check_type(model_type)
+        for _ in range(5):
+            try:
+                with self.store.session() as s:
+                    last = (
+                        s.scalar(
+                            select(func.max(ModelVersion.number)).where(
+                                ModelVersion.model_type == model_type
+                            )
+                        )
+                        or 0
+                    )
+                    now = utcnow()
+                    row = ModelVersion(
+                        model_type=model_type,
+                        number=last + 1,
+                        version=f"v{last + 1}",
+                        status="training",
+                        data_count=data_count,
+                        window_start=window[0] if window else None,
+                        window_end=window[1] if window else None,
+                        data_fingerprint=data_fp,
+                        code_fingerprint=code_fp,
+                        config=dict(config or {}),
+                        created_at=now,
+                        training_started_at=now,
+                    )
+                    s.add(row)
+                    s.flush()
+                    return VersionInfo.of(row)
+            except IntegrityError:  # a concurrent writer took the number: take the next one
+                continue
+        raise LearnopsError(f"could not allocate a new {model_type} version number")
+
+    def complete(
+        self, model_type: str, version: str, artifact_dir: str | Path, metrics: Mapping[str, Any]
+    ) -> VersionInfo:
+        """Copy the artifacts in (immutable) and mark the version ``completed``."""
+        src = Path(artifact_dir)
+        if not src.is_dir():
+            raise LearnopsError(f"artifact directory not found: {src}")
+        current = self.get(model_type, version)
+        if current.status != "training":
+            raise LearnopsError(f"{model_type} {version} is {current.status}, not training")
+        dest = self.root / model_type / version
+        if dest.exists():
+            raise LearnopsError(f"artifacts of {model_type} {version} already exist: {dest}")
+        tmp = dest.with_name(f".{version}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        digest = _tree_digest(tmp)
+        for p in tmp.rglob("*"):
+            if p.is_file():
+                p.chmod(0o444)
+        os.replace(tmp, dest)
+        with self.store.session() as s:
+            row = self._row(s, model_type, version)
+            if row.status != "training":
+                raise LearnopsError(f"{model_type} {version} is {row.status}, not training")
+            row.status = "completed"
+            row.metrics = _jsonable(metrics)
+            row.config = {**(row.config or {}), "artifact_digest": digest}
+            row.artifact_path = str(dest)
+            row.training_completed_at = utcnow()
+            return VersionInfo.of(row)
+
+    def fail(self, model_type: str, version: str, error: str) -> VersionInfo:
+        """Mark a version ``failed`` with its error; production is untouched."""
+        with self.store.session() as s:
+            row = self._row(s, model_type, version)
+            row.status = "failed"
+            row.error = error[:4000]
+            row.training_completed_at = utcnow()
+            return VersionInfo.of(row)
+
+    def deploy(self, model_type: str, version: str) -> VersionInfo:
+        """Make ``version`` production in one transaction; the previous one is archived."""
+        with self.store.session() as s:
+            row = self._row(s, model_type, version)
+            if row.status not in {"completed", "archived", "deployed"}:
+                raise LearnopsError(f"cannot deploy {model_type} {version}: status {row.status}")
+            if row.artifact_path is None or not Path(row.artifact_path).is_dir():
+                raise LearnopsError(f"cannot deploy {model_type} {version}: artifacts missing")
+            if row.status == "deployed":
+                return VersionInfo.of(row)
+            for cur in s.scalars(
+                select(ModelVersion).where(
+                    ModelVersion.model_type == model_type, ModelVersion.status == "deployed"
+                )
+            ):
+                cur.status = "archived"
+            s.flush()
+            row.status = "deployed"
+            row.deployed_at = utcnow()
+            info = VersionInfo.of(row)
+        self._write_pointer(model_type)
+        return info
+
+    def rollback(self, model_type: str) -> VersionInfo:
+        """Redeploy the version that was production before the current one."""
+        _check_type(model_type)
+        current = self.production(model_type)
+        candidates = [
+            v
+            for v in self.list(model_type)
+            if v.status == "archived"
+            and v.deployed_at is not None
+            and (current is None or v.number != current.number)
+        ]
+        if current is not None:
+            candidates = [v for v in candidates if v.deployed_at <= current.deployed_at]
+        if not candidates:
+            raise LearnopsError(f"no previous {model_type} production version to roll back to")
+        previous = max(candidates, key=lambda v: v.deployed_at)
+        return self.deploy(model_type, previous.version)
+
+    def _write_pointer(self, model_type: str) -> None:
+        """A convenience copy of the production record at root/<type>/production.json."""
+        prod = self.production(model_type)
+        if prod is not None:
+            write_json(self.root / model_type / "production.json", prod.as_dict())
+
+    def _row(self, s: Any, model_type: str, version: str) -> ModelVersion:
+        _check_type(model_type)
+        row = s.scalars(
+            select(ModelVersion).where(
+                ModelVersion.model_type == model_type, ModelVersion.version == version
+            )
+        ).first()
+        if row is None:
+            known = ", ".join(v.version for v in self.list(model_type)) or "none"
+            raise LearnopsError(f"unknown {model_type} version {version!r} (known: {known})")
+        return row
+
+    # -- lock ----------------------------------------------------------------------------------
+    @contextmanager
+    def training_lock(self) -> Iterator[None]:
+        """Hold the retrain lock; a second holder gets 'Training already in progress'."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / ".retrain.lock", "a+")  # noqa: SIM115 (held for the block)
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise TrainingInProgress() from None
+            yield
+        finally:
+            fh.close()
+
+    def is_training(self) -> bool:
+        """True while another process holds the retrain lock."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".retrain.lock", "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False
+
+
+def _check_type(model_type: str) -> None:
+    if model_type not in MODEL_TYPES:
+        raise LearnopsError(f"unknown model type {model_type!r}: use {' or '.join(MODEL_TYPES)}")
+
+
+def _jsonable(obj: Any) -> Any:
+    import json
+
+    from learnops.io import _json_default
+
+    return json.loads(json.dumps(obj, default=_json_default))

@@ -1,0 +1,122 @@
+"""`learnops ab analyze` command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from learnops.ab.analysis import RESULT_KEYS
+from learnops.ab.cli import app
+from learnops.errors import LearnopsError
+
+runner = CliRunner()
+
+
+def _write_events(path, n=150, effect=0.05):
+    rng = np.random.default_rng(0)
+    rows = []
+    for g in ("ml", "gpt4", "hybrid"):
+        for i in range(n):
+            u = rng.normal(0.5, 0.1) + (effect if g == "ml" else 0)
+            for _ in range(2):
+                rows.append(
+                    {
+                        "learner_id": f"{g}-{i}",
+                        "group": g,
+                        "accuracy": rng.uniform(),
+                        "engagement": u + rng.normal(0, 0.05),
+                        "success": int(rng.uniform() < 0.5),
+                        "extra": "ignored",
+                    }
+                )
+    df = pd.DataFrame(rows)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_csv(path, index=False)
+    return df
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_analyze_writes_results_json(tmp_path, suffix):
+    events = tmp_path / f"events{suffix}"
+    _write_events(events)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["analyze", str(events), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert set(data) >= {"srm", "comparisons", "winner", "decision"}
+    assert len(data["comparisons"]) == 6
+    assert all(set(c) >= set(RESULT_KEYS) for c in data["comparisons"])
+    assert data["winner"] == "ml"
+    assert not list(out.glob(".*tmp"))  # atomic write leaves no temp file
+
+
+def test_analyze_options(tmp_path):
+    events = tmp_path / "events.csv"
+    _write_events(events, n=150)
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app,
+        [
+            "analyze",
+            str(events),
+            "--out",
+            str(out),
+            "--control",
+            "hybrid",
+            "--metrics",
+            "engagement",
+            "--alpha",
+            "0.01",
+            "--planned-split",
+            "ml=0.4,gpt4=0.4,hybrid=0.2",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert {c["control"] for c in data["comparisons"]} == {"hybrid"}
+    assert [c["metric"] for c in data["comparisons"]] == ["engagement", "engagement"]
+    assert data["alpha"] == 0.01
+    assert data["srm"]["mismatch"]  # equal groups vs a 40/40/20 plan
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--control", "llm"], "control group 'llm' not found"),
+        (["--metrics", "accuracy,clicks"], "missing column.*clicks"),
+        (["--planned-split", "ml:0.5"], "--planned-split"),
+    ],
+)
+def test_analyze_bad_input(tmp_path, args, match):
+    events = tmp_path / "events.csv"
+    _write_events(events, n=10)
+    res = runner.invoke(app, ["analyze", str(events), "--out", str(tmp_path / "o"), *args])
+    assert isinstance(res.exception, LearnopsError)
+    assert res.exception.args[0] and "\n" not in str(res.exception)
+    assert re.search(match, str(res.exception)), str(res.exception)
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_missing_file(tmp_path):
+    res = runner.invoke(app, ["analyze", str(tmp_path / "nope.csv"), "--out", str(tmp_path)])
+    assert isinstance(res.exception, LearnopsError)
+    assert "not found" in str(res.exception)
+
+
+def test_cli_module_is_light():
+    code = (
+        "import sys, learnops.ab.cli; "
+        "heavy = [m for m in ('pandas', 'scipy', 'numpy', 'statsmodels') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
