@@ -103,3 +103,31 @@ def test_ab_effect_is_what_params_say():
 def test_tiny_populations_work(n):
     sim = simulate(SimulateConfig(n_learners=n, n_items=4, n_modules=2, days=2), 0)
     assert len(sim.responses) > 0
+
+
+def test_simulate_stage_keeps_registry_rows_and_refuses_foreign_data(tmp_path, monkeypatch):
+    from learnops.config import load_params
+    from learnops.contracts import FEATURES
+    from learnops.errors import LearnopsError
+    from learnops.simulate import simulate_to_store
+    from learnops.store import Decision, EventStore, Response
+
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    (tmp_path / "params.yaml").write_text(
+        "seed: 1\nsimulate: {n_learners: 20, n_items: 10, n_modules: 2, days: 5}\n"
+    )
+    p = load_params(tmp_path / "params.yaml")
+    first = simulate_to_store(p)
+    store = EventStore(p.db_url)
+    store.record_evaluation("mlp", "v1", {"accuracy": 0.9})
+    second = simulate_to_store(p.model_copy(update={"seed": 2}))
+    assert store.count(Response) == len(second.responses) != len(first.responses)
+    assert store.count(Decision) == len(second.decisions)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from ml_evaluation_results").scalar() == 1
+    assert (tmp_path / "data/raw/simulate.json").is_file()
+    # a real decision in the store: simulating again would lose it, so it is refused
+    store.record_decision("real-learner", {f: 0.5 for f in FEATURES}, {"action": "continue"})
+    with pytest.raises(LearnopsError, match="non-simulated rows"):
+        simulate_to_store(p)
+    assert store.count(Decision) == len(second.decisions) + 1

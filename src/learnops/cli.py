@@ -38,6 +38,8 @@ def _store(params_path: Path, db_url: str | None):
 
     if db_url:
         os.environ["LEARNOPS_DB_URL"] = db_url
+    if not params_path.is_file() and params_path != Path("params.yaml"):
+        raise LearnopsError(f"params file not found: {params_path}")
     params = _params(params_path) if params_path.is_file() else None
     if params is not None:
         return params, EventStore(params.db_url)
@@ -227,6 +229,52 @@ def models_rollback(model: str = ModelTypeOpt, params: Path = ParamsOpt) -> None
     typer.echo(f"rolled back: {model} {v.version} is now in production")
 
 
+@app.command()
+def retrain(
+    since: str | None = typer.Option(None, help="First day of the window (YYYY-MM-DD)."),
+    limit: int | None = typer.Option(None, min=1, help="Train on the most recent N rows."),
+    no_auto_deploy: bool = typer.Option(False, "--no-auto-deploy", help="Register, never deploy."),
+    model: str = typer.Option("all", "--model", "-m", help="mlp, irt or all."),
+    report: bool = typer.Option(True, help="Render reports/retrain.html."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Export → train → evaluate → compare with production → deploy or not → report."""
+    from learnops import retrain as rt
+    from learnops.io import write_json
+
+    p = _params(params)
+    models = list(rt.MODELS) if model == "all" else [model]
+    typer.echo(
+        f"retraining {', '.join(models)} (window: {since or 'params.export'}, "
+        f"limit: {limit or 'none'}, auto-deploy: {not no_auto_deploy})"
+    )
+    outcomes = rt.retrain(
+        p,
+        since=_date(since, "--since"),
+        limit=limit,
+        auto_deploy=not no_auto_deploy,
+        models=models,
+        progress=sys.stderr.isatty(),
+    )
+    for o in outcomes:
+        for line in o.summary_lines():
+            typer.echo(line)
+    out = p.path(p.paths.reports_dir) / "retrain" / "latest.json"
+    write_json(out, rt.jsonable(outcomes))
+    if report:
+        from learnops.notebooks import run_notebook
+
+        nb = p.root / "notebooks" / "07_register.ipynb"
+        if nb.is_file():
+            html = run_notebook(
+                nb,
+                p.path(p.paths.reports_dir) / "retrain.html",
+                p.path(p.paths.reports_dir) / "executed" / "retrain",
+                parameters={"params_path": str(params.resolve()), "outcomes_path": str(out)},
+            )
+            typer.echo(f"report: {html}")
+
+
 _SUBAPPS = {
     "irt": ("learnops.irt.cli", "Item-response models: fit, predict, score."),
     "mlp": ("learnops.mlp.cli", "Decision model: train, predict."),
@@ -240,6 +288,15 @@ def _register_subapps() -> None:
     for name, (module, help_text) in _SUBAPPS.items():
         sub = importlib.import_module(module).app
         app.add_typer(sub, name=name, help=help_text)
+    _register_serve()
+
+
+def _register_serve() -> None:
+    from learnops.serve.cli import serve_command
+
+    app.command("serve", help="Run the HTTP API (decisions, outcomes, admin MLOps, /metrics).")(
+        serve_command
+    )
 
 
 def main() -> None:

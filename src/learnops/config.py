@@ -88,6 +88,7 @@ class Targets(_Section):
 
 
 class EvaluateConfig(_Section):
+    test_split: float = Field(0.2, gt=0, lt=1)
     bootstrap: int = Field(500, ge=0)
     ece_bins: int = Field(15, ge=1)
     targets: Targets = Targets()

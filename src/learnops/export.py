@@ -68,6 +68,8 @@ def resolve_window(cfg: ExportConfig, latest: datetime | None) -> Window:
         since = until - timedelta(days=cfg.last_days)
     else:
         since = datetime(1970, 1, 1, tzinfo=UTC)
+    if since >= until and cfg.until is None:
+        raise NoTrainingData(f"the window starts {since:%Y-%m-%d}, after the newest event")
     if since >= until:
         raise LearnopsError(
             f"empty export window: since {since:%Y-%m-%d} is not before until {until:%Y-%m-%d}"

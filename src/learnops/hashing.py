@@ -41,3 +41,14 @@ def bucket(namespace: str, key: str) -> float:
     """A stable uniform number in [0, 1) from sha256(namespace, key): experiment assignment."""
     digest = hashlib.sha256(f"{namespace}\x1f{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def data_fingerprint(*tables) -> str:
+    """``sha256:`` over the content of DataFrames (column names and values, not file bytes)."""
+    import pandas as pd
+
+    h = hashlib.sha256()
+    for df in tables:
+        h.update(",".join(map(str, df.columns)).encode())
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return "sha256:" + h.hexdigest()

@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from learnops.errors import LearnopsError, TrainingInProgress
+from learnops.hashing import data_fingerprint  # noqa: F401 (re-exported)
 from learnops.io import write_json
 from learnops.store import EventStore, ModelVersion, utcnow
 
@@ -59,15 +59,6 @@ class VersionInfo:
             if isinstance(v, datetime):
                 out[k] = v.isoformat()
         return out
-
-
-def data_fingerprint(*tables: pd.DataFrame) -> str:
-    """sha256 over the content of the tables (column names, values; not file bytes)."""
-    h = hashlib.sha256()
-    for df in tables:
-        h.update(",".join(map(str, df.columns)).encode())
-        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
-    return "sha256:" + h.hexdigest()
 
 
 def code_fingerprint(repo: str | Path = ".") -> str:

@@ -27,6 +27,8 @@ from learnops.hashing import learner_hash
 
 #: Inverse temperature of the teacher: larger means a more decisive (less noisy) logging policy.
 TEACHER_BETA = 2.0
+#: Prefix of every simulated decision and response id (how the simulator recognises its rows).
+SIM_PREFIX = "sim-"
 #: Index of each feature in the 18-vector.
 _F = {name: i for i, name in enumerate(FEATURES)}
 
@@ -100,7 +102,7 @@ def _make_items(cfg: SimulateConfig, rng: np.random.Generator) -> pd.DataFrame:
     modules = [f"m{m + 1:02d}" for m in range(cfg.n_modules)]
     module_shift = rng.normal(0.0, 0.5, cfg.n_modules)
     mod_idx = np.arange(cfg.n_items) % cfg.n_modules
-    a = np.clip(rng.lognormal(0.0, 0.3, cfg.n_items), 0.35, 3.0)
+    a = np.clip(rng.lognormal(0.25, 0.3, cfg.n_items), 0.35, 3.5)
     b = np.clip(rng.normal(module_shift[mod_idx], 1.0), -3.5, 3.5)
     counter = np.zeros(cfg.n_modules, dtype=int)
     ids = []
@@ -192,7 +194,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
             n_in_session = 0
             while n_in_session < planned:
                 bs, idxs = by_module[module]
-                pos = _nearest(bs, target + r.gauss(0.0, 0.35))
+                pos = _nearest(bs, target + r.gauss(0.0, 1.0))
                 i = idxs[pos]
                 fatigue = min(1.0, minutes_since_break / 45.0)
                 theta_eff = theta - 0.4 * fatigue + (0.3 if help_left > 0 else 0.0)
@@ -206,7 +208,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                     + r.gauss(0.0, 0.35)
                 )
                 hint = 1 if r.random() < _sigmoid(-2.0 + 1.2 * (item_b[i] - theta_eff)) else 0
-                rid = f"r{len(resp_rows):09d}"
+                rid = f"{SIM_PREFIX}r{len(resp_rows):09d}"
                 resp_rows.append(
                     (rid, lhash, item_ids[i], item_mod[i], y, round(rt * 1000.0, 1), t)
                 )
@@ -300,7 +302,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                 engagement = min(1.0, max(0.02, engagement))
                 row = dict(x)
                 row.update(
-                    decision_id=f"d{len(dec_rows):08d}",
+                    decision_id=f"{SIM_PREFIX}d{len(dec_rows):08d}",
                     learner_hash=lhash,
                     timestamp=t,
                     action=action,
@@ -416,42 +418,32 @@ def simulate_decisions_table(n: int, seed: int) -> pd.DataFrame:
 
 
 def simulate_to_store(params, progress: bool = False) -> Simulation:
-    """Run the simulate stage: a fresh event store at ``params.db_url`` and the truth files.
+    """Run the simulate stage: replace the simulated rows of the event store (one transaction),
+    write the truth files and ``<truth_dir>/../simulate.json`` (counts and a content fingerprint,
+    the stage's DVC output).
 
-    A SQLite store is built in a temp file and swapped in atomically; any other database must
-    be empty (the simulator never mixes synthetic rows into a real store).
+    Model versions, evaluations and other records in the store are kept. A store holding
+    decisions or responses that the simulator did not make is refused: nothing is lost.
     """
-    import os
-
-    from learnops.errors import LearnopsError
-    from learnops.store import Decision, EventStore, Response
+    from learnops.hashing import data_fingerprint
+    from learnops.io import write_json
+    from learnops.store import EventStore
 
     sim = simulate(params.simulate, params.seed, progress=progress)
-    url = params.db_url
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        target = Path(url[len("sqlite:///") :])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.building")
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-        store = EventStore(f"sqlite:///{tmp}")
-        try:
-            store.insert_responses(sim.responses, progress=progress)
-            store.insert_decisions(sim.decisions, progress=progress)
-            with store.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
-        finally:
-            store.dispose()
-        for suffix in ("-wal", "-shm"):
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
-        os.replace(tmp, target)
-    else:
-        store = EventStore(url)
-        if store.count(Decision) or store.count(Response):
-            raise LearnopsError(f"refusing to simulate into a non-empty store {store!r}")
-        store.insert_responses(sim.responses, progress=progress)
-        store.insert_decisions(sim.decisions, progress=progress)
+    store = EventStore(params.db_url)
+    try:
+        store.replace_simulated(sim.responses, sim.decisions, SIM_PREFIX, progress=progress)
+    finally:
         store.dispose()
-    sim.save_truth(params.path(params.paths.truth_dir))
+    truth = params.path(params.paths.truth_dir)
+    sim.save_truth(truth)
+    write_json(
+        truth.parent / "simulate.json",
+        {
+            "n_responses": len(sim.responses),
+            "n_decisions": len(sim.decisions),
+            "n_learners": len(sim.learners),
+            "fingerprint": data_fingerprint(sim.responses, sim.decisions),
+        },
+    )
     return sim

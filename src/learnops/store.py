@@ -342,26 +342,63 @@ class EventStore:
     # -- bulk ----------------------------------------------------------------------------------
     def bulk_insert(self, model: type[Base], rows: pd.DataFrame, progress: bool = False) -> int:
         """Insert a DataFrame in batches, all in one transaction; returns the row count."""
+        if len(rows) == 0:
+            return 0
+        with self.session() as s:
+            self._insert_batches(s, model, rows, progress)
+        return len(rows)
+
+    def replace_simulated(
+        self,
+        responses: pd.DataFrame,
+        decisions: pd.DataFrame,
+        prefix: str,
+        progress: bool = False,
+    ) -> None:
+        """Swap the simulated decisions and responses (ids starting with ``prefix``) for new ones
+        in one transaction; refuses when the store holds rows the simulator did not make."""
+        from sqlalchemy import delete
+
+        foreign = {}
+        with self.engine.connect() as conn:
+            for model, pk in ((Response, "response_id"), (Decision, "decision_id")):
+                col = model.__table__.c[pk]
+                n = conn.execute(
+                    select(func.count())
+                    .select_from(model.__table__)
+                    .where(~col.startswith(prefix, autoescape=True))
+                ).scalar_one()
+                if n:
+                    foreign[model.__tablename__] = int(n)
+        if foreign:
+            raise LearnopsError(
+                f"refusing to simulate into {self!r}: it holds non-simulated rows {foreign}; "
+                "point LEARNOPS_DB_URL at another database"
+            )
+        with self.session() as s:
+            s.execute(delete(Response.__table__))
+            s.execute(delete(Decision.__table__))
+            for model, df in ((Response, responses), (Decision, decisions)):
+                self._insert_batches(s, model, df, progress)
+
+    def _insert_batches(
+        self, s: Session, model: type[Base], rows: pd.DataFrame, progress: bool
+    ) -> None:
         table = model.__table__
         cols = [c.name for c in table.columns if c.name in rows.columns]
-        n = len(rows)
-        if n == 0:
-            return 0
         frame = rows[cols]
-        with self.session() as s:
-            starts = range(0, n, BATCH_SIZE)
-            if progress:
-                from tqdm.auto import tqdm
+        starts = range(0, len(frame), BATCH_SIZE)
+        if progress:
+            from tqdm.auto import tqdm
 
-                starts = tqdm(starts, desc=f"insert {table.name}", unit="batch")
-            for start in starts:
-                chunk = frame.iloc[start : start + BATCH_SIZE]
-                records = [
-                    {k: _clean(v) for k, v in zip(cols, rec, strict=True)}
-                    for rec in chunk.itertuples(index=False, name=None)
-                ]
-                s.execute(insert(table), records)
-        return n
+            starts = tqdm(starts, desc=f"insert {table.name}", unit="batch")
+        for start in starts:
+            chunk = frame.iloc[start : start + BATCH_SIZE]
+            records = [
+                {k: _clean(v) for k, v in zip(cols, rec, strict=True)}
+                for rec in chunk.itertuples(index=False, name=None)
+            ]
+            s.execute(insert(table), records)
 
     def insert_decisions(self, df: pd.DataFrame, progress: bool = False) -> int:
         """Bulk-insert exported-format decisions (learner_hash already hashed)."""

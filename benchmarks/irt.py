@@ -1,0 +1,120 @@
+"""IRT engine benchmark: 2PL fit time and peak memory, learnops vs girth.
+
+Run ``python benchmarks/irt.py [--quick]``; writes benchmarks/results/irt.json. Each case runs in
+its own subprocess so that peak RSS (ru_maxrss) belongs to that case alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "irt.json"
+
+
+def _case(engine: str, n_learners: int, n_items: int, per_learner: int | None) -> dict:
+    import numpy as np
+
+    from learnops.irt.sim import simulate
+
+    s = simulate(n_learners, n_items, per_learner, seed=0, string_ids=False)
+    truth = s.items
+    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    if engine == "learnops":
+        from learnops import irt
+
+        f = irt.fit(s.responses, "2pl")
+        a, b = f.items["discrimination"].to_numpy(), f.items["difficulty"].to_numpy()
+        extra = {"iterations": f.iterations, "converged": f.converged,
+                 "se_method": f.info.get("se_method")}  # fmt: skip
+    else:
+        import girth
+
+        wide = np.zeros((n_items, n_learners), dtype=int)
+        r = s.responses
+        wide[r["item_id"].to_numpy(), r["learner_id"].to_numpy()] = r["correct"].to_numpy()
+        g = girth.twopl_mml(wide)
+        a, b = g["Discrimination"], g["Difficulty"]
+        extra = {}
+    seconds = time.perf_counter() - t0
+    return {
+        "engine": engine,
+        "n_learners": n_learners,
+        "n_items": n_items,
+        "n_responses": int(len(s.responses)),
+        "seconds": round(seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_after_data_mb": round(rss_data, 1),
+        "corr_difficulty": float(np.corrcoef(b, truth["difficulty"])[0, 1]),
+        "corr_discrimination": float(np.corrcoef(a, truth["discrimination"])[0, 1]),
+        **extra,
+    }
+
+
+def _run(engine: str, n_learners: int, n_items: int, per_learner: int | None, timeout: float):
+    args = [sys.executable, __file__, "--case", engine, str(n_learners), str(n_items),
+            str(per_learner or 0)]  # fmt: skip
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return {"engine": engine, "n_learners": n_learners, "n_items": n_items,
+                "error": f"timed out after {timeout:.0f} s"}  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        return {"engine": engine, "error": exc.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="scaled-down sparse case")
+    ap.add_argument("--no-girth", action="store_true")
+    ap.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
+    ns = ap.parse_args()
+    if ns.case:
+        engine, nl, ni, per = ns.case
+        print(json.dumps(_case(engine, int(nl), int(ni), int(per) or None)))
+        return
+    sparse = (100_000, 2_000, 10) if ns.quick else (1_000_000, 2_000, 10)
+    cases = [("dense_50k_x_100", "learnops", 50_000, 100, None, 600)]
+    if not ns.no_girth:
+        cases.append(("dense_50k_x_100", "girth", 50_000, 100, None, 1200))
+    cases.append((f"sparse_{sparse[0] * sparse[2] // 1_000_000}M", "learnops", *sparse, 1200))
+    results = []
+    for name, engine, nl, ni, per, timeout in cases:
+        row = {"case": name, **_run(engine, nl, ni, per, timeout)}
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    dense = {r["engine"]: r.get("seconds") for r in results if r["case"] == "dense_50k_x_100"}
+    summary = {}
+    if dense.get("learnops") and dense.get("girth"):
+        summary["speedup_vs_girth_dense"] = round(dense["girth"] / dense["learnops"], 1)
+    doc = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": _cpus(),
+            "platform": platform.platform(),
+        },  # fmt: skip
+        "quick": ns.quick,
+        "results": results,
+        **summary,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    print(f"-> {RESULTS}")
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    main()

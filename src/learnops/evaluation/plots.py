@@ -1,0 +1,281 @@
+"""Matplotlib figures for the evaluation report (``notebooks/04_evaluate.ipynb``).
+
+Each function draws one figure from a table of :class:`learnops.evaluation.stage.EvaluationResult`
+and returns the matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "plot_agreement",
+    "plot_binary_calibration",
+    "plot_confusion",
+    "plot_headline",
+    "plot_latency",
+    "plot_ope",
+    "plot_outcomes",
+    "plot_per_class",
+    "plot_reliability",
+    "plot_threshold_curve",
+]
+
+
+def _err(estimate, low, high) -> np.ndarray:
+    """Error-bar lengths (2×n) from CI bounds; clipped at 0 because a percentile interval can
+    lie wholly on one side of a biased estimate (ECE) and round-off can cross it by 1e-16."""
+    est = np.asarray(estimate, dtype=float)
+    lower = np.clip(est - np.asarray(low, dtype=float), 0.0, None)
+    upper = np.clip(np.asarray(high, dtype=float) - est, 0.0, None)
+    return np.nan_to_num(np.vstack([lower, upper]))
+
+
+def _plt() -> Any:
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_headline(bootstrap: pd.DataFrame) -> Any:
+    """Point estimate and 95% interval of each bootstrapped metric, one small panel each."""
+    plt = _plt()
+    n = len(bootstrap)
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n, 2.6), squeeze=False)
+    for ax, row in zip(axes[0], bootstrap.itertuples(), strict=True):
+        err = _err([row.estimate], [row.ci_low], [row.ci_high])
+        ax.errorbar([0], [row.estimate], yerr=err, fmt="o", capsize=6, color="C0")
+        ax.set_title(f"{row.metric}\n{row.estimate:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]")
+        ax.set_xticks([])
+        ax.margins(y=0.4)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(confusion: pd.DataFrame, normalized: pd.DataFrame | None = None) -> Any:
+    """Heatmap of the confusion matrix (rows = logged action, columns = model's action); cells
+    show counts and, when ``normalized`` is given, the row share that colours them."""
+    plt = _plt()
+    shade = normalized if normalized is not None else confusion
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    im = ax.imshow(shade.to_numpy(dtype=float), cmap="Blues", vmin=0)
+    labels = list(confusion.columns)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), list(confusion.index))
+    ax.set_xlabel("model's action")
+    ax.set_ylabel("logged action")
+    vmax = float(np.nanmax(shade.to_numpy(dtype=float))) or 1.0
+    for i in range(confusion.shape[0]):
+        for j in range(confusion.shape[1]):
+            text = f"{int(confusion.iat[i, j])}"
+            if normalized is not None:
+                text += f"\n{normalized.iat[i, j]:.0%}"
+            colour = "white" if shade.iat[i, j] > 0.6 * vmax else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+    fig.colorbar(im, ax=ax, label="share of the logged action" if normalized is not None else "")
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class(per_class: pd.DataFrame) -> Any:
+    """Precision, recall and F1 per action (grouped bars; support in the tick labels)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    x = np.arange(len(per_class))
+    for k, metric in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (k - 1) * 0.26, per_class[metric], width=0.26, label=metric)
+    ticks = [
+        f"{a}\n(n={int(s)})" for a, s in zip(per_class["action"], per_class["support"], strict=True)
+    ]
+    ax.set_xticks(x, ticks, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(ncol=3, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability(
+    tables: Mapping[tuple[str, str], pd.DataFrame],
+    ece_values: Mapping[tuple[str, str], float] | None = None,
+    temperature: float | None = None,
+) -> Any:
+    """Reliability diagrams, one panel per binning (``uniform`` = equal width, ``quantile`` =
+    equal mass), each with the before (T = 1) and after (fitted T) curves and the diagonal.
+
+    ``tables`` is keyed by (``before``|``after``, ``uniform``|``quantile``) as in
+    ``EvaluationResult.reliability``; ``ece_values`` (same keys) adds the ECE to the legend.
+    """
+    plt = _plt()
+    strategies = sorted({s for _, s in tables}, key=lambda s: s != "uniform")
+    fig, axes = plt.subplots(1, len(strategies), figsize=(5.2 * len(strategies), 5), squeeze=False)
+    titles = {"uniform": "equal-width bins", "quantile": "equal-mass bins"}
+    for ax, strategy in zip(axes[0], strategies, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+        for when in ("before", "after"):
+            t = tables.get((when, strategy))
+            if t is None:
+                continue
+            t = t[t["count"] > 0]
+            label = "before (T = 1)" if when == "before" else "after"
+            if when == "after" and temperature is not None:
+                label = f"after (T = {temperature:.2f})"
+            if ece_values and (when, strategy) in ece_values:
+                label += f", ECE {ece_values[(when, strategy)]:.3f}"
+            ax.plot(t["mean_confidence"], t["accuracy"], marker="o", ms=4, label=label)
+        ax.set_title(titles.get(strategy, strategy))
+        ax.set_xlabel("mean confidence in bin")
+        ax.set_ylabel("accuracy in bin")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold_curve(
+    table: pd.DataFrame,
+    targets: Any,
+    current: float | None = None,
+    chosen: float | None = None,
+) -> Any:
+    """ML usage and ML accuracy against the confidence threshold, with the usage and accuracy
+    targets (horizontal lines), the current threshold and the chosen one (vertical lines)."""
+    plt = _plt()
+    tgt = targets.model_dump() if hasattr(targets, "model_dump") else dict(targets)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(table["threshold"], table["ml_usage"], label="ML usage (share decided by the model)")
+    ax.plot(table["threshold"], table["ml_accuracy"], label="ML accuracy (on those decisions)")
+    if "ml_usage" in tgt:
+        ax.axhline(
+            tgt["ml_usage"], color="C0", ls=":", lw=1, label=f"usage target {tgt['ml_usage']}"
+        )
+    if "accuracy" in tgt:
+        ax.axhline(
+            tgt["accuracy"], color="C1", ls=":", lw=1, label=f"accuracy target {tgt['accuracy']}"
+        )
+    if current is not None:
+        ax.axvline(current, color="grey", ls="--", lw=1, label=f"current threshold {current:.2f}")
+    if chosen is not None:
+        ax.axvline(chosen, color="C2", lw=1.5, label=f"chosen threshold {chosen:.2f}")
+    ax.set_xlabel("confidence threshold")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, 1)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_agreement(table: pd.DataFrame, by: str = "confidence_bucket") -> Any:
+    """Agreement of the model with the logged action per ``by`` group, one series per decider
+    (``decided_by``), with Wilson 95% intervals."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    col = table[by]
+    present = set(col.astype(str))
+    order = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col)
+    groups = [str(g) for g in order if str(g) in present]
+    x = np.arange(len(groups))
+    deciders = list(pd.unique(table["decided_by"]))
+    width = 0.8 / max(len(deciders), 1)
+    for k, d in enumerate(deciders):
+        part = table[table["decided_by"] == d]
+        part = part.set_index(part[by].astype(str)).reindex(groups)
+        pos = x + (k - (len(deciders) - 1) / 2) * width
+        err = _err(part["agreement"], part["ci_low"], part["ci_high"])
+        ax.bar(pos, part["agreement"], width=width, label=f"logged by {d}", alpha=0.85)
+        ax.errorbar(pos, part["agreement"], yerr=err, fmt="none", ecolor="black", capsize=3)
+    ax.set_xticks(x, groups, rotation=20, fontsize=8)
+    ax.set_xlabel(by.replace("_", " "))
+    ax.set_ylabel("agreement with the logged action")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_outcomes(table: pd.DataFrame, by: str, metrics: list[str] | None = None) -> Any:
+    """Mean outcome per ``by`` group with its (learner-clustered) 95% interval, one panel per
+    outcome metric; ``table`` is the output of ``outcomes_by``."""
+    plt = _plt()
+    metrics = metrics or list(pd.unique(table["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        part = table[table["metric"] == metric]
+        y = np.arange(len(part))
+        err = _err(part["mean"], part["ci_low"], part["ci_high"])
+        ax.errorbar(part["mean"], y, xerr=err, fmt="o", capsize=4)
+        ax.set_yticks(y, [str(v) for v in part[by]], fontsize=8)
+        ax.set_title(metric, fontsize=9)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def plot_ope(table: pd.DataFrame) -> Any:
+    """Forest plot of the off-policy estimates (95% intervals) against the logged policy's
+    observed mean reward (the grey band is its interval)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    logged = table[table["policy"] == "logged"]
+    est = table[table["policy"] != "logged"].reset_index(drop=True)
+    if not logged.empty:
+        row = logged.iloc[0]
+        ax.axvspan(row["ci_low"], row["ci_high"], color="grey", alpha=0.2)
+        ax.axvline(row["value"], color="grey", lw=1.5, label=f"logged policy {row['value']:.4f}")
+    y = np.arange(len(est))
+    colours = {p: f"C{i}" for i, p in enumerate(pd.unique(est["policy"]))}
+    for i, row in est.iterrows():
+        err = _err([row["value"]], [row["ci_low"]], [row["ci_high"]])
+        ax.errorbar([row["value"]], [i], xerr=err, fmt="o", capsize=4, color=colours[row["policy"]])
+    labels = [
+        f"{p} / {e.upper()} (ESS {s:,.0f})"
+        for p, e, s in est[["policy", "estimator", "ess"]].to_numpy()
+    ]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("estimated mean reward")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_binary_calibration(table: pd.DataFrame, title: str = "P(correct) calibration") -> Any:
+    """Reliability diagram of a binary probability (e.g. IRT P(correct)), marker size ~ count."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    t = table[table["count"] > 0]
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    sizes = 20 + 200 * t["count"] / max(float(t["count"].max()), 1.0)
+    ax.plot(t["mean_confidence"], t["accuracy"], color="C0", lw=1)
+    ax.scatter(t["mean_confidence"], t["accuracy"], s=sizes, color="C0", label="bins (size ~ n)")
+    ax.set_xlabel("mean predicted P(correct)")
+    ax.set_ylabel("observed share correct")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_latency(latency_ms: np.ndarray, target_ms: float | None = None) -> Any:
+    """Histogram of single-decision latencies (ms, log scale) with p50/p95/p99 marked."""
+    plt = _plt()
+    lat = np.asarray(latency_ms, dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    bins = np.logspace(np.log10(max(lat.min(), 1e-4)), np.log10(lat.max() * 1.01), 40)
+    ax.hist(lat, bins=bins, color="C0", alpha=0.8)
+    for q, ls in ((50, "-"), (95, "--"), (99, ":")):
+        v = float(np.percentile(lat, q))
+        ax.axvline(v, color="black", ls=ls, lw=1, label=f"p{q} {v:.3f} ms")
+    if target_ms is not None and target_ms <= lat.max() * 10:
+        ax.axvline(target_ms, color="C3", lw=1.5, label=f"target {target_ms:g} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("milliseconds per decision")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,90 @@
+"""`learnops irt …` commands: fit, predict, score. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+MODEL_HELP = "1pl, 2pl, 3pl or heuristic (the seed's success-rate baseline)."
+RESPONSES_HELP = "CSV/Parquet: learner_id|learner_hash, item_id, correct."
+OUT_DIR_HELP = "Output directory (items.csv, abilities.csv, fit.json)."
+
+
+@app.command("fit")
+def fit_cmd(
+    responses: Path = typer.Argument(..., help=RESPONSES_HELP),
+    model: str = typer.Option("2pl", "--model", help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", help=OUT_DIR_HELP),
+    seed: int = typer.Option(0, "--seed", help="Recorded in fit.json (EM is deterministic)."),
+    max_iter: int | None = typer.Option(None, "--max-iter", help="EM iteration cap (default 500)."),
+    no_priors: bool = typer.Option(False, "--no-priors", help="Plain MML: no priors on a, b, c."),
+    quad_points: int | None = typer.Option(None, "--quad-points", help="Quadrature nodes (61)."),
+    params: Path | None = typer.Option(None, "--params", help="IRT settings from params.yaml."),
+) -> None:
+    """Fit an IRT model by marginal maximum likelihood and write the model directory."""
+    from learnops.config import IrtConfig, load_params
+    from learnops.errors import LearnopsError
+    from learnops.io import read_table
+    from learnops.irt.model import MODELS, fit
+
+    if model not in MODELS:
+        raise LearnopsError(f"--model must be one of {', '.join(MODELS)}, not {model!r}")
+    cfg = load_params(params).irt if params is not None else IrtConfig()
+    updates = {}
+    if max_iter is not None:
+        updates["max_iter"] = max_iter
+    if quad_points is not None:
+        updates["quad_points"] = quad_points
+    if updates:
+        cfg = IrtConfig(**{**cfg.model_dump(), **updates})
+    df = read_table(responses)
+    result = fit(df, model, config=cfg, seed=seed, progress=True, priors=not no_priors)
+    result.save(out)
+    for w in result.warnings:
+        typer.secho(f"warning: {w}", err=True, fg=typer.colors.YELLOW)
+    state = "converged" if result.converged else "NOT converged"
+    typer.echo(
+        f"{model}: loglik {result.loglik:.4f}, {result.iterations} iterations ({state}), "
+        f"{result.n_items} items, {result.n_learners} learners -> {out}"
+    )
+
+
+@app.command("predict")
+def predict_cmd(
+    model_dir: Path = typer.Argument(..., help="Directory written by `learnops irt fit`."),
+    responses: Path = typer.Argument(..., help="CSV/Parquet: learner_id|hash, item_id."),
+    out: Path = typer.Option(..., "--out", help="Output table: the input rows plus p_correct."),
+) -> None:
+    """Add P(correct) to every row of a response table."""
+    from learnops.io import read_table, write_table
+    from learnops.irt.model import load, unknown_learner_message
+
+    fitted = load(model_dir)
+    df = read_table(responses)
+    p, n_new = fitted._predict(df)
+    if n_new:
+        typer.secho(f"warning: {unknown_learner_message(n_new)}", err=True, fg=typer.colors.YELLOW)
+    df = df.copy()
+    df["p_correct"] = p
+    write_table(out, df)
+    typer.echo(f"{len(df)} predictions -> {out}")
+
+
+@app.command("score")
+def score_cmd(
+    model_dir: Path = typer.Argument(..., help="Directory with items.csv (fixed item parameters)."),
+    responses: Path = typer.Argument(..., help=RESPONSES_HELP),
+    out: Path = typer.Option(..., "--out", help="Output abilities table."),
+    method: str = typer.Option("eap", "--method", help="eap or map."),
+) -> None:
+    """Score learners (new or not) against fixed item parameters."""
+    from learnops.io import read_table, write_table
+    from learnops.irt.scoring import score
+
+    items = read_table(model_dir / "items.csv", ["item_id", "discrimination", "difficulty"])
+    abilities = score(items, read_table(responses), method=method)
+    write_table(out, abilities)
+    typer.echo(f"{len(abilities)} learners scored ({method}) -> {out}")

@@ -1,0 +1,124 @@
+"""Response-table validation and encoding, holdout split, prediction metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from learnops.errors import LearnopsError
+from learnops.irt.mml import Encoded
+
+LEARNER_COLUMNS = ("learner_id", "learner_hash")
+
+
+def learner_column(df: pd.DataFrame, what: str = "responses") -> str:
+    """The learner id column: ``learner_id`` if present, else ``learner_hash``."""
+    for col in LEARNER_COLUMNS:
+        if col in df.columns:
+            return col
+    raise LearnopsError(f"{what}: missing column: learner_id (or learner_hash)")
+
+
+def binary_correct(values: pd.Series, what: str = "responses") -> np.ndarray:
+    """``correct`` as int8 0/1; raises LearnopsError on anything else (NaN, 2, 'yes', ...)."""
+    s = values
+    if s.dtype == object or pd.api.types.is_string_dtype(s):
+        lowered = s.astype(str).str.strip().str.lower()
+        s = lowered.map({"true": 1, "false": 0, "1": 1, "0": 0, "1.0": 1, "0.0": 0})
+    num = pd.to_numeric(s, errors="coerce").astype(float)
+    bad = ~num.isin([0.0, 1.0])
+    if bad.any():
+        examples = sorted({repr(v) for v in values[bad].head(50).tolist()})[:5]
+        raise LearnopsError(
+            f"{what}: column 'correct' must be binary (0/1 or true/false); "
+            f"{int(bad.sum())} bad value(s), e.g. {', '.join(examples)}"
+        )
+    return num.to_numpy().astype(np.int8)
+
+
+def _ids(series: pd.Series, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    if series.isna().any():
+        raise LearnopsError(f"{what}: {int(series.isna().sum())} missing value(s) in '{name}'")
+    codes, uniques = pd.factorize(series, sort=True)
+    return codes.astype(np.int64), np.asarray(uniques).astype(str).astype(object)
+
+
+def encode(df: pd.DataFrame, what: str = "responses") -> Encoded:
+    """Validate a long-format response table and code learners and items as integers."""
+    lcol = learner_column(df, what)
+    missing = [c for c in ("item_id", "correct") if c not in df.columns]
+    if missing:
+        raise LearnopsError(f"{what}: missing column(s): {', '.join(missing)}")
+    if len(df) == 0:
+        raise LearnopsError(f"{what}: no responses")
+    y = binary_correct(df["correct"], what)
+    lcodes, lids = _ids(df[lcol], lcol, what)
+    icodes, iids = _ids(df["item_id"], "item_id", what)
+    return Encoded(lids, iids, lcodes, icodes, y)
+
+
+def data_warnings(enc: Encoded) -> list[str]:
+    """Human-readable notes on items/learners the data can barely identify."""
+    out: list[str] = []
+    n = np.bincount(enc.item, minlength=enc.n_items)
+    k = np.bincount(enc.item, weights=enc.y, minlength=enc.n_items)
+    out += _listed("item(s) with all responses correct", enc.item_ids[(k == n) & (n > 0)])
+    out += _listed("item(s) with all responses wrong", enc.item_ids[k == 0])
+    out += _listed("item(s) with a single response", enc.item_ids[n == 1])
+    nl = np.bincount(enc.learner, minlength=enc.n_learners)
+    if (nl == 1).any():
+        out.append(
+            f"{int((nl == 1).sum())} learner(s) with a single response "
+            "(their ability is mostly the prior)"
+        )
+    return out
+
+
+def _listed(label: str, ids: np.ndarray, limit: int = 10) -> list[str]:
+    if len(ids) == 0:
+        return []
+    shown = ", ".join(map(str, ids[:limit])) + (", ..." if len(ids) > limit else "")
+    return [f"{len(ids)} {label}: {shown}"]
+
+
+def split_holdout(responses: pd.DataFrame, frac: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the last ``frac`` of each learner's responses (by ``timestamp`` if present)."""
+    if not 0 < frac < 1:
+        raise LearnopsError(f"holdout fraction must be in (0, 1), got {frac}")
+    lcol = learner_column(responses)
+    df = responses.reset_index(drop=True)
+    order = df.sort_values("timestamp", kind="stable").index if "timestamp" in df else df.index
+    ranked = df.loc[order]
+    pos = ranked.groupby(lcol, sort=False).cumcount().to_numpy()
+    size = ranked.groupby(lcol, sort=False)[lcol].transform("size").to_numpy()
+    n_test = np.minimum(np.floor(frac * size + 0.5), size - 1)
+    is_test = pd.Series(pos >= size - n_test, index=ranked.index).reindex(df.index).to_numpy()
+    return (
+        responses.iloc[np.flatnonzero(~is_test)],
+        responses.iloc[np.flatnonzero(is_test)],
+    )
+
+
+def evaluate_predictions(y: Any, p: Any) -> dict[str, float | int | None]:
+    """Accuracy/precision/recall/F1 at 0.5, RMSE, MAE, AUC and log-loss of P(correct)."""
+    from sklearn import metrics
+
+    y = np.asarray(y, dtype=float)
+    p = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
+    if len(y) != len(p) or len(y) == 0:
+        raise LearnopsError("evaluate_predictions: y and p must be non-empty and equally long")
+    hard = (p >= 0.5).astype(int)
+    both = len(np.unique(y)) == 2
+    return {
+        "n": int(len(y)),
+        "accuracy": float(metrics.accuracy_score(y, hard)),
+        "precision": float(metrics.precision_score(y, hard, zero_division=0)),
+        "recall": float(metrics.recall_score(y, hard, zero_division=0)),
+        "f1": float(metrics.f1_score(y, hard, zero_division=0)),
+        "rmse": float(np.sqrt(np.mean((y - p) ** 2))),
+        "mae": float(np.mean(np.abs(y - p))),
+        "auc": float(metrics.roc_auc_score(y, p)) if both else None,
+        "log_loss": float(metrics.log_loss(y, p, labels=[0, 1])),
+    }

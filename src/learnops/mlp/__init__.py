@@ -1,0 +1,52 @@
+"""Decision model: an MLP from the 18 features to the 5 teaching actions.
+
+Public API: ``train``, ``save``, ``load``, ``predict``, ``predict_batch`` (torch is imported on
+first use, so ``import learnops.mlp.cli`` stays light).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from learnops.mlp.artifacts import load, save
+    from learnops.mlp.calibration import expected_calibration_error
+    from learnops.mlp.inference import Prediction, predict, predict_batch
+    from learnops.mlp.model import MlpModel
+    from learnops.mlp.training import SplitInfo, TrainResult, train
+
+__all__ = [
+    "MlpModel",
+    "Prediction",
+    "SplitInfo",
+    "TrainResult",
+    "expected_calibration_error",
+    "load",
+    "predict",
+    "predict_batch",
+    "save",
+    "train",
+]
+
+_WHERE = {
+    "load": "artifacts",
+    "save": "artifacts",
+    "expected_calibration_error": "calibration",
+    "Prediction": "inference",
+    "predict": "inference",
+    "predict_batch": "inference",
+    "MlpModel": "model",
+    "SplitInfo": "training",
+    "TrainResult": "training",
+    "train": "training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(f"learnops.mlp.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'learnops.mlp' has no attribute {name!r}")

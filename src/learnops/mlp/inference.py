@@ -1,0 +1,94 @@
+"""Inference: one decision (numpy fast path) or a table of decisions (torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from learnops.contracts import ACTIONS
+from learnops.features import feature_matrix, feature_vector
+from learnops.mlp.model import MlpModel
+
+__all__ = ["ID_COLUMNS", "PROBA_COLUMNS", "Prediction", "predict", "predict_batch"]
+
+#: Input columns copied to batch predictions, when present.
+ID_COLUMNS: tuple[str, ...] = ("decision_id", "learner_hash")
+PROBA_COLUMNS: tuple[str, ...] = tuple(f"p_{a}" for a in ACTIONS)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's decision for one situation."""
+
+    action: str
+    probabilities: dict[str, float]
+    confidence: float
+    difficulty_delta: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "action": self.action,
+            "probabilities": dict(self.probabilities),
+            "confidence": self.confidence,
+            "difficulty_delta": self.difficulty_delta,
+        }
+
+
+def predict(
+    model: MlpModel, features: Mapping[str, Any] | pd.DataFrame
+) -> Prediction | pd.DataFrame:
+    """Decide for one situation (a mapping of the 18 features; extra keys ignored).
+
+    A DataFrame is passed on to ``predict_batch``. Missing or non-finite features raise
+    LearnopsError. Probabilities are temperature-calibrated; confidence is the largest one.
+    """
+    if isinstance(features, pd.DataFrame):
+        return predict_batch(model, features)
+    out = model.raw_outputs_np(feature_vector(features))
+    k = len(ACTIONS)
+    z = out[:k] / model.temperature
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    best = int(p.argmax())
+    delta = None
+    if model.delta_trained and best == ACTIONS.index("adjust_difficulty"):
+        delta = float(out[k] * model.delta_std + model.delta_mean)
+    return Prediction(
+        action=ACTIONS[best],
+        probabilities={a: float(v) for a, v in zip(ACTIONS, p, strict=True)},
+        confidence=float(p[best]),
+        difficulty_delta=delta,
+    )
+
+
+def predict_batch(model: MlpModel, df: pd.DataFrame, include_delta: bool = False) -> pd.DataFrame:
+    """Predictions for every row: id columns (if present), p_<action>..., action, confidence.
+
+    ``include_delta`` adds the predicted difficulty_delta (NaN unless the action is
+    adjust_difficulty). The index of ``df`` is kept.
+    """
+    X = feature_matrix(df)
+    logits, delta = model.logits_and_delta(X)
+    z = logits / model.temperature
+    z -= z.max(axis=1, keepdims=True) if len(z) else 0.0
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    out = pd.DataFrame(index=df.index)
+    for c in ID_COLUMNS:
+        if c in df.columns:
+            out[c] = df[c].to_numpy()
+    for j, c in enumerate(PROBA_COLUMNS):
+        out[c] = p[:, j]
+    best = p.argmax(axis=1) if len(p) else np.empty(0, dtype=np.int64)
+    out["action"] = np.asarray(ACTIONS, dtype=object)[best]
+    out["confidence"] = p.max(axis=1) if len(p) else np.empty(0)
+    if include_delta:
+        adjust = best == ACTIONS.index("adjust_difficulty")
+        out["difficulty_delta"] = np.where(adjust & model.delta_trained, delta, np.nan)
+    return out

@@ -1,0 +1,401 @@
+"""Retraining: export a window → train → evaluate on a held-out set → compare with production on
+the same set → gate → register → deploy (or not). Used by `learnops retrain`, the HTTP admin API
+and the pipeline's `register` stage."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from learnops.config import Params
+from learnops.errors import LearnopsError, NoTrainingData
+from learnops.gates import GateDecision, irt_gate, mlp_gate
+from learnops.registry import Registry, VersionInfo, code_fingerprint, data_fingerprint
+from learnops.store import EventStore
+
+MODELS = ("mlp", "irt")
+
+
+@dataclass
+class RetrainOutcome:
+    """What one retrain of one model type did."""
+
+    model_type: str
+    version: str
+    samples: int
+    seconds: float
+    metrics: dict[str, Any]
+    production_version: str | None
+    production_metrics: dict[str, Any] | None
+    decision: GateDecision
+    deployed: bool
+    status: str
+    window: dict[str, str] = field(default_factory=dict)
+    reused: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["decision"] = self.decision.as_dict()
+        return out
+
+    def summary_lines(self) -> list[str]:
+        """Console summary in the spirit of the seed's retrain output."""
+        acc = self.metrics.get("accuracy")
+        prod = (self.production_metrics or {}).get("accuracy")
+        lines = [
+            f"[{self.model_type}] version {self.version} ({self.status})",
+            f"  samples:    {self.samples}",
+            f"  duration:   {self.seconds:.1f} s",
+            f"  accuracy:   {acc:.4f}" if isinstance(acc, float) else "  accuracy:   -",
+        ]
+        if self.production_version:
+            lines.append(
+                f"  production: {self.production_version} accuracy "
+                + (f"{prod:.4f}" if isinstance(prod, float) else "-")
+                + " on the same held-out set"
+            )
+        verdict = "deployed" if self.deployed else "not deployed"
+        lines.append(f"  decision:   {verdict}: {'; '.join(self.decision.reasons)}")
+        return lines
+
+
+# -- evaluation of candidates and production on one held-out set ------------------------------
+def mlp_holdout(decisions: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) for the decision model: test = a stable share of learners."""
+    from learnops.splits import learner_holdout
+
+    return learner_holdout(decisions, params.evaluate.test_split, params.seed)
+
+
+def irt_holdout(responses: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) for the IRT model: each learner's last responses in time (test rows of
+    items never seen in training are dropped: no parameters exist for them)."""
+    from learnops.irt import split_holdout
+
+    train, test = split_holdout(responses, params.irt.holdout_frac)
+    test = test[test["item_id"].isin(set(train["item_id"]))].reset_index(drop=True)
+    return train, test
+
+
+def evaluate_mlp(model: Any, test: pd.DataFrame, n_bins: int = 15) -> dict[str, Any]:
+    """Accuracy, NLL, ECE, Brier, macro-F1 of a decision model on held-out decisions."""
+    from learnops.mlp import predict_batch
+    from learnops.mlp.inference import PROBA_COLUMNS
+    from learnops.mlp.metrics import classification_metrics, encode_actions
+
+    proba = predict_batch(model, test)[list(PROBA_COLUMNS)].to_numpy()
+    out = classification_metrics(encode_actions(test["action"]), proba, n_bins)
+    out["n"] = len(test)
+    return out
+
+
+def evaluate_irt(fit: Any, test: pd.DataFrame) -> dict[str, Any]:
+    """Held-out accuracy, AUC, log-loss, … of P(correct)."""
+    from learnops.irt import evaluate_predictions
+
+    return evaluate_predictions(test["correct"].to_numpy(), fit.predict(test))
+
+
+def _production_metrics(
+    registry: Registry, model_type: str, evaluate: Callable[[Any], dict]
+) -> tuple[VersionInfo | None, dict | None, str | None]:
+    prod = registry.production(model_type)
+    if prod is None:
+        return None, None, None
+    try:
+        if model_type == "mlp":
+            from learnops.mlp import load
+        else:
+            from learnops.irt import load
+        return prod, evaluate(load(prod.artifact_path)), None
+    except Exception as exc:  # an unloadable or incompatible production model must not block
+        return prod, None, f"production {prod.version} could not be evaluated: {exc}"
+
+
+# -- the shared registration step -------------------------------------------------------------
+def register_candidate(
+    registry: Registry,
+    params: Params,
+    model_type: str,
+    artifact_dir: str | Path,
+    metrics: Mapping[str, Any],
+    evaluate_production: Callable[[Any], dict],
+    *,
+    data_count: int,
+    data_fp: str,
+    window: tuple | None = None,
+    seconds: float = 0.0,
+    auto_deploy: bool = True,
+    config: Mapping[str, Any] | None = None,
+    version: VersionInfo | None = None,
+) -> RetrainOutcome:
+    """Register trained artifacts as a new version, gate them against production (evaluated by
+    ``evaluate_production`` on the candidate's held-out set) and deploy when they pass.
+
+    Without a pre-started ``version``, registering the same artifacts trained on the same data
+    again is a no-op that returns the existing version.
+    """
+    from learnops.registry import _tree_digest
+
+    digest = _tree_digest(Path(artifact_dir))
+    same = None if version else registry.find_identical(model_type, data_fp, digest)
+    prod, prod_metrics, prod_note = _production_metrics(registry, model_type, evaluate_production)
+    if model_type == "mlp":
+        decision = mlp_gate(metrics, prod_metrics, params.registry, params.evaluate.targets)
+    else:
+        decision = irt_gate(metrics, prod_metrics, params.registry)
+    if prod_note:
+        decision.reasons.append(prod_note)
+    win = {}
+    if window:
+        win = {"since": window[0].isoformat(), "until": window[1].isoformat()}
+    if same is not None:
+        decision.reasons.insert(0, f"identical to {same.version} (same data and artifacts)")
+        return RetrainOutcome(
+            model_type,
+            same.version,
+            data_count,
+            seconds,
+            dict(metrics),
+            prod.version if prod else None,
+            prod_metrics,
+            decision,
+            same.status == "deployed",
+            same.status,
+            win,
+            reused=True,
+        )
+    v = version or registry.start(
+        model_type,
+        config=dict(config or {}),
+        data_count=data_count,
+        window=window,
+        data_fp=data_fp,
+        code_fp=code_fingerprint(params.root),
+    )
+    try:
+        record = {
+            **metrics,
+            "gate": decision.as_dict(),
+            "production": {"version": prod.version if prod else None, "metrics": prod_metrics},
+        }
+        registry.complete(model_type, v.version, artifact_dir, record)
+        deployed = False
+        if decision.deploy and auto_deploy:
+            registry.deploy(model_type, v.version)
+            deployed = True
+        elif decision.deploy:
+            decision.reasons.append("auto-deploy disabled: deploy with `learnops models deploy`")
+        registry.store.record_evaluation(
+            model_type, v.version, metrics, accuracy=metrics.get("accuracy")
+        )
+    except Exception as exc:
+        registry.fail(model_type, v.version, f"{type(exc).__name__}: {exc}")
+        raise
+    status = registry.get(model_type, v.version).status
+    return RetrainOutcome(
+        model_type,
+        v.version,
+        data_count,
+        seconds,
+        dict(metrics),
+        prod.version if prod else None,
+        prod_metrics,
+        decision,
+        deployed,
+        status,
+        win,
+    )
+
+
+# -- the full retrain -------------------------------------------------------------------------
+def _train_mlp(
+    decisions: pd.DataFrame, params: Params, out: Path, progress: bool
+) -> tuple[dict, Callable[[Any], dict]]:
+    from learnops.mlp import save, train
+
+    tr, te = mlp_holdout(decisions, params)
+    if te.empty or tr.empty:
+        raise NoTrainingData("too few learners for a held-out split")
+    result = train(tr, params.mlp, params.seed, progress=progress)
+    save(result, out)
+    metrics = evaluate_mlp(result.model, te, params.evaluate.ece_bins)
+    return metrics, lambda model: evaluate_mlp(model, te, params.evaluate.ece_bins)
+
+
+def _train_irt(
+    responses: pd.DataFrame, params: Params, out: Path, progress: bool
+) -> tuple[dict, Callable[[Any], dict]]:
+    from learnops.irt import fit
+
+    tr, te = irt_holdout(responses, params)
+    model = params.irt.model
+    result = fit(tr, model=model, config=params.irt, seed=params.seed, progress=progress)
+    result.save(out)
+    return evaluate_irt(result, te), lambda m: evaluate_irt(m, te)
+
+
+def retrain(
+    params: Params,
+    *,
+    since: date | None = None,
+    limit: int | None = None,
+    auto_deploy: bool = True,
+    models: Sequence[str] = MODELS,
+    progress: bool = False,
+    on_version: Callable[[str, str], None] | None = None,
+) -> list[RetrainOutcome]:
+    """Export the window (default: params.export, i.e. the last 90 days), retrain each model
+    type, gate and deploy. Refuses a concurrent run ("Training already in progress") and an
+    empty window ("No training data available"); a failed model leaves its version ``failed``
+    and production untouched."""
+    from learnops.export import export
+
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise LearnopsError(f"unknown model type(s) {unknown}: use mlp, irt or all")
+    store = EventStore(params.db_url)
+    registry = Registry(store, params.path(params.paths.models_dir) / "registry")
+    updates: dict[str, Any] = {"min_data_points": min(params.export.min_data_points, 1)}
+    if since is not None:
+        updates["since"] = since
+    if limit is not None:
+        updates["limit"] = limit
+    cfg = params.export.model_copy(update=updates)
+    outcomes: list[RetrainOutcome] = []
+    with registry.training_lock(), tempfile.TemporaryDirectory(prefix="learnops-retrain-") as tmp:
+        exported = export(store, cfg, Path(tmp) / "data")
+        window = (exported.window.since, exported.window.until)
+        for model_type in models:
+            table = exported.decisions if model_type == "mlp" else exported.responses
+            if len(table) < max(1, params.export.min_data_points):
+                raise NoTrainingData(
+                    f"{len(table)} {'decisions' if model_type == 'mlp' else 'responses'} in "
+                    f"the window (min_data_points={params.export.min_data_points})"
+                )
+            t0 = time.perf_counter()
+            art = Path(tmp) / model_type
+            trainer = _train_mlp if model_type == "mlp" else _train_irt
+            cfg_record = {
+                "seed": params.seed,
+                "window": {"since": str(window[0]), "until": str(window[1])},
+                "limit": limit,
+                "test_split": params.evaluate.test_split,
+                **(params.mlp.model_dump() if model_type == "mlp" else params.irt.model_dump()),
+            }
+            data_fp = data_fingerprint(table)
+            version = registry.start(
+                model_type,
+                config=cfg_record,
+                data_count=len(table),
+                window=window,
+                data_fp=data_fp,
+                code_fp=code_fingerprint(params.root),
+            )
+            if on_version:
+                on_version(model_type, version.version)
+            try:
+                metrics, eval_prod = trainer(table, params, art, progress)
+            except Exception as exc:
+                registry.fail(model_type, version.version, f"{type(exc).__name__}: {exc}")
+                raise
+            outcome = register_candidate(
+                registry,
+                params,
+                model_type,
+                art,
+                metrics,
+                eval_prod,
+                data_count=len(table),
+                data_fp=data_fp,
+                window=window,
+                seconds=time.perf_counter() - t0,
+                auto_deploy=auto_deploy,
+                config=cfg_record,
+                version=version,
+            )
+            outcomes.append(outcome)
+    return outcomes
+
+
+def jsonable(outcomes: Sequence[RetrainOutcome]) -> list[dict[str, Any]]:
+    """Outcomes as plain JSON-ready dicts."""
+    import json
+
+    from learnops.io import _json_default
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.bool_):
+            return bool(o)
+        return _json_default(o)
+
+    return json.loads(json.dumps([o.as_dict() for o in outcomes], default=default))
+
+
+def register_pipeline(
+    params: Params, auto_deploy: bool = True, models: Sequence[str] = MODELS
+) -> list[RetrainOutcome]:
+    """The `register` stage: register the artifacts the pipeline trained (models/mlp,
+    models/irt), evaluated on the same held-out sets the training stages left out."""
+    from learnops.io import read_table
+
+    store = EventStore(params.db_url)
+    registry = Registry(store, params.path(params.paths.models_dir) / "registry")
+    processed = params.path(params.paths.processed_dir)
+    models_dir = params.path(params.paths.models_dir)
+    outcomes = []
+    with registry.training_lock():
+        for model_type in models:
+            art = models_dir / model_type
+            if model_type == "mlp":
+                from learnops.mlp import load
+
+                table = read_table(processed / "decisions.parquet")
+                test = mlp_holdout(table, params)[1]
+
+                def evaluate(m, test=test):
+                    return evaluate_mlp(m, test, params.evaluate.ece_bins)
+
+                cfg = {
+                    "seed": params.seed,
+                    "test_split": params.evaluate.test_split,
+                    **params.mlp.model_dump(),
+                }
+            else:
+                from learnops.irt import load
+
+                table = read_table(processed / "responses.parquet")
+                test = irt_holdout(table, params)[1]
+
+                def evaluate(m, test=test):
+                    return evaluate_irt(m, test)
+
+                cfg = {"seed": params.seed, **params.irt.model_dump()}
+            if not art.is_dir():
+                raise LearnopsError(f"no trained {model_type} model at {art}: run its stage first")
+            ts = pd.to_datetime(table["timestamp"], utc=True)
+            window = (ts.min().to_pydatetime(), ts.max().to_pydatetime())
+            outcomes.append(
+                register_candidate(
+                    registry,
+                    params,
+                    model_type,
+                    art,
+                    evaluate(load(art)),
+                    evaluate,
+                    data_count=len(table),
+                    data_fp=data_fingerprint(table),
+                    window=window,
+                    auto_deploy=auto_deploy,
+                    config=cfg,
+                )
+            )
+    return outcomes

@@ -1,0 +1,176 @@
+"""In-process serving metrics rendered in the Prometheus text exposition format."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+
+import numpy as np
+
+__all__ = ["LATENCY_BUCKETS_MS", "ServeMetrics"]
+
+#: Upper bounds (ms) of the decision-latency histogram buckets.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+_QUANTILES = (0.5, 0.95, 0.99)
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _num(x: float) -> str:
+    return repr(float(x)) if np.isfinite(x) else ("+Inf" if x > 0 else "NaN")
+
+
+class ServeMetrics:
+    """Counters, a latency histogram and recent-latency quantiles (thread-safe)."""
+
+    def __init__(self, window: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self.decisions: Counter[tuple[str, str]] = Counter()  # (decided_by, action)
+        self.low_confidence = 0
+        self.outcomes = 0
+        self.errors: Counter[str] = Counter()
+        self.reloads = 0
+        self._buckets = [0] * len(LATENCY_BUCKETS_MS)
+        self._lat_sum = 0.0
+        self._lat_count = 0
+        self._recent: deque[float] = deque(maxlen=window)
+        self._recent_by: dict[str, deque[float]] = {}
+        self._window = window
+
+    def observe_decision(
+        self, decided_by: str, action: str, latency_ms: float, low_confidence: bool
+    ) -> None:
+        """Count one decision and its latency."""
+        with self._lock:
+            self.decisions[(decided_by, action)] += 1
+            self.low_confidence += int(low_confidence)
+            for i, ub in enumerate(LATENCY_BUCKETS_MS):
+                if latency_ms <= ub:
+                    self._buckets[i] += 1
+                    break
+            self._lat_sum += latency_ms
+            self._lat_count += 1
+            self._recent.append(latency_ms)
+            self._recent_by.setdefault(decided_by, deque(maxlen=self._window)).append(latency_ms)
+
+    def observe_outcome(self) -> None:
+        with self._lock:
+            self.outcomes += 1
+
+    def observe_error(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            self.errors[kind] += n
+
+    def observe_reload(self) -> None:
+        with self._lock:
+            self.reloads += 1
+
+    def ml_usage(self) -> float:
+        """Share of decisions taken by the model since start (NaN before the first decision)."""
+        with self._lock:
+            total = sum(self.decisions.values())
+            ml = sum(n for (by, _), n in self.decisions.items() if by == "ml")
+        return ml / total if total else float("nan")
+
+    def render(
+        self,
+        model_versions: dict[str, str | None],
+        training: bool,
+        threshold: float,
+    ) -> str:
+        """The Prometheus text exposition of every metric."""
+        with self._lock:
+            decisions = dict(self.decisions)
+            buckets = list(self._buckets)
+            lat_sum, lat_count = self._lat_sum, self._lat_count
+            recent = np.asarray(self._recent, dtype=float)
+            recent_by = {k: np.asarray(v, dtype=float) for k, v in self._recent_by.items()}
+            low, outcomes, errors, reloads = (
+                self.low_confidence,
+                self.outcomes,
+                dict(self.errors),
+                self.reloads,
+            )
+        lines: list[str] = []
+
+        def head(name: str, kind: str, text: str) -> None:
+            lines.append(f"# HELP {name} {text}")
+            lines.append(f"# TYPE {name} {kind}")
+
+        head("learnops_decisions_total", "counter", "Decisions served, by decider and action.")
+        for by in ("ml", "llm"):
+            if not any(k[0] == by for k in decisions):
+                lines.append(f'learnops_decisions_total{{decided_by="{by}",action="none"}} 0')
+        for (by, action), n in sorted(decisions.items()):
+            lines.append(
+                f'learnops_decisions_total{{decided_by="{_esc(by)}",action="{_esc(action)}"}} {n}'
+            )
+        total = sum(decisions.values())
+        ml = sum(n for (by, _), n in decisions.items() if by == "ml")
+        head("learnops_ml_usage_ratio", "gauge", "Share of decisions taken by the model.")
+        lines.append(f"learnops_ml_usage_ratio {_num(ml / total if total else float('nan'))}")
+        head(
+            "learnops_low_confidence_total",
+            "counter",
+            "Decisions sent to the fallback because the model was below the threshold.",
+        )
+        lines.append(f"learnops_low_confidence_total {low}")
+        head("learnops_confidence_threshold", "gauge", "Confidence threshold of the model.")
+        lines.append(f"learnops_confidence_threshold {_num(threshold)}")
+
+        head(
+            "learnops_decision_latency_ms",
+            "histogram",
+            "Decision latency in milliseconds (model or fallback, excluding logging).",
+        )
+        cum = 0
+        for ub, n in zip(LATENCY_BUCKETS_MS, buckets, strict=True):
+            cum += n
+            lines.append(f'learnops_decision_latency_ms_bucket{{le="{_num(ub)}"}} {cum}')
+        lines.append(f'learnops_decision_latency_ms_bucket{{le="+Inf"}} {lat_count}')
+        lines.append(f"learnops_decision_latency_ms_sum {_num(lat_sum)}")
+        lines.append(f"learnops_decision_latency_ms_count {lat_count}")
+
+        head(
+            "learnops_decision_latency_recent_ms",
+            "summary",
+            f"Latency quantiles over the last {self._window} decisions, by decider.",
+        )
+        for by, values in [("all", recent), *sorted(recent_by.items())]:
+            for q in _QUANTILES:
+                v = float(np.quantile(values, q)) if len(values) else float("nan")
+                lines.append(
+                    f'learnops_decision_latency_recent_ms{{decided_by="{_esc(by)}",'
+                    f'quantile="{q}"}} {_num(v)}'
+                )
+            lines.append(
+                f'learnops_decision_latency_recent_ms_sum{{decided_by="{_esc(by)}"}} '
+                f"{_num(float(values.sum()))}"
+            )
+            n = len(values)
+            lines.append(
+                f'learnops_decision_latency_recent_ms_count{{decided_by="{_esc(by)}"}} {n}'
+            )
+
+        head("learnops_outcomes_total", "counter", "Outcomes recorded.")
+        lines.append(f"learnops_outcomes_total {outcomes}")
+        head("learnops_errors_total", "counter", "Failed requests, by kind.")
+        for kind, n in sorted(errors.items()):
+            lines.append(f'learnops_errors_total{{kind="{_esc(kind)}"}} {n}')
+        head("learnops_model_reloads_total", "counter", "Hot swaps of the served model.")
+        lines.append(f"learnops_model_reloads_total {reloads}")
+        head(
+            "learnops_model_info",
+            "gauge",
+            "The model version being served (1) per model type; version none = fallback only.",
+        )
+        for model_type, version in sorted(model_versions.items()):
+            lines.append(
+                f'learnops_model_info{{model="{_esc(model_type)}",'
+                f'version="{_esc(version or "none")}"}} 1'
+            )
+        head("learnops_training_in_progress", "gauge", "1 while a retrain runs.")
+        lines.append(f"learnops_training_in_progress {int(training)}")
+        return "\n".join(lines) + "\n"

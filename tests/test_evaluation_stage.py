@@ -1,0 +1,145 @@
+"""The evaluate stage end to end on a tiny pipeline: simulate → export → train → fit → evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score
+
+from learnops.config import load_params
+from learnops.evaluation.stage import evaluate_pipeline
+from learnops.store import EvaluationResult as EvaluationRow
+from learnops.store import EventStore
+
+PARAMS = """
+seed: 5
+simulate: {n_learners: 160, n_items: 30, n_modules: 3, days: 30}
+export: {last_days: 60, min_data_points: 50}
+mlp: {epochs: 3, batch_size: 64, patience: 2}
+irt: {quad_points: 31, max_iter: 100, tol: 1.0e-4}
+evaluate: {bootstrap: 30}
+"""
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A tiny pipeline's params with data, models/mlp and models/irt in place."""
+    from learnops import irt
+    from learnops.export import export
+    from learnops.mlp import save, train
+    from learnops.retrain import irt_holdout, mlp_holdout
+    from learnops.simulate import simulate_to_store
+
+    mp = pytest.MonkeyPatch()
+    mp.delenv("LEARNOPS_DB_URL", raising=False)
+    root = tmp_path_factory.mktemp("evaluate")
+    (root / "params.yaml").write_text(PARAMS)
+    p = load_params(root / "params.yaml")
+    simulate_to_store(p)
+    exported = export(EventStore(p.db_url), p.export, p.path(p.paths.processed_dir))
+    models = p.path(p.paths.models_dir)
+    save(train(mlp_holdout(exported.decisions, p)[0], p.mlp, p.seed), models / "mlp")
+    train_responses = irt_holdout(exported.responses, p)[0]
+    irt.fit(train_responses, p.irt.model, config=p.irt, seed=p.seed).save(models / "irt")
+    yield p
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def result(pipeline):
+    mp = pytest.MonkeyPatch()
+    mp.delenv("LEARNOPS_DB_URL", raising=False)
+    try:
+        yield evaluate_pipeline(pipeline, latency_calls=100)
+    finally:
+        mp.undo()
+
+
+def test_metrics_file_and_headline(pipeline, result):
+    path = pipeline.path("reports/metrics/evaluate.json")
+    assert path.is_file()
+    metrics = json.loads(path.read_text())
+    for key in (
+        "accuracy", "macro_f1", "log_loss", "brier", "ece", "mce", "ece_quantile", "ci",
+        "calibration", "per_class", "ml_usage", "threshold", "ope", "irt", "latency_ms",
+        "recommendation", "model_version", "n_test",
+    ):  # fmt: skip
+        assert key in metrics, key
+    assert set(metrics["ci"]) == {"accuracy", "macro_f1", "ece", "log_loss"}
+    assert set(metrics["calibration"]) == {"before", "after"}
+    assert {"ips", "snips", "dr"} <= set(metrics["ope"]["deterministic"])
+    assert {"ips", "snips", "dr"} <= set(metrics["ope"]["stochastic"])
+    assert "value" in metrics["ope"]["logged"]
+    for key in ("accuracy", "auc", "rmse", "log_loss", "brier", "ece"):
+        assert key in metrics["irt"], key
+    assert {"p50", "p95", "p99"} <= set(metrics["latency_ms"])
+    assert metrics["model_version"].startswith("pipeline-")
+    assert metrics == result.metrics
+
+
+def test_accuracy_matches_sklearn_on_the_test_learners(pipeline, result):
+    from learnops.io import read_table
+    from learnops.mlp import load, predict_batch
+    from learnops.retrain import mlp_holdout
+
+    decisions = read_table(pipeline.path(pipeline.paths.processed_dir) / "decisions.parquet")
+    test = mlp_holdout(decisions, pipeline)[1]
+    pred = predict_batch(load(pipeline.path("models/mlp")), test)["action"]
+    assert result.metrics["accuracy"] == pytest.approx(accuracy_score(test["action"], pred))
+    assert result.metrics["n_test"] == len(test)
+    np.testing.assert_allclose(result.proba.sum(axis=1), 1.0)
+
+
+def test_confusion_csv_has_one_row_per_test_decision(pipeline, result):
+    confusion = pd.read_csv(pipeline.path("reports/plots/evaluate/confusion.csv"))
+    assert list(confusion.columns) == ["actual", "predicted"]
+    assert len(confusion) == result.metrics["n_test"]
+    assert (confusion["actual"] == confusion["predicted"]).mean() == pytest.approx(
+        result.metrics["accuracy"]
+    )
+    cal = pd.read_csv(pipeline.path("reports/plots/evaluate/calibration.csv"))
+    assert list(cal.columns) == ["bin", "mean_confidence", "accuracy", "count"]
+    assert cal["count"].sum() == result.metrics["n_test"]
+    thr = pd.read_csv(pipeline.path("reports/plots/evaluate/threshold.csv"))
+    assert list(thr.columns) == ["threshold", "ml_usage", "ml_accuracy"]
+    assert thr["ml_usage"].is_monotonic_decreasing
+
+
+def test_bootstrap_ci_contains_the_estimate(result):
+    for name in ("accuracy", "log_loss"):
+        ci = result.metrics["ci"][name]
+        assert ci["ci_low"] <= ci["estimate"] <= ci["ci_high"], (name, ci)
+    assert result.metrics["ci"]["accuracy"]["estimate"] == result.metrics["accuracy"]
+
+
+def test_recommendation_and_store_row(pipeline, result):
+    rec = result.metrics["recommendation"]
+    assert isinstance(rec["deploy"], bool)
+    assert rec["verdict"].startswith("DEPLOY" if rec["deploy"] else "DO NOT DEPLOY")
+    store = EventStore(pipeline.db_url)
+    with store.session() as s:
+        rows = s.query(EvaluationRow).all()
+        assert len(rows) == 1
+        row = rows[0]
+        assert row.model_type == "mlp"
+        assert row.model_version == result.model_version
+        assert row.accuracy == pytest.approx(result.metrics["accuracy"])
+        assert row.id == result.evaluation_id
+    store.dispose()
+
+
+def test_missing_irt_model_is_an_error(pipeline, tmp_path, monkeypatch):
+    import shutil
+
+    from learnops.errors import LearnopsError
+
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    shutil.copytree(pipeline.path("models/mlp"), tmp_path / "mlp")
+    p = pipeline.model_copy(
+        update={"paths": pipeline.paths.model_copy(update={"models_dir": str(tmp_path)})}
+    )
+    with pytest.raises(LearnopsError, match="no trained model at .*irt"):
+        evaluate_pipeline(p, write=False, record=False)

@@ -1,0 +1,144 @@
+"""Decision-model training internals: gradients, split, determinism, early stopping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from learnops.config import MlpConfig
+from learnops.errors import LearnopsError
+from learnops.mlp import save, train
+from learnops.mlp.model import DecisionNet
+from learnops.mlp.synthetic import synthetic_decisions
+from learnops.mlp.training import DELTA_LOSS_WEIGHT, _adam_step, _Flat, _GradFn, split_by_learner
+
+
+@pytest.mark.parametrize("dropout,delta_on,weighted", [(0.1, True, False), (0.0, False, True)])
+def test_hand_written_gradients_match_autograd(dropout, delta_on, weighted):
+    torch.manual_seed(0)
+    net = DecisionNet(dropout=dropout)
+    flat = _Flat(net)
+    m = 13
+    x = torch.randn(m, 18)
+    y = torch.randint(0, 5, (m,))
+    oh = F.one_hot(y, 5).float()
+    t = torch.randn(m, 1)
+    dmask = (torch.rand(m, 1) < 0.5).float()
+    rw = torch.rand(m, 1) + 0.5 if weighted else None
+    masks = tuple((torch.rand(m, h) >= dropout).float() for h in net.hidden) if dropout else ()
+    _GradFn(flat, dropout, delta_on, 32)(x, oh, t, dmask * 2 * DELTA_LOSS_WEIGHT, rw, masks)
+
+    params = [p.detach().clone().requires_grad_(True) for p in flat.p_views]
+    ws, bs = params[0::2], params[1::2]
+    keep = 1 - dropout
+    h = x
+    for i in range(len(net.hidden)):
+        h = F.relu(F.linear(h, ws[i], bs[i]))
+        if masks:
+            h = h * masks[i] / keep
+    logits = F.linear(h, ws[-2], bs[-2])
+    if weighted:
+        ce = -(rw.squeeze(1) * F.log_softmax(logits, 1)[torch.arange(m), y]).sum() / rw.sum()
+    else:
+        ce = F.cross_entropy(logits, y)
+    loss = ce
+    if delta_on:
+        pred = F.linear(h, ws[-1], bs[-1])
+        loss = loss + DELTA_LOSS_WEIGHT * (dmask * (pred - t) ** 2).sum() / m
+    loss.backward()
+    for p, g in zip(params, flat.g_views, strict=True):
+        expected = p.grad if p.grad is not None else torch.zeros_like(p)
+        torch.testing.assert_close(g, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_adam_matches_torch_optim():
+    torch.manual_seed(1)
+    P = torch.randn(50)
+    G = torch.zeros(50)
+    ref = torch.nn.Parameter(P.clone())
+    opt = torch.optim.Adam([ref], lr=1e-2, weight_decay=0.01)
+    step = _adam_step(P, G, 1e-2, 0.01)
+    for i in range(1, 20):
+        g = torch.randn(50)
+        G.copy_(g)
+        step(i)
+        ref.grad = g.clone()
+        opt.step()
+    torch.testing.assert_close(P, ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_split_by_learner_is_disjoint_and_seeded():
+    learners = np.array([f"l{i % 37}" for i in range(1000)])
+    a = split_by_learner(learners, 1000, 0.2, seed=3)
+    b = split_by_learner(learners, 1000, 0.2, seed=3)
+    c = split_by_learner(learners, 1000, 0.2, seed=4)
+    assert set(learners[a.train_index]).isdisjoint(learners[a.val_index])
+    assert len(a.train_index) + len(a.val_index) == 1000
+    assert a.n_val_learners == round(0.2 * 37)
+    np.testing.assert_array_equal(a.val_index, b.val_index)
+    assert not np.array_equal(a.val_index, c.val_index)
+    with pytest.raises(LearnopsError, match="at least 2 learners"):
+        split_by_learner(np.array(["x"] * 10), 10, 0.2, seed=0)
+
+
+def test_training_is_deterministic(tmp_path):
+    df = synthetic_decisions(1500, seed=5)
+    cfg = MlpConfig(epochs=3)
+    r1 = train(df, cfg, seed=11)
+    r2 = train(df, cfg, seed=11)
+    save(r1, tmp_path / "a")
+    save(r2, tmp_path / "b")
+    w1 = (tmp_path / "a" / "model.safetensors").read_bytes()
+    w2 = (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert w1 == w2
+    assert r1.temperature == r2.temperature
+    r3 = train(df, cfg, seed=12)
+    save(r3, tmp_path / "c")
+    assert (tmp_path / "c" / "model.safetensors").read_bytes() != w1
+
+
+def test_train_result_shapes_and_history():
+    df = synthetic_decisions(1200, seed=2)
+    r = train(df, MlpConfig(epochs=4, batch_size=64), seed=0)
+    assert list(r.history.columns[:5]) == [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+    ]
+    assert 1 <= len(r.history) <= 4
+    assert r.val_logits.shape == (len(r.split.val_index), 5)
+    assert r.val_proba().shape == r.val_logits.shape
+    np.testing.assert_allclose(r.val_proba().sum(axis=1), 1.0)
+    assert r.metrics["n_train"] + r.metrics["n_val"] == 1200
+    assert 0.05 < r.temperature < 20
+    assert r.model.delta_trained
+    assert r.model.metadata["split"]["unit"] == "learner"
+    assert r.model.metadata["data"]["fingerprint"].startswith("sha256:")
+
+
+def test_early_stopping_keeps_best_epoch():
+    df = synthetic_decisions(600, seed=9)
+    r = train(df, MlpConfig(epochs=60, patience=2, lr=0.05, batch_size=16), seed=0)
+    assert len(r.history) < 60
+    best = int(r.history["val_loss"].idxmin())
+    assert r.metrics["best_epoch"] == r.history["epoch"][best]
+    # the kept weights reproduce the best validation loss
+    logits = torch.from_numpy(r.val_logits)
+    val_loss = float(F.cross_entropy(logits, torch.from_numpy(r.val_y)))
+    assert val_loss == pytest.approx(r.history["val_loss"][best], rel=1e-4)
+
+
+def test_train_rejects_bad_labels_and_empty():
+    df = synthetic_decisions(200, seed=1)
+    bad = df.copy()
+    bad.loc[3, "action"] = "dance"
+    with pytest.raises(LearnopsError, match="unknown or missing action: dance"):
+        train(bad, MlpConfig(epochs=1), seed=0)
+    with pytest.raises(LearnopsError, match="No training data"):
+        train(df.iloc[:0], MlpConfig(epochs=1), seed=0)
+    with pytest.raises(LearnopsError, match="missing feature column"):
+        train(df.drop(columns=["hint_rate"]), MlpConfig(epochs=1), seed=0)

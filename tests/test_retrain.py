@@ -1,0 +1,118 @@
+"""Retrain end to end on a small simulated store: versions, gates, determinism, refusals."""
+
+import hashlib
+import threading
+
+import pytest
+
+from learnops.config import load_params
+from learnops.errors import NoTrainingData, TrainingInProgress
+from learnops.registry import Registry
+from learnops.retrain import retrain
+from learnops.simulate import simulate_to_store
+from learnops.store import EventStore
+
+PARAMS = """
+seed: 5
+simulate: {n_learners: 160, n_items: 30, n_modules: 3, days: 30}
+export: {last_days: 60, min_data_points: 50}
+irt: {quad_points: 31, max_iter: 100, tol: 1.0e-4}
+mlp: {epochs: 4, batch_size: 64, patience: 2}
+evaluate: {targets: {accuracy: 0.5, calibration_error: 0.5}}
+registry: {irt_min_accuracy: 0.6}
+"""
+
+
+@pytest.fixture(scope="module")
+def params(tmp_path_factory):
+    root = tmp_path_factory.mktemp("retrain")
+    (root / "params.yaml").write_text(PARAMS)
+    p = load_params(root / "params.yaml")
+    simulate_to_store(p)
+    return p
+
+
+def _registry(p):
+    return Registry(EventStore(p.db_url), p.path(p.paths.models_dir) / "registry")
+
+
+def _digest(path):
+    return {
+        f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(path.iterdir())
+        if f.is_file()
+    }
+
+
+def test_retrain_registers_deploys_then_gates(params, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    first = retrain(params)
+    assert [(o.model_type, o.version) for o in first] == [("mlp", "v1"), ("irt", "v1")]
+    assert all(o.deployed for o in first), [o.decision.reasons for o in first]
+    reg = _registry(params)
+    assert reg.production("mlp").version == "v1"
+    # same data, same params, same seed: identical weights and metrics, and the >5% gate holds
+    second = retrain(params)
+    assert [o.version for o in second] == ["v2", "v2"]
+    mlp1, mlp2 = first[0], second[0]
+    assert mlp2.metrics == mlp1.metrics
+    assert not mlp2.deployed
+    assert any("does not beat production" in r for r in mlp2.decision.reasons)
+    root = params.path("models/registry/mlp")
+    assert _digest(root / "v1") == _digest(root / "v2")
+    assert reg.production("mlp").version == "v1"
+    # IRT: same AUC as production is "not worse": deploys
+    assert second[1].deployed
+
+
+def test_no_auto_deploy_and_single_model(params, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    (o,) = retrain(params, models=["irt"], auto_deploy=False)
+    assert not o.deployed and o.status == "completed"
+
+
+def test_empty_window_is_refused_without_a_version(params, monkeypatch):
+    import datetime as dt
+
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    before = len(_registry(params).list())
+    with pytest.raises(NoTrainingData, match="No training data available"):
+        retrain(params, since=dt.date(2030, 1, 1))
+    assert len(_registry(params).list()) == before
+
+
+def test_concurrent_retrain_is_refused(params, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    reg = _registry(params)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with reg.training_lock():
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(TrainingInProgress, match="Training already in progress"):
+            retrain(params, models=["irt"])
+    finally:
+        release.set()
+        t.join()
+
+
+def test_failed_training_marks_the_version_failed(params, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    import learnops.retrain as rt
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(rt, "_train_mlp", boom)
+    prod = _registry(params).production("mlp").version
+    with pytest.raises(RuntimeError):
+        retrain(params, models=["mlp"])
+    last = _registry(params).list("mlp")[-1]
+    assert last.status == "failed" and "disk full" in last.error
+    assert _registry(params).production("mlp").version == prod
