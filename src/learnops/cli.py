@@ -54,7 +54,7 @@ def simulate(
     params: Path = ParamsOpt,
     db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
 ) -> None:
-    """Simulate learners, answers and decisions into a fresh event store (+ truth files)."""
+    """Simulate learners, answers and decisions into the event store (+ truth files)."""
     import os
 
     from learnops.simulate import simulate_to_store
