@@ -1,6 +1,6 @@
 """Synthetic learners, items and agent decisions with known ground truth.
 
-Learners have a latent ability that grows with practice; within a session they tire (minutes
+Learners have a latent ability that grows with practice towards a personal ceiling; within a session they tire (minutes
 since the last break) and their engagement drifts. Items follow a 2PL model and are grouped in
 modules. Every few answers the agent decides one of five actions: the logging policy is a noisy
 "teacher" (the LLM stand-in) whose action probabilities are a known function of the 18 features
@@ -158,7 +158,9 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
         group = assign_group(cfg.ab_test, lhash, cfg.ab_groups)
         theta = r.gauss(0.0, 1.0)
         theta_start = theta
-        lr = cfg.learning_rate * math.exp(r.gauss(0.0, 0.5))
+        lr = cfg.learning_rate * math.exp(r.gauss(0.0, 0.4))
+        # practice closes the gap to a learner-specific ceiling (diminishing returns)
+        ceiling = theta + max(0.3, r.gauss(1.5, 0.5))
         pref_hour = min(22.0, max(7.0, r.gauss(17.0, 3.0)))
         n_sessions = 1 + _poisson(r, cfg.sessions_per_learner - 1)
         days = sorted(r.uniform(0.0, cfg.days - 0.05) for _ in range(n_sessions))
@@ -180,7 +182,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
             module = modules[r.randrange(len(modules))]
             engagement = min(0.9, max(0.3, r.gauss(0.6, 0.08)))
             ability_se0 = 1.0 / math.sqrt(0.6 + 0.35 * answered_total)
-            target = theta + r.gauss(0.0, ability_se0) + r.gauss(0.0, 0.9)
+            target = theta - 0.5 + r.gauss(0.0, ability_se0) + r.gauss(0.0, 0.9)
             session_start = t
             minutes_since_break = 0.0
             help_left = 0
@@ -194,7 +196,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
             n_in_session = 0
             while n_in_session < planned:
                 bs, idxs = by_module[module]
-                pos = _nearest(bs, target + r.gauss(0.0, 1.0))
+                pos = _nearest(bs, target + r.gauss(0.0, 1.4))
                 i = idxs[pos]
                 fatigue = min(1.0, minutes_since_break / 45.0)
                 theta_eff = theta - 0.4 * fatigue + (0.3 if help_left > 0 else 0.0)
@@ -222,7 +224,7 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                 hist_h.append(hint)
                 cons_err = cons_err + 1 if y == 0 else 0
                 cons_cor = cons_cor + 1 if y == 1 else 0
-                theta += lr * (0.5 + 0.5 * engagement) * (1.0 if y else 0.5)
+                theta += lr * (0.5 + 0.5 * engagement) * (1.0 if y else 0.5) * (ceiling - theta)
                 engagement += 0.015 * (y - 0.65) - 0.025 * fatigue + r.gauss(0.0, 0.02)
                 engagement = min(1.0, max(0.02, engagement))
                 while open_rows and len(hist_c) - open_rows[0][1] >= 5:
@@ -258,7 +260,8 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
                     "hour_of_day": float(t.hour),
                     "ability": ability_est,
                     "ability_se": ability_se,
-                    "learning_velocity": lr * (0.5 + 0.5 * engagement) + r.gauss(0.0, 0.005),
+                    "learning_velocity": lr * (0.5 + 0.5 * engagement) * (ceiling - theta)
+                    + r.gauss(0.0, 0.005),
                     "sessions_completed": float(k),
                     "days_since_last_session": days_away,
                 }
