@@ -40,6 +40,18 @@ ACTIONS: tuple[str, ...] = (
 )
 DECIDERS: tuple[str, ...] = ("ml", "llm", "rule")
 
+#: What the agent records about a decision besides its features (all but ``action`` nullable).
+DECISION_META: tuple[str, ...] = (
+    "action",
+    "decided_by",
+    "confidence",
+    "propensity",
+    "latency_ms",
+    "model_version",
+    "difficulty_delta",
+    "ab_test",
+    "ab_group",
+)
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "next_accuracy",
     "next_engagement",
@@ -48,20 +60,7 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
 )
 #: Columns of an exported decision row (decisions.parquet), in order.
 DECISION_COLUMNS: tuple[str, ...] = (
-    ("decision_id", "learner_hash", "timestamp")
-    + FEATURES
-    + (
-        "action",
-        "decided_by",
-        "confidence",
-        "propensity",
-        "latency_ms",
-        "model_version",
-        "difficulty_delta",
-        "ab_test",
-        "ab_group",
-    )
-    + OUTCOME_COLUMNS
+    ("decision_id", "learner_hash", "timestamp") + FEATURES + DECISION_META + OUTCOME_COLUMNS
 )
 #: Columns of an exported response row (responses.parquet), in order.
 RESPONSE_COLUMNS: tuple[str, ...] = (

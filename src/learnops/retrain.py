@@ -154,25 +154,27 @@ def register_candidate(
         decision = irt_gate(metrics, prod_metrics, params.registry)
     if prod_note:
         decision.reasons.append(prod_note)
-    win = {}
-    if window:
-        win = {"since": window[0].isoformat(), "until": window[1].isoformat()}
-    if same is not None:
-        decision.reasons.insert(0, f"identical to {same.version} (same data and artifacts)")
+    win = {"since": window[0].isoformat(), "until": window[1].isoformat()} if window else {}
+
+    def outcome(version_name: str, deployed: bool, status: str, reused: bool) -> RetrainOutcome:
         return RetrainOutcome(
             model_type,
-            same.version,
+            version_name,
             data_count,
             seconds,
             dict(metrics),
             prod.version if prod else None,
             prod_metrics,
             decision,
-            same.status == "deployed",
-            same.status,
+            deployed,
+            status,
             win,
-            reused=True,
+            reused=reused,
         )
+
+    if same is not None:
+        decision.reasons.insert(0, f"identical to {same.version} (same data and artifacts)")
+        return outcome(same.version, same.status == "deployed", same.status, reused=True)
     v = version or registry.start(
         model_type,
         config=dict(config or {}),
@@ -200,20 +202,7 @@ def register_candidate(
     except Exception as exc:
         registry.fail(model_type, v.version, f"{type(exc).__name__}: {exc}")
         raise
-    status = registry.get(model_type, v.version).status
-    return RetrainOutcome(
-        model_type,
-        v.version,
-        data_count,
-        seconds,
-        dict(metrics),
-        prod.version if prod else None,
-        prod_metrics,
-        decision,
-        deployed,
-        status,
-        win,
-    )
+    return outcome(v.version, deployed, registry.get(model_type, v.version).status, reused=False)
 
 
 # -- the full retrain -------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Synthetic learners, items and agent decisions with known ground truth.
 
-Learners have a latent ability that grows with practice towards a personal ceiling; within a session they tire (minutes
-since the last break) and their engagement drifts. Items follow a 2PL model and are grouped in
-modules. Every few answers the agent decides one of five actions: the logging policy is a noisy
-"teacher" (the LLM stand-in) whose action probabilities are a known function of the 18 features
-(:func:`teacher_probabilities`), recorded as ``propensity``. Outcomes depend on whether the action
-suited the situation (the teacher's noiseless best action). An A/B experiment on the decision
-policy runs over the second half of the window with a known effect per arm on next engagement.
+Learners have a latent ability that grows with practice towards a personal ceiling; within a
+session they tire (minutes since the last break) and their engagement drifts. Items follow a 2PL
+model and are grouped in modules. Every few answers the agent decides one of five actions: the
+logging policy is a noisy "teacher" (the LLM stand-in) whose action probabilities are a known
+function of the 18 features (:func:`teacher_probabilities`), recorded as ``propensity``. Outcomes
+depend on whether the action suited the situation (the teacher's noiseless best action). An A/B
+experiment on the decision policy runs over the second half of the window with a known effect per
+arm on next engagement.
 """
 
 from __future__ import annotations

@@ -31,7 +31,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from learnops.contracts import ACTIONS, DECIDERS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
+from learnops.contracts import (
+    ACTIONS,
+    DECIDERS,
+    DECISION_COLUMNS,
+    DECISION_META,
+    FEATURES,
+    RESPONSE_COLUMNS,
+)
 from learnops.errors import LearnopsError
 from learnops.hashing import is_learner_hash, learner_hash
 
@@ -231,6 +238,33 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def decision_row(
+    learner_id: str,
+    context: Mapping[str, Any],
+    decision: Mapping[str, Any],
+    timestamp: datetime | None = None,
+) -> dict[str, Any]:
+    """A validated decision row in the store's format: learner id hashed, id and time filled."""
+    missing = [f for f in FEATURES if f not in context]
+    if missing:
+        raise LearnopsError(f"decision context misses feature(s): {', '.join(missing)}")
+    if decision.get("action") not in ACTIONS:
+        raise LearnopsError(
+            f"unknown action {decision.get('action')!r}; expected one of {', '.join(ACTIONS)}"
+        )
+    if decision.get("decided_by", "ml") not in DECIDERS:
+        raise LearnopsError(f"decided_by must be one of {', '.join(DECIDERS)}")
+    row: dict[str, Any] = {f: float(context[f]) for f in FEATURES}
+    row.update({k: _clean(decision.get(k)) for k in DECISION_META})
+    row["decided_by"] = row["decided_by"] or "ml"
+    row.update(
+        decision_id=decision.get("decision_id") or uuid.uuid4().hex,
+        learner_hash=_as_hash(learner_id),
+        timestamp=timestamp or utcnow(),
+    )
+    return row
+
+
 class EventStore:
     """Transactional access to the learnops tables at one database URL."""
 
@@ -262,33 +296,7 @@ class EventStore:
         timestamp: datetime | None = None,
     ) -> str:
         """Log one decision: ``context`` holds the 18 features, ``decision`` the action and meta."""
-        missing = [f for f in FEATURES if f not in context]
-        if missing:
-            raise LearnopsError(f"decision context misses feature(s): {', '.join(missing)}")
-        action = decision.get("action")
-        if action not in ACTIONS:
-            raise LearnopsError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-        decided_by = decision.get("decided_by", "ml")
-        if decided_by not in DECIDERS:
-            raise LearnopsError(f"decided_by must be one of {', '.join(DECIDERS)}")
-        row: dict[str, Any] = {f: float(context[f]) for f in FEATURES}
-        row.update(
-            decision_id=decision.get("decision_id") or uuid.uuid4().hex,
-            learner_hash=_as_hash(learner_id),
-            timestamp=timestamp or utcnow(),
-            action=action,
-            decided_by=decided_by,
-        )
-        for key in (
-            "confidence",
-            "propensity",
-            "latency_ms",
-            "model_version",
-            "difficulty_delta",
-            "ab_test",
-            "ab_group",
-        ):
-            row[key] = _clean(decision.get(key))
+        row = decision_row(learner_id, context, decision, timestamp)
         with self.session() as s:
             s.add(Decision(**row))
         return row["decision_id"]

@@ -5,8 +5,7 @@ Names are imported lazily so that ``learnops.ab.cli`` stays light (no pandas/sci
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from learnops._lazy import lazy_exports
 
 _EXPORTS = {
     "assign_group": "assign",
@@ -34,8 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"learnops.ab.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'learnops.ab' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

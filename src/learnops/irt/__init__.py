@@ -6,7 +6,9 @@ Public API (imported lazily so that ``learnops --help`` stays fast):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from learnops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from learnops.irt.data import evaluate_predictions, split_holdout
@@ -16,18 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["IrtFit", "evaluate_predictions", "fit", "load", "score", "split_holdout"]
 
 _WHERE = {
-    "fit": "learnops.irt.model",
-    "load": "learnops.irt.model",
-    "IrtFit": "learnops.irt.model",
-    "score": "learnops.irt.scoring",
-    "split_holdout": "learnops.irt.data",
-    "evaluate_predictions": "learnops.irt.data",
+    "fit": "model",
+    "load": "model",
+    "IrtFit": "model",
+    "score": "scoring",
+    "split_holdout": "data",
+    "evaluate_predictions": "data",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'learnops.irt' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -6,7 +6,9 @@ first use, so ``import learnops.mlp.cli`` stays light).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from learnops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from learnops.mlp.artifacts import load, save
@@ -42,11 +44,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        value = getattr(importlib.import_module(f"learnops.mlp.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'learnops.mlp' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

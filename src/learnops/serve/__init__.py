@@ -7,7 +7,9 @@ Public API: ``create_app``, ``run``, ``FallbackTeacher``, ``RuleTeacher``, ``Tok
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from learnops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from learnops.serve.app import create_app, run
@@ -26,11 +28,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        value = getattr(importlib.import_module(f"learnops.serve.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'learnops.serve' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -12,40 +12,19 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from learnops.contracts import FEATURES
-from learnops.hashing import is_learner_hash, learner_hash
-from learnops.store import Decision, EventStore, utcnow
+from learnops.store import Decision, EventStore
+from learnops.store import decision_row as store_decision_row
 
 __all__ = ["DecisionLog"]
 
 log = logging.getLogger("learnops.serve")
-
-_META = (
-    "action",
-    "decided_by",
-    "confidence",
-    "propensity",
-    "latency_ms",
-    "model_version",
-    "difficulty_delta",
-    "ab_test",
-    "ab_group",
-)
 
 
 def decision_row(
     learner_id: str, features: Mapping[str, float], decision: Mapping[str, Any]
 ) -> dict[str, Any]:
     """One decision in the store's row format (the learner id hashed, the timestamp now)."""
-    lid = str(learner_id)
-    row: dict[str, Any] = {
-        "decision_id": decision["decision_id"],
-        "learner_hash": lid if is_learner_hash(lid) else learner_hash(lid),
-        "timestamp": utcnow(),
-    }
-    row.update({f: float(features[f]) for f in FEATURES})
-    row.update({k: decision.get(k) for k in _META})
-    return row
+    return store_decision_row(learner_id, features, decision)
 
 
 class DecisionLog:
