@@ -58,8 +58,10 @@ def test_retrain_registers_deploys_then_gates(params, monkeypatch):
     assert mlp2.metrics == mlp1.metrics
     assert not mlp2.deployed
     assert any("does not beat production" in r for r in mlp2.decision.reasons)
-    root = params.path("models/registry/mlp")
-    assert _digest(root / "v1") == _digest(root / "v2")
+    for model_type in ("mlp", "irt"):
+        root = params.path(f"models/registry/{model_type}")
+        assert _digest(root / "v1") == _digest(root / "v2"), model_type
+    assert second[1].metrics == first[1].metrics
     assert reg.production("mlp").version == "v1"
     # IRT: same AUC as production is "not worse": deploys
     assert second[1].deployed

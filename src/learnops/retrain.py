@@ -228,7 +228,7 @@ def _train_irt(
     tr, te = irt_holdout(responses, params)
     model = params.irt.model
     result = fit(tr, model=model, config=params.irt, seed=params.seed, progress=progress)
-    result.save(out)
+    result.save(out, timing=False)
     return evaluate_irt(result, te), lambda m: evaluate_irt(m, te)
 
 

@@ -82,15 +82,22 @@ class IrtFit:
         n_new = int(pd.unique(responses[lcol].astype(str).to_numpy()[lpos < 0]).size)
         return probability(self.params(), pos, theta), n_new
 
-    def save(self, directory: str | Path) -> None:
-        """Write items.csv, abilities.csv and fit.json (atomically) into ``directory``."""
+    def save(self, directory: str | Path, timing: bool = True) -> None:
+        """Write items.csv, abilities.csv and fit.json (atomically) into ``directory``.
+
+        ``timing=False`` leaves the wall-clock ``seconds`` out of fit.json, so that a refit on
+        the same data writes byte-identical files (the pipeline and the registry use this).
+        """
         from learnops.io import write_json, write_table
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         write_table(d / "items.csv", self.items)
         write_table(d / "abilities.csv", self.abilities)
-        write_json(d / "fit.json", self.fit_stats())
+        stats = self.fit_stats()
+        if not timing:
+            stats.pop("seconds")
+        write_json(d / "fit.json", stats)
 
 
 def unknown_learner_message(n: int) -> str:
