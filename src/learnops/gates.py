@@ -21,6 +21,10 @@ class GateDecision:
         return {"deploy": self.deploy, "reasons": self.reasons, "checks": self.checks}
 
 
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def _check(checks: list, name: str, value: float | None, target: float, op: str) -> bool:
     ok = value is not None and (
         value > target if op == ">" else value >= target if op == ">=" else value < target
@@ -43,7 +47,9 @@ def mlp_gate(
     metric = cfg.mlp_metric
     ok = _check(checks, "accuracy", candidate.get("accuracy"), targets.accuracy, ">=")
     if not ok:
-        reasons.append(f"accuracy {candidate.get('accuracy')} below the target {targets.accuracy}")
+        reasons.append(
+            f"accuracy {_fmt(candidate.get('accuracy'))} below the target {targets.accuracy}"
+        )
     ece = candidate.get("ece")
     if ece is not None and not _check(
         checks, "calibration_error", ece, targets.calibration_error, "<"
@@ -60,12 +66,13 @@ def mlp_gate(
         ):
             ok = False
             reasons.append(
-                f"{metric} {candidate.get(metric)} does not beat production {base} by more than "
-                f"{cfg.mlp_min_improvement:.0%} (needs > {need})"
+                f"{metric} {_fmt(candidate.get(metric))} does not beat production {_fmt(base)} by "
+                f"more than {cfg.mlp_min_improvement:.0%} (needs > {_fmt(need)})"
             )
         else:
             reasons.append(
-                f"{metric} improves on production {base} by more than {cfg.mlp_min_improvement:.0%}"
+                f"{metric} improves on production {_fmt(base)} by more than "
+                f"{cfg.mlp_min_improvement:.0%}"
             )
     if ok:
         reasons.insert(0, "all gates passed")
@@ -81,7 +88,7 @@ def irt_gate(
     ok = _check(checks, "accuracy", candidate.get("accuracy"), cfg.irt_min_accuracy, ">")
     if not ok:
         reasons.append(
-            f"held-out accuracy {candidate.get('accuracy')} not above {cfg.irt_min_accuracy}"
+            f"held-out accuracy {_fmt(candidate.get('accuracy'))} not above {cfg.irt_min_accuracy}"
         )
     if production is None:
         reasons.append("no production model: the absolute gate decides")
@@ -89,7 +96,9 @@ def irt_gate(
         checks, "auc_vs_production", candidate.get("auc"), production.get("auc", float("inf")), ">="
     ):
         ok = False
-        reasons.append(f"AUC {candidate.get('auc')} worse than production {production.get('auc')}")
+        reasons.append(
+            f"AUC {_fmt(candidate.get('auc'))} worse than production {_fmt(production.get('auc'))}"
+        )
     if ok:
         reasons.insert(0, "all gates passed")
     return GateDecision(ok, reasons, checks)
