@@ -235,3 +235,19 @@ def test_torch_float32_backend_matches_numpy():
     np.testing.assert_allclose(t32.params.a, ref.params.a, atol=2e-3)
     np.testing.assert_allclose(t32.params.b, ref.params.b, atol=5e-3)
     np.testing.assert_allclose(t32.abilities, ref.abilities, atol=1e-3)
+
+
+@pytest.mark.parametrize("per_learner", [None, 25])
+def test_float32_fast_path_agrees_with_float64(monkeypatch, per_learner, sparse_sim):
+    """Large problems run their EM iterations in float32 before float64 polishing; the result
+    must match a pure float64 fit within the convergence tolerance (dense and sparse designs)."""
+    data = simulate(3000, 40, seed=5).responses if per_learner is None else sparse_sim.responses
+    exact = irt.fit(data, "2pl", priors=False)
+    monkeypatch.setattr(mml, "FAST_MIN_RESPONSES", 1)
+    fast = irt.fit(data, "2pl", priors=False)
+    assert fast.converged
+    np.testing.assert_allclose(
+        fast.items["discrimination"], exact.items["discrimination"], atol=2e-3
+    )
+    np.testing.assert_allclose(fast.items["difficulty"], exact.items["difficulty"], atol=2e-3)
+    assert fast.loglik == pytest.approx(exact.loglik, abs=1e-2)

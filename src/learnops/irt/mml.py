@@ -94,11 +94,18 @@ class Params:
 def item_logprobs(p: Params, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """log P and log(1 − P) per item and node (items × nodes)."""
     z = np.multiply.outer(p.a, theta) + p.d[:, None]
+    # log σ(±z) = min(±z, 0) − log(1 + e^−|z|): one exp and one log1p for both tables
+    t = np.log1p(np.exp(-np.abs(z)))
+    lz = np.minimum(z, 0.0)
+    lz -= t
+    np.negative(z, out=z)
+    lmz = np.minimum(z, 0.0, out=z)
+    lmz -= t
     if p.g is None:
-        return log_expit(z), log_expit(-z)
+        return lz, lmz
     logc = log_expit(p.g)[:, None]
     log1mc = log_expit(-p.g)[:, None]
-    return np.logaddexp(logc, log1mc + log_expit(z)), log1mc + log_expit(-z)
+    return np.logaddexp(logc, log1mc + lz), log1mc + lmz
 
 
 def design_matrix(enc: Encoded) -> sp.csr_matrix:
@@ -107,13 +114,24 @@ def design_matrix(enc: Encoded) -> sp.csr_matrix:
     One stored entry per response (repeated responses are kept, not merged).
     """
     n_items = enc.n_items
-    cols = enc.item.astype(np.int64) + n_items * (1 - enc.y.astype(np.int64))
-    order = np.argsort(enc.learner, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(enc.learner, minlength=enc.n_learners))])
-    index_dtype = np.int32 if 2 * n_items < 2**31 and len(cols) < 2**31 else np.int64
+    index_dtype = np.int32 if 2 * n_items < 2**31 and len(enc.y) < 2**31 else np.int64
+    cols = enc.item.astype(index_dtype)
+    cols += (enc.y == 0).astype(index_dtype) * index_dtype(n_items)
+    already_sorted = len(enc.learner) < 2 or bool((enc.learner[1:] >= enc.learner[:-1]).all())
+    if not already_sorted:
+        cols = cols[np.argsort(enc.learner, kind="stable")]
+    indptr = np.zeros(enc.n_learners + 1, dtype=index_dtype)
+    np.cumsum(np.bincount(enc.learner, minlength=enc.n_learners), out=indptr[1:])
+    return sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(enc.n_learners, 2 * n_items))
+
+
+def _row_block(x: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
+    """Rows start:stop of a CSR matrix, sharing its data and index arrays (no copy)."""
+    stop = min(stop, x.shape[0])
+    lo, hi = x.indptr[start], x.indptr[stop]
     return sp.csr_matrix(
-        (np.ones(len(cols)), cols[order].astype(index_dtype), indptr.astype(index_dtype)),
-        shape=(enc.n_learners, 2 * n_items),
+        (x.data[lo:hi], x.indices[lo:hi], x.indptr[start : stop + 1] - lo),
+        shape=(stop - start, x.shape[1]),
     )
 
 
@@ -121,6 +139,9 @@ def design_matrix(enc: Encoded) -> sp.csr_matrix:
 DENSE_FRACTION = 1 / 24
 #: Sparse problems with at least this many responses use torch float32 kernels if available.
 TORCH_MIN_RESPONSES = 2_000_000
+#: EM runs in float32 ("fast" E-steps) until convergence, then polishes in float64, on problems
+#: with at least this many responses.
+FAST_MIN_RESPONSES = 1_000_000
 #: Dense chunks are kept in memory between E-steps when all of them fit in this many bytes.
 DENSE_CACHE_BYTES = 256 * 2**20
 
@@ -133,7 +154,9 @@ class Chunk:
     x: sp.csr_matrix
     dense: bool
     torch_idx: Any = None
-    cached: np.ndarray | None = None
+    cached: tuple[np.ndarray, np.ndarray | None] | None = None
+    cached32: np.ndarray | None = None
+    totals: np.ndarray | None = None
 
     def dense_block(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """Dense (rows × 2I) indicator block: correct answers, then wrong answers."""
@@ -148,6 +171,21 @@ class Chunk:
         correct = np.ascontiguousarray(xd[:, :n_items])
         seen = correct + xd[:, n_items:]
         return correct, (None if (seen == 1).all() else seen)
+
+    def correct_totals(self) -> np.ndarray:
+        """Correct answers per item in this chunk."""
+        if self.totals is None:
+            self.totals = self.correct_seen()[0].sum(axis=0)
+        return self.totals
+
+    def correct32(self) -> np.ndarray:
+        """Float32 copy of the correct-count block (exact: small integers), kept if cached."""
+        if self.cached32 is not None:
+            return self.cached32
+        c32 = self.correct_seen()[0].astype(np.float32)
+        if self.cached is not None:
+            self.cached32 = c32
+        return c32
 
     @property
     def n_rows(self) -> int:
@@ -180,7 +218,7 @@ class EStep:
             1, chunk_cells // (max(len(theta), n_cols // 8) if dense_overall else len(theta))
         )
         for start in range(0, x.shape[0], rows):
-            xc = x[start : start + rows]
+            xc = _row_block(x, start, start + rows)
             self.chunks.append(Chunk(start, xc, xc.nnz >= DENSE_FRACTION * xc.shape[0] * n_cols))
         sparse_nnz = sum(c.x.nnz for c in self.chunks if not c.dense)
         use_torch = backend == "torch" or (
@@ -194,11 +232,17 @@ class EStep:
             elif use_torch and not ch.dense:
                 ch.torch_idx = _torch_index(ch.x)
         self.backend = "torch" if any(c.torch_idx is not None for c in self.chunks) else "numpy"
+        self.fast_ok = x.nnz >= FAST_MIN_RESPONSES
 
     def run(
-        self, p: Params, *, abilities: bool = False, callback: Any = None
+        self, p: Params, *, abilities: bool = False, callback: Any = None, fast: bool = False
     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Return (marginal loglik, r counts, wrong counts, [eap, sd] or None)."""
+        """Return (marginal loglik, r counts, wrong counts, [eap, sd] or None).
+
+        ``fast`` (ignored when abilities or a callback are requested) computes posteriors and
+        counts in float32; EM uses it on large problems before polishing in the default mode.
+        """
+        fast = fast and not abilities and callback is None
         lp, l1p = item_logprobs(p, self.theta)
         m = np.vstack([lp, l1p])
         m32 = None
@@ -211,16 +255,17 @@ class EStep:
                     import torch
 
                     m32 = torch.from_numpy(m.astype(np.float32))
-                ll_c, counts_c, post = _torch_chunk(ch, m32, self.logw)
+                chunk_fn = _torch_chunk_fast if fast else _torch_chunk
+                ll_c, counts_c, post = chunk_fn(ch, m32, self.logw)
                 loglik += ll_c
                 counts += counts_c
+            elif ch.dense:
+                ll_c, r_c, n_c, post = _dense_chunk(ch, p, lp, l1p, self.theta, self.logw, fast)
+                loglik += ll_c
+                counts[: self.n_items] += r_c
+                counts[self.n_items :] += n_c - r_c
             else:
-                if ch.dense:
-                    correct, seen = ch.correct_seen()
-                    post = correct @ (lp - l1p)
-                    post += seen @ l1p if seen is not None else l1p.sum(axis=0)
-                else:
-                    post = ch.x @ m
+                post = ch.x @ m
                 post += self.logw
                 mx = post.max(axis=1, keepdims=True)
                 post -= mx
@@ -228,13 +273,7 @@ class EStep:
                 tot = post.sum(axis=1, keepdims=True)
                 post /= tot
                 loglik += float(mx.sum() + np.log(tot).sum())
-                if ch.dense:
-                    r_c = correct.T @ post
-                    n_c = seen.T @ post if seen is not None else post.sum(axis=0)
-                    counts[: self.n_items] += r_c
-                    counts[self.n_items :] += n_c - r_c
-                else:
-                    counts += ch.x.T @ post
+                counts += ch.x.T @ post
             if ab is not None:
                 eap = post @ self.theta
                 var = post @ (self.theta**2) - eap**2
@@ -243,6 +282,88 @@ class EStep:
             if callback is not None:
                 callback(ch, post)
         return loglik, counts[: self.n_items], counts[self.n_items :], ab
+
+
+def _centered_rank2(
+    slope: np.ndarray, theta: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Float32 θ_q·s_j + c_q − max_q(θ_q·s_j + c_q), or None if c is not concave on the grid.
+
+    For a concave c the maximizing node is monotone in s: it is found by a binary search over
+    the breakpoints, and the centered values are gathered from (node × node) difference tables,
+    so the large terms cancel exactly (in float64) before rounding to float32.
+    """
+    brk = -np.diff(c) / np.diff(theta)
+    if not (np.diff(brk) >= 0).all():
+        return None
+    qs = np.searchsorted(brk, slope)
+    mx = theta[qs] * slope + c[qs]
+    dth = (theta[None, :] - theta[:, None]).astype(np.float32)
+    dc = (c[None, :] - c[:, None]).astype(np.float32)
+    post = np.take(dth, qs, axis=0)
+    post *= slope.astype(np.float32)[:, None]
+    post += np.take(dc, qs, axis=0)
+    return post, mx
+
+
+def _dense_chunk(
+    ch: Chunk,
+    p: Params,
+    lp: np.ndarray,
+    l1p: np.ndarray,
+    theta: np.ndarray,
+    logw: np.ndarray,
+    fast: bool,
+) -> tuple[float, np.ndarray, np.ndarray | np.floating, np.ndarray]:
+    """Log-likelihood, correct and seen counts and posterior of a dense chunk.
+
+    For the 1PL/2PL, log P − log(1 − P) = aθ + d, so the learner × node log-likelihood is
+    θ·(correct @ a) + correct @ d + seen @ log(1 − P): a rank-2 product plus the wrong-answer
+    term (a single row when every learner saw every item).
+    """
+    correct, seen = ch.correct_seen()
+    base = seen @ l1p if seen is not None else l1p.sum(axis=0)
+    extra = 0.0
+    centered = None
+    if p.g is None:
+        # Σ_j correct_j·d (the per-learner term cancels in the posterior)
+        extra = float(ch.correct_totals() @ p.d)
+        if fast:
+            slope = (ch.correct32() @ p.a.astype(np.float32)).astype(np.float64)
+        else:
+            slope = correct @ p.a
+        centered = _centered_rank2(slope, theta, base + logw) if fast and seen is None else None
+        if centered is not None:
+            post, mx = centered
+        else:
+            post = np.multiply.outer(slope, theta)
+            post += base + logw
+    elif fast:
+        post = ch.correct32() @ (lp - l1p).astype(np.float32)
+        post += (base + logw).astype(np.float32)
+    else:
+        post = correct @ (lp - l1p)
+        post += base + logw
+    if centered is None:  # subtract the row maximum (in float64 before rounding to float32)
+        mx = post.max(axis=1)
+        post -= mx[:, None]
+        if fast:
+            post = post.astype(np.float32, copy=False)
+    np.exp(post, out=post)
+    tot = post.sum(axis=1, keepdims=True)
+    post /= tot
+    loglik = extra + float(mx.sum(dtype=np.float64) + np.log(tot).sum(dtype=np.float64))
+    if fast:
+        r_c = (ch.correct32().T @ post).astype(np.float64)
+        n_c = (
+            (seen.T.astype(np.float32) @ post).astype(np.float64)
+            if seen is not None
+            else post.sum(axis=0, dtype=np.float64)
+        )
+    else:
+        r_c = correct.T @ post
+        n_c = seen.T @ post if seen is not None else post.sum(axis=0)
+    return loglik, r_c, n_c, post
 
 
 def _torch_ok() -> bool:
@@ -280,6 +401,21 @@ def _torch_chunk(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarr
     post /= tot
     counts = embedding_bag(idx_t, torch.from_numpy(post.astype(np.float32)), off_t, mode="sum")
     return float(mx.sum() + np.log(tot).sum()), counts.numpy().astype(np.float64), post
+
+
+def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:
+    """Like ``_torch_chunk`` with the posterior normalization in (multi-threaded) float32."""
+    import torch
+    from torch.nn.functional import embedding_bag
+
+    idx, off, idx_t, off_t = ch.torch_idx
+    post = embedding_bag(idx, m32, off, mode="sum")
+    post += torch.from_numpy(logw.astype(np.float32))
+    lse = torch.logsumexp(post, dim=1, keepdim=True)
+    post -= lse
+    torch.exp_(post)
+    counts = embedding_bag(idx_t, post, off_t, mode="sum")
+    return float(lse.sum(dtype=torch.float64)), counts.numpy().astype(np.float64), None
 
 
 # ---------------------------------------------------------------- per-item M-step terms
@@ -559,8 +695,26 @@ def run_em(
     def em_map(p: Params, r: np.ndarray, w: np.ndarray) -> Params:
         return mstep(p, r, w, theta, priors, model)
 
+    fast = es.fast_ok
+    se_method = se
+    if se == "auto":
+        budget = EXACT_SE_BUDGET_1PL if model == "1pl" else EXACT_SE_BUDGET
+        n_par = len(pack(initial_params(enc, model), model))
+        se_method = "exact" if n_par * enc.n_responses <= budget else "louis-block"
+    # While polishing, each E-step may be the last one: it also computes the abilities and the
+    # Louis accumulation, kept in ``final`` for the point it was run at.
+    polishing = False
+    final: dict[str, Any] = {}
+
     def evaluate(p: Params) -> tuple[float, float, np.ndarray, np.ndarray]:
-        ll, r, w, _ = es.run(p)
+        if polishing:
+            cb, b_mat = (
+                louis_accumulator(p, theta, n_items) if se_method == "louis-block" else (None, None)
+            )
+            ll, r, w, ab = es.run(p, abilities=True, callback=cb)
+            final.update(p=p, pre=(b_mat, ab))
+        else:
+            ll, r, w, _ = es.run(p, fast=fast)
         return ll, ll + log_prior_total(p, priors, model), r, w
 
     from tqdm import tqdm
@@ -578,6 +732,8 @@ def run_em(
     it = 0
     # Stop when the relative change of the objective is below ``tol`` and the largest parameter
     # change below sqrt(tol)/10 (1e-4 at the default tol = 1e-6, mirt's default stopping rule).
+    # Large problems iterate with float32 E-steps first; once those converge, plain float64 EM
+    # steps polish the estimate until the same rule holds in float64.
     param_tol = np.sqrt(tol) * 0.1
     while it < max_iter:
         v0 = pack(p, model)
@@ -585,47 +741,57 @@ def run_em(
         it += 1
         ll1, obj1, r1, w1 = evaluate(p1)
         new_p, new_ll, new_obj, new_r, new_w = p1, ll1, obj1, r1, w1
-        if accelerate and it + 1 < max_iter:
+        if accelerate and not polishing and it + 1 < max_iter:
             p2 = em_map(p1, r1, w1)
             it += 1
-            ll2, obj2, r2, w2 = evaluate(p2)
-            new_p, new_ll, new_obj, new_r, new_w = p2, ll2, obj2, r2, w2
             v1, v2 = pack(p1, model), pack(p2, model)
             rr, vv = v1 - v0, v2 - 2 * v1 + v0
             nv = np.linalg.norm(vv)
+            accepted = False
             if nv > 0:
                 alpha = -np.linalg.norm(rr) / nv
                 if alpha < -1.0:
+                    # the SQUAREM point is kept when it improves on p1; p2 is evaluated only
+                    # otherwise (one E-step less per accepted extrapolation)
                     alpha = max(alpha, -50.0)
                     vx = v0 - 2 * alpha * rr + alpha**2 * vv
                     px = _clip(unpack(vx, model, n_items), priors)
                     llx, objx, rx, wx = evaluate(px)
-                    if np.isfinite(objx) and objx > obj2:
+                    if np.isfinite(objx) and objx > obj1:
                         new_p, new_ll, new_obj, new_r, new_w = px, llx, objx, rx, wx
+                        accepted = True
+            if not accepted:
+                ll2, obj2, r2, w2 = evaluate(p2)
+                new_p, new_ll, new_obj, new_r, new_w = p2, ll2, obj2, r2, w2
         dpar = _param_change(p, new_p)
         dobj = new_obj - obj
         p, ll, obj, r, w = new_p, new_ll, new_obj, new_r, new_w
         bar.update(it - bar.n)
         bar.set_postfix(loglik=f"{ll:.4f}")
         if abs(dobj) <= tol * max(1.0, abs(obj)) and dpar < param_tol:
-            converged = True
-            break
+            if not fast:
+                converged = True
+                break
+            fast = False
+            ll, obj, r, w = evaluate(p)
+            polishing = True
     bar.close()
+    if fast:  # out of iterations in float32: report float64 values
+        fast = False
+        ll, obj, r, w = evaluate(p)
     if not converged:
         warnings.append(f"EM did not converge in {max_iter} iterations")
 
     result = EMResult(p, ll, obj, it, converged, np.empty((0, 2)), warnings=warnings)
-    se_method = se
-    n_par = len(pack(p, model))
-    if se == "auto":
-        budget = EXACT_SE_BUDGET_1PL if model == "1pl" else EXACT_SE_BUDGET
-        se_method = "exact" if n_par * enc.n_responses <= budget else "louis-block"
-    ll_final, r, w, ab = es.run(p, abilities=True)
-    result.abilities = ab
-    if se_method == "exact":
-        result.cov_blocks = _cov_exact(p, es, theta, priors, model, warnings)
-    elif se_method == "louis-block":
-        result.cov_blocks = _cov_block(p, es, r, w, theta, priors, model, enc.n_items)
+    pre = final["pre"] if final.get("p") is p else None
+    if se_method == "louis-block":  # abilities come from the same E-step pass
+        result.cov_blocks, result.abilities = _cov_block(
+            p, es, r, w, theta, priors, model, enc.n_items, pre=pre
+        )
+    else:
+        result.abilities = pre[1] if pre is not None else es.run(p, abilities=True)[3]
+        if se_method == "exact":
+            result.cov_blocks = _cov_exact(p, es, theta, priors, model, warnings)
     result.se_method = se_method
     return result
 
@@ -670,8 +836,100 @@ def _cov_exact(p, es: EStep, theta, priors, model, warnings) -> np.ndarray:
     return blocks
 
 
-def _cov_block(p, es: EStep, r, w, theta, priors, model, n_items) -> np.ndarray:
-    """Per-item observed information by Louis' formula, ignoring cross-item terms."""
+def _louis_g(p: Params, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P per item and node, and G_q = dP/dparam / (P(1−P)) as (items, k, nodes)."""
+    z = np.multiply.outer(p.a, theta) + p.d[:, None]
+    s = expit(z)
+    if p.g is None:
+        prob = s
+        gvec = np.stack([np.broadcast_to(theta, s.shape), np.ones_like(s)], axis=1)
+    else:
+        c = expit(p.g)[:, None]
+        prob = c + (1 - c) * s
+        gvec = np.stack([theta * s / prob, s / prob, np.broadcast_to(c / prob, s.shape)], axis=1)
+    return prob, gvec
+
+
+def louis_accumulator(p: Params, theta: np.ndarray, n_items: int) -> tuple[Any, np.ndarray]:
+    """E-step callback accumulating Σ_j m_j m_j^T per item, m_j = E_post[(y − P) G], and the
+    (items, k, k) array it fills."""
+    k = 2 if p.g is None else 3
+    prob, gvec = _louis_g(p, theta)
+    # Σ_j m_j m_j^T with m_j = E_post[(y − P) G]
+    vecs = np.concatenate([gvec, gvec * prob[:, None, :]], axis=1)  # (I, 2k, Q)
+    b_mat = np.zeros((n_items, k, k))
+
+    n_vec = 2 * k
+    flat = vecs.transpose(1, 0, 2).reshape(n_vec * n_items, -1)  # (2k·I, Q)
+    flat_p = flat[k * n_items :]  # the E_post[P G] rows
+
+    def accumulate(item: np.ndarray, m: np.ndarray) -> None:
+        for u in range(k):
+            for v in range(u, k):
+                add = np.bincount(item, weights=m[:, u] * m[:, v], minlength=n_items)
+                b_mat[:, u, v] += add
+                if v != u:
+                    b_mat[:, v, u] += add
+
+    def cb(ch: Chunk, post: np.ndarray) -> None:
+        xc = ch.x
+        if ch.dense:
+            correct, seen = ch.correct_seen()
+            step = max(1, (1 << 21) // (n_vec * n_items))
+            for lo in range(0, xc.shape[0], step):
+                pb = post[lo : lo + step]
+                if p.g is None:  # E_post[G] is the same for every item
+                    eg = pb @ gvec[0].T
+                    dp = (pb @ flat_p.T).reshape(len(pb), k, n_items)
+                    m = correct[lo : lo + step, None, :] * eg[:, :, None]
+                else:
+                    dots = (pb @ flat.T).reshape(len(pb), n_vec, n_items)
+                    m = correct[lo : lo + step, None, :] * dots[:, :k]
+                    dp = dots[:, k:]
+                if seen is None:
+                    m -= dp
+                else:
+                    m -= seen[lo : lo + step, None, :] * dp
+                for u in range(k):
+                    for v in range(u, k):
+                        add = np.einsum("ri,ri->i", m[:, u], m[:, v])
+                        b_mat[:, u, v] += add
+                        if v != u:
+                            b_mat[:, v, u] += add
+            return
+        rows = np.repeat(np.arange(xc.shape[0]), np.diff(xc.indptr))
+        cols = xc.indices
+        # 1PL/2PL: G = (θ, 1) is the same for every item, so E_post[G] is per learner and only
+        # E_post[P G] needs the item's probabilities
+        post_g = post @ gvec[0].T if p.g is None else None
+        for lo in range(0, len(cols), 100_000):
+            sl = slice(lo, lo + 100_000)
+            item = cols[sl] % n_items
+            y = (cols[sl] < n_items).astype(float)
+            prow = post[rows[sl]]
+            if post_g is not None:
+                pg = post_g[rows[sl]]
+                prow *= prob[item]
+                pgp = prow @ gvec[0].T
+                accumulate(item, y[:, None] * pg - pgp)
+                continue
+            dots = np.empty((len(item), n_vec))
+            for c in range(n_vec):
+                dots[:, c] = np.einsum("nq,nq->n", prow, vecs[item, c])
+            accumulate(item, y[:, None] * dots[:, :k] - dots[:, k:])
+
+    return cb, b_mat
+
+
+def _cov_block(
+    p, es: EStep, r, w, theta, priors, model, n_items, pre=None
+) -> tuple[np.ndarray, Any]:
+    """Per-item observed information by Louis' formula, ignoring cross-item terms.
+
+    Returns the covariance blocks and the EAP abilities (computed in the same E-step pass).
+    ``pre`` = (Σ m m^T blocks, abilities) from an E-step at ``p`` with ``louis_accumulator``'s
+    callback, which saves that pass.
+    """
     k = 2 if p.g is None else 3
     include_a = model != "1pl"
 
@@ -689,58 +947,15 @@ def _cov_block(p, es: EStep, r, w, theta, priors, model, n_items) -> np.ndarray:
         gm = grad_items(_add(p, -step, ones))
         hc[:, :, j] = (gp - gm) / (2 * hj[:, None])
     hc = (hc + hc.transpose(0, 2, 1)) / 2
-    # G_q = dP/dparam / (P(1−P)) per item and node
-    z = np.multiply.outer(p.a, theta) + p.d[:, None]
-    s = expit(z)
-    if p.g is None:
-        prob = s
-        gvec = np.stack([np.broadcast_to(theta, s.shape), np.ones_like(s)], axis=1)
-    else:
-        c = expit(p.g)[:, None]
-        prob = c + (1 - c) * s
-        gvec = np.stack([theta * s / prob, s / prob, np.broadcast_to(c / prob, s.shape)], axis=1)
+    prob, gvec = _louis_g(p, theta)
     # E_post[s s^T] summed over learners, from the expected counts
     wgt = r * (1 - prob) ** 2 + w * prob**2
     a_mat = np.einsum("iq,ikq,ilq->ikl", wgt, gvec, gvec)
-    # Σ_j m_j m_j^T with m_j = E_post[(y − P) G]
-    vecs = np.concatenate([gvec, gvec * prob[:, None, :]], axis=1)  # (I, 2k, Q)
-    b_mat = np.zeros((n_items, k, k))
-
-    n_vec = 2 * k
-    flat = vecs.transpose(1, 0, 2).reshape(n_vec * n_items, -1)  # (2k·I, Q)
-
-    def accumulate(item: np.ndarray, m: np.ndarray) -> None:
-        for u in range(k):
-            for v in range(u, k):
-                add = np.bincount(item, weights=m[:, u] * m[:, v], minlength=n_items)
-                b_mat[:, u, v] += add
-                if v != u:
-                    b_mat[:, v, u] += add
-
-    def cb(ch: Chunk, post: np.ndarray) -> None:
-        xc = ch.x
-        if ch.dense:
-            step = max(1, (1 << 21) // (n_vec * n_items))
-            for lo in range(0, xc.shape[0], step):
-                xd = ch.dense_block(lo, lo + step)
-                correct, seen = xd[:, :n_items], xd[:, :n_items] + xd[:, n_items:]
-                dots = (post[lo : lo + step] @ flat.T).reshape(len(xd), n_vec, n_items)
-                m = correct[:, None, :] * dots[:, :k] - seen[:, None, :] * dots[:, k:]
-                b_mat[...] += np.einsum("rki,rli->ikl", m, m)
-            return
-        rows = np.repeat(np.arange(xc.shape[0]), np.diff(xc.indptr))
-        cols = xc.indices
-        for lo in range(0, len(cols), 100_000):
-            sl = slice(lo, lo + 100_000)
-            item = cols[sl] % n_items
-            y = (cols[sl] < n_items).astype(float)
-            prow = post[rows[sl]]
-            dots = np.empty((len(item), n_vec))
-            for c in range(n_vec):
-                dots[:, c] = np.einsum("nq,nq->n", prow, vecs[item, c])
-            accumulate(item, y[:, None] * dots[:, :k] - dots[:, k:])
-
-    es.run(p, callback=cb)
+    if pre is None:
+        cb, b_mat = louis_accumulator(p, theta, n_items)
+        abilities = es.run(p, abilities=True, callback=cb)[3]
+    else:
+        b_mat, abilities = pre
     info = -hc - a_mat + b_mat
     if model == "1pl":
         # exact row/column of the common slope (finite differences of the marginal gradient);
@@ -764,12 +979,12 @@ def _cov_block(p, es: EStep, r, w, theta, priors, model, n_items) -> np.ndarray:
         cov[:, 0, 0] = var_a
         cov[:, 0, 1] = cov[:, 1, 0] = -(jad / jdd) * var_a
         cov[:, 1, 1] = 1.0 / jdd + (jad / jdd) ** 2 * var_a
-        return cov
+        return cov, abilities
     cov = np.full((n_items, k, k), np.nan)
     for i in range(n_items):
         with contextlib.suppress(np.linalg.LinAlgError):
             cov[i] = np.linalg.inv(info[i])
-    return cov
+    return cov, abilities
 
 
 def _col(p: Params, j: int) -> np.ndarray:
