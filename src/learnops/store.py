@@ -462,10 +462,7 @@ class EventStore:
             stmt = stmt.order_by(table.c.timestamp.desc(), pk.desc()).limit(limit)
         with self.engine.connect() as conn:
             df = pd.read_sql(stmt, conn)
-        if not df.empty:
-            df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-        else:
-            df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
         return df.sort_values(["timestamp", pk.name], kind="mergesort").reset_index(drop=True)
 
     def count(self, model: type[Base]) -> int:

@@ -86,6 +86,11 @@ def importance_weights(p_log: npt.ArrayLike, pi: npt.ArrayLike, a: npt.ArrayLike
     """w_i = pi[i, a_i] / p_log_i (validated)."""
     pl = np.asarray(p_log, dtype=float)
     _, pl, pp, aa = _inputs(np.zeros(pl.shape), pl, pi, a)
+    return _weights(pl, pp, aa)
+
+
+def _weights(pl: np.ndarray, pp: np.ndarray, aa: np.ndarray) -> np.ndarray:
+    """pi[i, a_i] / p_log_i on already validated inputs."""
     return pp[np.arange(pl.size), aa] / pl
 
 
@@ -125,7 +130,7 @@ def ips(
 ) -> OPEResult:
     """Inverse propensity scoring: mean of w_i·r_i (unbiased when propensities are correct)."""
     rr, pl, pp, aa = _inputs(r, p_log, pi, a)
-    w = pp[np.arange(rr.size), aa] / pl
+    w = _weights(pl, pp, aa)
     value, se = _mean_and_se(w * rr)
     return _result("ips", value, se, w, alpha)
 
@@ -140,7 +145,7 @@ def snips(
     """Self-normalized IPS: Σ w_i·r_i / Σ w_i (biased but bounded by the reward range); SE by the
     delta method, sqrt(Σ w_i²(r_i − v)²) / Σ w_i."""
     rr, pl, pp, aa = _inputs(r, p_log, pi, a)
-    w = pp[np.arange(rr.size), aa] / pl
+    w = _weights(pl, pp, aa)
     sw = float(w.sum())
     if sw <= 0:
         raise LearnopsError("the target policy gives probability 0 to every logged action")
