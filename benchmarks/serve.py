@@ -48,7 +48,7 @@ def _free_port() -> int:
 
 def _project(root: Path, with_model: bool, seed: int) -> tuple[Path, list[dict]]:
     """A temporary project: params.yaml, (a deployed model) and request bodies."""
-    from learnops.simulate import simulate_decisions_table
+    from learnops.data.simulate import simulate_decisions_table
 
     params_path = root / "params.yaml"
     params_path.write_text(yaml.safe_dump({"seed": seed}))
@@ -56,8 +56,8 @@ def _project(root: Path, with_model: bool, seed: int) -> tuple[Path, list[dict]]
     df = simulate_decisions_table(3000, seed)
     if with_model:
         from learnops.mlp import save, train
-        from learnops.registry import Registry
-        from learnops.store import EventStore
+        from learnops.lifecycle.registry import Registry
+        from learnops.data.store import EventStore
 
         result = train(df, MlpConfig(epochs=5), seed=seed)
         art = save(result, root / "mlp-train")

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from learnops.config import ExportConfig, SimulateConfig
-from learnops.export import export
+from learnops.data.export import export
 from learnops.io import write_json
-from learnops.simulate import simulate
-from learnops.store import Decision, EventStore, Response
+from learnops.data.simulate import simulate
+from learnops.data.store import Decision, EventStore, Response
 
 RESULTS = Path(__file__).resolve().parent / "results" / "store.json"
 

@@ -17,7 +17,7 @@ _BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("LEARNOPS_TEST_PG") els
 @pytest.fixture(params=_BACKENDS)
 def store(request, tmp_path):
     """An empty EventStore on each available backend."""
-    from learnops.store import Base, EventStore
+    from learnops.data.store import Base, EventStore
 
     if request.param == "sqlite":
         s = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
@@ -34,6 +34,6 @@ def store(request, tmp_path):
 @pytest.fixture(scope="session")
 def small_sim():
     """A small simulation (shared, read-only)."""
-    from learnops.simulate import simulate
+    from learnops.data.simulate import simulate
 
     return simulate(SMALL_SIM, seed=11)

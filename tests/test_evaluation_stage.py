@@ -11,8 +11,8 @@ from sklearn.metrics import accuracy_score
 
 from learnops.config import load_params
 from learnops.evaluation.stage import evaluate_pipeline
-from learnops.store import EvaluationResult as EvaluationRow
-from learnops.store import EventStore
+from learnops.data.store import EvaluationResult as EvaluationRow
+from learnops.data.store import EventStore
 
 PARAMS = """
 seed: 5
@@ -28,10 +28,10 @@ evaluate: {bootstrap: 30}
 def pipeline(tmp_path_factory):
     """A tiny pipeline's params with data, models/mlp and models/irt in place."""
     from learnops import irt
-    from learnops.export import export
+    from learnops.data.export import export
     from learnops.mlp import save, train
-    from learnops.retrain import irt_holdout, mlp_holdout
-    from learnops.simulate import simulate_to_store
+    from learnops.lifecycle.retrain import irt_holdout, mlp_holdout
+    from learnops.data.simulate import simulate_to_store
 
     mp = pytest.MonkeyPatch()
     mp.delenv("LEARNOPS_DB_URL", raising=False)
@@ -83,7 +83,7 @@ def test_metrics_file_and_headline(pipeline, result):
 def test_accuracy_matches_sklearn_on_the_test_learners(pipeline, result):
     from learnops.io import read_table
     from learnops.mlp import load, predict_batch
-    from learnops.retrain import mlp_holdout
+    from learnops.lifecycle.retrain import mlp_holdout
 
     decisions = read_table(pipeline.path(pipeline.paths.processed_dir) / "decisions.parquet")
     test = mlp_holdout(decisions, pipeline)[1]

@@ -7,7 +7,7 @@ import pytest
 
 from learnops.config import ExportConfig
 from learnops.errors import LearnopsError, NoTrainingData
-from learnops.export import export, resolve_window
+from learnops.data.export import export, resolve_window
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from learnops.contracts import FEATURES
 from learnops.errors import LearnopsError
-from learnops.features import FeatureStats, check_features, feature_matrix, feature_vector
+from learnops.mlp.features import FeatureStats, check_features, feature_matrix, feature_vector
 
 
 def _frame(n: int = 20, seed: int = 0) -> pd.DataFrame:

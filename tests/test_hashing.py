@@ -4,7 +4,7 @@ import hmac
 import numpy as np
 import pytest
 
-from learnops.hashing import DEMO_SALT, bucket, is_learner_hash, learner_hash
+from learnops.data.hashing import DEMO_SALT, bucket, is_learner_hash, learner_hash
 
 
 def test_learner_hash_is_hmac_sha256_of_the_salt(monkeypatch):

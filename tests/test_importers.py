@@ -5,9 +5,9 @@ import json
 import pytest
 
 from learnops.errors import LearnopsError
-from learnops.hashing import learner_hash
-from learnops.importers import import_mongo_jsonl, import_table, read_mongo_jsonl
-from learnops.store import Response
+from learnops.data.hashing import learner_hash
+from learnops.data.importers import import_mongo_jsonl, import_table, read_mongo_jsonl
+from learnops.data.store import Response
 
 
 def _mongo_lines():

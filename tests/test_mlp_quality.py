@@ -1,6 +1,6 @@
 """Behaviour of the trained decision model against a known stochastic policy.
 
-Uses ``learnops.simulate`` (the teacher policy of the synthetic pipeline) when it is importable,
+Uses ``learnops.data.simulate`` (the teacher policy of the synthetic pipeline) when it is importable,
 otherwise the small softmax-linear policy of ``learnops.mlp.synthetic``.
 """
 
@@ -20,7 +20,7 @@ P_TRUE = [f"p_true_{a}" for a in ACTIONS]
 
 def _known_policy_table(n: int, seed: int) -> pd.DataFrame:
     try:
-        from learnops.simulate import simulate_decisions_table
+        from learnops.data.simulate import simulate_decisions_table
     except ImportError:
         return synthetic_decisions(n, seed)
     return simulate_decisions_table(n, seed)

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from learnops import monitoring as mon
+from learnops.monitoring import metrics as mon
 from learnops.config import Params
 from learnops.contracts import ACTIONS
-from learnops.store import MonitoringMetric
+from learnops.data.store import MonitoringMetric
 
 
 def test_psi_hand_computed():
@@ -44,7 +44,7 @@ def test_drift_flags_the_shifted_feature_only():
 
 @pytest.fixture(scope="module")
 def decisions():
-    from learnops.simulate import simulate_decisions_table
+    from learnops.data.simulate import simulate_decisions_table
 
     df = simulate_decisions_table(600, 3).copy()
     start = datetime(2026, 10, 1, tzinfo=UTC)

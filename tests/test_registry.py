@@ -7,8 +7,8 @@ import pytest
 
 from learnops.config import RegisterConfig, Targets
 from learnops.errors import LearnopsError, TrainingInProgress
-from learnops.gates import irt_gate, mlp_gate
-from learnops.registry import Registry, data_fingerprint
+from learnops.lifecycle.gates import irt_gate, mlp_gate
+from learnops.lifecycle.registry import Registry, data_fingerprint
 
 
 @pytest.fixture
@@ -79,24 +79,24 @@ def test_crash_during_deploy_leaves_production_intact(reg, tmp_path, monkeypatch
     _trained(reg, tmp_path, "a")
     _trained(reg, tmp_path, "b")
     reg.deploy("mlp", "v1")
-    from learnops import store as store_mod
+    from learnops.data import store as store_mod
 
     real = store_mod.utcnow
 
     def crash():
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr("learnops.registry.utcnow", crash)
+    monkeypatch.setattr("learnops.lifecycle.registry.utcnow", crash)
     with pytest.raises(RuntimeError):
         reg.deploy("mlp", "v2")  # fails after archiving v1 inside the transaction
-    monkeypatch.setattr("learnops.registry.utcnow", real)
+    monkeypatch.setattr("learnops.lifecycle.registry.utcnow", real)
     assert reg.production("mlp").version == "v1"
     assert reg.get("mlp", "v2").status == "completed"
 
 
 def _hold_lock(root, ready, release):
-    from learnops.registry import Registry
-    from learnops.store import EventStore
+    from learnops.lifecycle.registry import Registry
+    from learnops.data.store import EventStore
 
     reg = Registry(EventStore("sqlite://"), root)
     with reg.training_lock():

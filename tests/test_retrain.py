@@ -7,10 +7,10 @@ import pytest
 
 from learnops.config import load_params
 from learnops.errors import NoTrainingData, TrainingInProgress
-from learnops.registry import Registry
-from learnops.retrain import retrain
-from learnops.simulate import simulate_to_store
-from learnops.store import EventStore
+from learnops.lifecycle.registry import Registry
+from learnops.lifecycle.retrain import retrain
+from learnops.data.simulate import simulate_to_store
+from learnops.data.store import EventStore
 
 PARAMS = """
 seed: 5
@@ -106,7 +106,7 @@ def test_concurrent_retrain_is_refused(params, monkeypatch):
 
 def test_failed_training_marks_the_version_failed(params, monkeypatch):
     monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
-    import learnops.retrain as rt
+    import learnops.lifecycle.retrain as rt
 
     def boom(*a, **k):
         raise RuntimeError("disk full")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from learnops.errors import LearnopsError
-from learnops.schemas import validate_decisions, validate_responses
+from learnops.data.schemas import validate_decisions, validate_responses
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 from learnops.config import MlpConfig, Params  # noqa: E402
 from learnops.contracts import ACTIONS, FEATURES  # noqa: E402
 from learnops.errors import NoTrainingData  # noqa: E402
-from learnops.hashing import learner_hash  # noqa: E402
-from learnops.registry import Registry  # noqa: E402
+from learnops.data.hashing import learner_hash  # noqa: E402
+from learnops.lifecycle.registry import Registry  # noqa: E402
 from learnops.serve import Tokens, create_app, hash_token  # noqa: E402
-from learnops.store import EventStore, MonitoringMetric  # noqa: E402
+from learnops.data.store import EventStore, MonitoringMetric  # noqa: E402
 
 ADMIN, USER = "admin-secret-token", "user-secret-token"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -28,7 +28,7 @@ SECRET_ID = "alice@example.com"
 
 @pytest.fixture(scope="module")
 def table():
-    from learnops.simulate import simulate_decisions_table
+    from learnops.data.simulate import simulate_decisions_table
 
     return simulate_decisions_table(3000, 5)
 
@@ -67,7 +67,7 @@ def _client(params, **kwargs):
 
 
 def test_no_model_every_decision_goes_to_the_fallback(tmp_path, table):
-    from learnops.simulate import teacher_probabilities
+    from learnops.data.simulate import teacher_probabilities
 
     params = _params(tmp_path)
     client = _client(params)
@@ -241,9 +241,9 @@ def test_versions_production_deploy_and_hot_swap(tmp_path, table, model_dir):
 
 
 def _fake_retrain_module(monkeypatch, fn):
-    module = types.ModuleType("learnops.retrain")
+    module = types.ModuleType("learnops.lifecycle.retrain")
     module.retrain = fn
-    monkeypatch.setitem(sys.modules, "learnops.retrain", module)
+    monkeypatch.setitem(sys.modules, "learnops.lifecycle.retrain", module)
 
 
 def test_retrain_runs_in_background_and_refuses_a_second(tmp_path, monkeypatch):
@@ -362,7 +362,7 @@ def test_serve_command_wires_params_and_address(tmp_path, monkeypatch):
 
 def test_rule_teacher_matches_the_simulator_policy(table):
     from learnops.serve import RuleTeacher
-    from learnops.simulate import teacher_probabilities
+    from learnops.data.simulate import teacher_probabilities
 
     p = teacher_probabilities(table[list(FEATURES)].to_numpy(float)[:20])
     for i in range(20):

@@ -7,8 +7,8 @@ from scipy import stats
 
 from learnops.config import SimulateConfig
 from learnops.contracts import ACTIONS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
-from learnops.schemas import validate_decisions, validate_responses
-from learnops.simulate import simulate, teacher_probabilities
+from learnops.data.schemas import validate_decisions, validate_responses
+from learnops.data.simulate import simulate, teacher_probabilities
 
 
 def test_tables_follow_the_contracts(small_sim):
@@ -109,8 +109,8 @@ def test_simulate_stage_keeps_registry_rows_and_refuses_foreign_data(tmp_path, m
     from learnops.config import load_params
     from learnops.contracts import FEATURES
     from learnops.errors import LearnopsError
-    from learnops.simulate import simulate_to_store
-    from learnops.store import Decision, EventStore, Response
+    from learnops.data.simulate import simulate_to_store
+    from learnops.data.store import Decision, EventStore, Response
 
     monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
     (tmp_path / "params.yaml").write_text(

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from learnops.contracts import FEATURES
 from learnops.errors import LearnopsError
-from learnops.hashing import learner_hash
-from learnops.store import Decision, Response
+from learnops.data.hashing import learner_hash
+from learnops.data.store import Decision, Response
 
 CONTEXT = {f: 0.5 for f in FEATURES}
 

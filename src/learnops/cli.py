@@ -34,7 +34,7 @@ def _params(path: Path, **overrides):
 def _store(params_path: Path, db_url: str | None):
     import os
 
-    from learnops.store import EventStore
+    from learnops.data.store import EventStore
 
     if db_url:
         os.environ["LEARNOPS_DB_URL"] = db_url
@@ -57,7 +57,7 @@ def simulate(
     """Simulate learners, answers and decisions into the event store (+ truth files)."""
     import os
 
-    from learnops.simulate import simulate_to_store
+    from learnops.data.simulate import simulate_to_store
 
     if db_url:
         os.environ["LEARNOPS_DB_URL"] = db_url
@@ -81,7 +81,7 @@ def export_cmd(
     db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
 ) -> None:
     """Export a window of the event store to decisions.parquet and responses.parquet."""
-    from learnops.export import export
+    from learnops.data.export import export
 
     p, store = _store(params, db_url)
     updates = {
@@ -121,7 +121,7 @@ def store_import(
     db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
 ) -> None:
     """Import external data into the event store (all rows or none)."""
-    from learnops.importers import import_mongo_jsonl, import_table
+    from learnops.data.importers import import_mongo_jsonl, import_table
 
     _, store = _store(params, db_url)
     n = import_mongo_jsonl(store, path) if kind == "mongo" else import_table(store, path, kind)
@@ -134,7 +134,7 @@ def store_info(
     db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
 ) -> None:
     """Row counts and time range of the event store."""
-    from learnops.store import Decision, Response
+    from learnops.data.store import Decision, Response
 
     _, store = _store(params, db_url)
     typer.echo(f"store: {store!r}")
@@ -151,7 +151,7 @@ def notebook(
     params: Path = typer.Option(Path("params.yaml"), "--params", help="Passed as params_path."),
 ) -> None:
     """Execute a pipeline notebook with papermill and render its HTML report."""
-    from learnops.notebooks import run_notebook
+    from learnops.stages.notebook import run_notebook
 
     try:
         out = run_notebook(
@@ -175,7 +175,7 @@ ModelTypeOpt = typer.Option("mlp", "--model", "-m", help="Model type: mlp or irt
 
 def _registry(params_path: Path):
     p, store = _store(params_path, None)
-    from learnops.registry import Registry
+    from learnops.lifecycle.registry import Registry
 
     return Registry(store, p.path(p.paths.models_dir) / "registry")
 
@@ -239,7 +239,7 @@ def retrain(
     params: Path = ParamsOpt,
 ) -> None:
     """Export → train → evaluate → compare with production → deploy or not → report."""
-    from learnops import retrain as rt
+    from learnops.lifecycle import retrain as rt
     from learnops.io import write_json
 
     p = _params(params)
@@ -262,7 +262,7 @@ def retrain(
     out = p.path(p.paths.reports_dir) / "retrain" / "latest.json"
     write_json(out, rt.jsonable(outcomes))
     if report:
-        from learnops.notebooks import run_notebook
+        from learnops.stages.notebook import run_notebook
 
         nb = p.root / "notebooks" / "07_register.ipynb"
         if nb.is_file():

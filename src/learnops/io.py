@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,24 +74,54 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Atomically write JSON with sorted keys (stable bytes for DVC)."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    """Atomically write strict JSON (see :func:`jsonable`) with sorted keys: stable bytes for DVC."""
+    text = json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
+    write_text(path, text + "\n")
 
 
-def _json_default(o: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """A strict-JSON copy of ``obj``: the one sanitizer of the package.
+
+    Mappings, sequences, dataclasses and objects with ``as_dict()`` are converted recursively;
+    numpy scalars and arrays become Python values; NaN, ±inf, NaT and NA become None;
+    datetimes and timestamps become ISO strings; paths become strings.
+    """
+    import math
+    from dataclasses import asdict, is_dataclass
+    from datetime import date, datetime
+
     import numpy as np
 
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (pd.Timestamp,)):
-        return o.isoformat()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+    if obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, (pd.Series, pd.Index)):
+        return [jsonable(v) for v in obj.tolist()]
+    if obj is pd.NaT or obj is pd.NA:
+        return None
+    if isinstance(obj, (datetime, date, pd.Timestamp)):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "as_dict") and callable(obj.as_dict):
+        return jsonable(obj.as_dict())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(asdict(obj))
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
 def write_table(path: str | Path, df: pd.DataFrame) -> None:

@@ -16,7 +16,7 @@ import torch
 
 from learnops.contracts import ACTIONS, FEATURES
 from learnops.errors import LearnopsError
-from learnops.features import FeatureStats
+from learnops.mlp.features import FeatureStats
 from learnops.mlp.model import DecisionNet, MlpModel
 
 __all__ = ["WEIGHTS_FILE", "METADATA_FILE", "data_fingerprint", "load", "save"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from learnops.contracts import ACTIONS
-from learnops.features import FeatureStats, feature_matrix
+from learnops.mlp.features import FeatureStats, feature_matrix
 from learnops.mlp.metrics import classification_metrics, encode_actions
 
 __all__ = ["baseline_probabilities", "compare_baselines"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from learnops.contracts import ACTIONS
-from learnops.features import feature_matrix, feature_vector
+from learnops.mlp.features import feature_matrix, feature_vector
 from learnops.mlp.model import MlpModel
 
 __all__ = ["ID_COLUMNS", "PROBA_COLUMNS", "Prediction", "predict", "predict_batch"]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from learnops.contracts import ACTIONS, FEATURES
-from learnops.features import FeatureStats
+from learnops.mlp.features import FeatureStats
 
 __all__ = ["DecisionNet", "MlpModel"]
 

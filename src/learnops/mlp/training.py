@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from learnops.config import MlpConfig
 from learnops.contracts import ACTIONS, FEATURES
 from learnops.errors import LearnopsError, NoTrainingData
-from learnops.features import FeatureStats, feature_matrix
+from learnops.mlp.features import FeatureStats, feature_matrix
 from learnops.io import require_columns
 from learnops.mlp.calibration import apply_temperature, fit_temperature
 from learnops.mlp.metrics import classification_metrics, encode_actions, per_class_accuracy

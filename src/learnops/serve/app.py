@@ -22,13 +22,13 @@ from sqlalchemy import text
 from learnops.config import Params
 from learnops.contracts import ACTIONS
 from learnops.errors import LearnopsError, NoTrainingData, TrainingInProgress
-from learnops.registry import MODEL_TYPES, Registry, VersionInfo
+from learnops.lifecycle.registry import MODEL_TYPES, Registry, VersionInfo
 from learnops.serve.auth import Tokens
 from learnops.serve.decision_log import DecisionLog, decision_row
 from learnops.serve.fallback import FallbackTeacher, RuleTeacher
 from learnops.serve.metrics import ServeMetrics
 from learnops.serve.schemas import DecideRequest, DecideResponse, OutcomeRequest, RetrainRequest
-from learnops.store import EventStore, utcnow
+from learnops.data.store import EventStore, utcnow
 
 __all__ = ["ModelHolder", "create_app", "run"]
 
@@ -149,7 +149,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _default_retrain(params: Params, **kwargs: Any) -> Any:
-    return importlib.import_module("learnops.retrain").retrain(params, **kwargs)
+    return importlib.import_module("learnops.lifecycle.retrain").retrain(params, **kwargs)
 
 
 def create_app(
@@ -166,7 +166,7 @@ def create_app(
     ``fallback`` decides when the model is absent or below ``params.mlp.confidence_threshold``
     (default: the simulator's rule policy); ``tokens`` default to the env hashes
     (``LEARNOPS_ADMIN_TOKENS``, ``LEARNOPS_TOKENS``); ``retrain_fn`` defaults to
-    ``learnops.retrain.retrain``.
+    ``learnops.lifecycle.retrain.retrain``.
     """
     tokens = tokens if tokens is not None else Tokens.from_env()
     teacher: FallbackTeacher = fallback if fallback is not None else RuleTeacher()
@@ -444,7 +444,7 @@ def run(
     """Serve the API with uvicorn until interrupted."""
     import uvicorn
 
-    from learnops.hashing import warn_if_demo_salt
+    from learnops.data.hashing import warn_if_demo_salt
 
     warn_if_demo_salt()
     uvicorn.run(

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from learnops.store import Decision, EventStore
-from learnops.store import decision_row as store_decision_row
+from learnops.data.store import Decision, EventStore
+from learnops.data.store import decision_row as store_decision_row
 
 __all__ = ["DecisionLog"]
 

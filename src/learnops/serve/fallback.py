@@ -30,7 +30,7 @@ class RuleTeacher:
 
     def decide(self, features: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
         """The argmax action of ``teacher_probabilities`` and the probabilities."""
-        from learnops.simulate import teacher_probabilities
+        from learnops.data.simulate import teacher_probabilities
 
         x = np.fromiter((float(features[f]) for f in FEATURES), dtype=np.float64, count=18)
         p = teacher_probabilities(x[None, :])[0]

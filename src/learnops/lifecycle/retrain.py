@@ -17,9 +17,9 @@ import pandas as pd
 
 from learnops.config import Params
 from learnops.errors import LearnopsError, NoTrainingData
-from learnops.gates import GateDecision, irt_gate, mlp_gate
-from learnops.registry import Registry, VersionInfo, code_fingerprint, data_fingerprint
-from learnops.store import EventStore
+from learnops.lifecycle.gates import GateDecision, irt_gate, mlp_gate
+from learnops.lifecycle.registry import Registry, VersionInfo, code_fingerprint, data_fingerprint
+from learnops.data.store import EventStore
 
 MODELS = ("mlp", "irt")
 
@@ -70,7 +70,7 @@ class RetrainOutcome:
 # -- evaluation of candidates and production on one held-out set ------------------------------
 def mlp_holdout(decisions: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, test) for the decision model: test = a stable share of learners."""
-    from learnops.splits import learner_holdout
+    from learnops.data.splits import learner_holdout
 
     return learner_holdout(decisions, params.evaluate.test_split, params.seed)
 
@@ -143,7 +143,7 @@ def register_candidate(
     Without a pre-started ``version``, registering the same artifacts trained on the same data
     again is a no-op that returns the existing version.
     """
-    from learnops.registry import _tree_digest
+    from learnops.lifecycle.registry import _tree_digest
 
     digest = _tree_digest(Path(artifact_dir))
     same = None if version else registry.find_identical(model_type, data_fp, digest)
@@ -246,7 +246,7 @@ def retrain(
     type, gate and deploy. Refuses a concurrent run ("Training already in progress") and an
     empty window ("No training data available"); a failed model leaves its version ``failed``
     and production untouched."""
-    from learnops.export import export
+    from learnops.data.export import export
 
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
@@ -317,16 +317,9 @@ def retrain(
 
 def jsonable(outcomes: Sequence[RetrainOutcome]) -> list[dict[str, Any]]:
     """Outcomes as plain JSON-ready dicts."""
-    import json
+    from learnops.io import jsonable as _jsonable
 
-    from learnops.io import _json_default
-
-    def default(o: Any) -> Any:
-        if isinstance(o, np.bool_):
-            return bool(o)
-        return _json_default(o)
-
-    return json.loads(json.dumps([o.as_dict() for o in outcomes], default=default))
+    return _jsonable([o.as_dict() for o in outcomes])
 
 
 def register_pipeline(

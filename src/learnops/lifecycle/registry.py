@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from learnops.errors import LearnopsError, TrainingInProgress
-from learnops.hashing import data_fingerprint  # noqa: F401 (re-exported)
+from learnops.data.hashing import data_fingerprint  # noqa: F401 (re-exported)
 from learnops.io import write_json
-from learnops.store import EventStore, ModelVersion, utcnow
+from learnops.data.store import EventStore, ModelVersion, utcnow
 
 MODEL_TYPES = ("mlp", "irt")
 STATUSES = ("training", "completed", "deployed", "archived", "failed")
@@ -319,8 +319,6 @@ def _check_type(model_type: str) -> None:
 
 
 def _jsonable(obj: Any) -> Any:
-    import json
+    from learnops.io import jsonable
 
-    from learnops.io import _json_default
-
-    return json.loads(json.dumps(obj, default=_json_default))
+    return jsonable(obj)

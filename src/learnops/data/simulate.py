@@ -24,7 +24,7 @@ import pandas as pd
 from learnops.ab.assign import assign_group
 from learnops.config import SimulateConfig
 from learnops.contracts import ACTIONS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
-from learnops.hashing import learner_hash
+from learnops.data.hashing import learner_hash
 
 #: Inverse temperature of the teacher: larger means a more decisive (less noisy) logging policy.
 TEACHER_BETA = 2.0
@@ -429,9 +429,9 @@ def simulate_to_store(params, progress: bool = False) -> Simulation:
     Model versions, evaluations and other records in the store are kept. A store holding
     decisions or responses that the simulator did not make is refused: nothing is lost.
     """
-    from learnops.hashing import data_fingerprint
+    from learnops.data.hashing import data_fingerprint
     from learnops.io import write_json
-    from learnops.store import EventStore
+    from learnops.data.store import EventStore
 
     sim = simulate(params.simulate, params.seed, progress=progress)
     store = EventStore(params.db_url)

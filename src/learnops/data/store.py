@@ -40,7 +40,7 @@ from learnops.contracts import (
     RESPONSE_COLUMNS,
 )
 from learnops.errors import LearnopsError
-from learnops.hashing import is_learner_hash, learner_hash
+from learnops.data.hashing import is_learner_hash, learner_hash
 
 BATCH_SIZE = 50_000
 

@@ -11,8 +11,8 @@ import pandas as pd
 from learnops.config import ExportConfig
 from learnops.errors import LearnopsError, NoTrainingData
 from learnops.io import write_table
-from learnops.schemas import validate_decisions, validate_responses
-from learnops.store import EventStore
+from learnops.data.schemas import validate_decisions, validate_responses
+from learnops.data.store import EventStore
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from learnops.hashing import bucket
+from learnops.data.hashing import bucket
 
 
 def learner_holdout(

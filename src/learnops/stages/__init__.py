@@ -1,0 +1,63 @@
+"""One module per DVC stage: ``run(params) -> <Stage>Result``.
+
+A stage reads its inputs, writes its outputs, its DVC metrics and its plot data, and returns what
+its notebook draws. Notebooks call ``learnops.stages.<name>.run(params)``; ``learnops stage NAME``
+runs the same function without a notebook. Wall-clock numbers (seconds, latency) go to
+``reports/timings/<stage>.json``, which is not a DVC metric, so ``dvc metrics diff`` shows only
+real changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from learnops.io import write_json, write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from learnops.config import Params
+
+#: DVC stage name → notebook, in pipeline order.
+STAGES: dict[str, str] = {
+    "simulate": "00_simulate.ipynb",
+    "export": "01_export.ipynb",
+    "train_mlp": "02_train_mlp.ipynb",
+    "fit_irt": "03_fit_irt.ipynb",
+    "evaluate": "04_evaluate.ipynb",
+    "ab_analysis": "05_ab_analysis.ipynb",
+    "monitoring": "06_monitoring.ipynb",
+    "register": "07_register.ipynb",
+}
+
+
+def run_stage(name: str, params: Params) -> Any:
+    """Run stage ``name`` (a key of :data:`STAGES`) and return its result."""
+    if name not in STAGES:
+        from learnops.errors import LearnopsError
+
+        raise LearnopsError(f"unknown stage {name!r}: use one of {', '.join(STAGES)}")
+    return importlib.import_module(f"learnops.stages.{name}").run(params)
+
+
+def write_metrics(params: Params, stage: str, metrics: dict[str, Any]) -> Path:
+    """Write ``reports/metrics/<stage>.json`` (a DVC metric: deterministic values only)."""
+    path = params.path(params.paths.reports_dir) / "metrics" / f"{stage}.json"
+    write_json(path, metrics)
+    return path
+
+
+def write_timings(params: Params, stage: str, timings: dict[str, Any]) -> Path:
+    """Write ``reports/timings/<stage>.json``: wall-clock figures, deliberately not a DVC metric."""
+    path = params.path(params.paths.reports_dir) / "timings" / f"{stage}.json"
+    write_json(path, timings)
+    return path
+
+
+def write_plot_data(params: Params, stage: str, name: str, table: pd.DataFrame) -> Path:
+    """Write ``reports/plots/<stage>/<name>.csv`` (a DVC plot)."""
+    path = params.path(params.paths.reports_dir) / "plots" / stage / f"{name}.csv"
+    write_table(path, table)
+    return path
