@@ -55,9 +55,9 @@ def _project(root: Path, with_model: bool, seed: int) -> tuple[Path, list[dict]]
     params = load_params(params_path)
     df = simulate_decisions_table(3000, seed)
     if with_model:
-        from learnops.mlp import save, train
-        from learnops.lifecycle.registry import Registry
         from learnops.data.store import EventStore
+        from learnops.lifecycle.registry import Registry
+        from learnops.mlp import save, train
 
         result = train(df, MlpConfig(epochs=5), seed=seed)
         art = save(result, root / "mlp-train")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from learnops.config import ExportConfig, SimulateConfig
 from learnops.data.export import export
-from learnops.io import write_json
 from learnops.data.simulate import simulate
 from learnops.data.store import Decision, EventStore, Response
+from learnops.io import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "store.json"
 

@@ -10,9 +10,9 @@ import pytest
 from sklearn.metrics import accuracy_score
 
 from learnops.config import load_params
-from learnops.evaluation.stage import evaluate_pipeline
 from learnops.data.store import EvaluationResult as EvaluationRow
 from learnops.data.store import EventStore
+from learnops.evaluation.stage import evaluate_pipeline
 
 PARAMS = """
 seed: 5
@@ -29,9 +29,9 @@ def pipeline(tmp_path_factory):
     """A tiny pipeline's params with data, models/mlp and models/irt in place."""
     from learnops import irt
     from learnops.data.export import export
-    from learnops.mlp import save, train
-    from learnops.lifecycle.retrain import irt_holdout, mlp_holdout
     from learnops.data.simulate import simulate_to_store
+    from learnops.lifecycle.retrain import irt_holdout, mlp_holdout
+    from learnops.mlp import save, train
 
     mp = pytest.MonkeyPatch()
     mp.delenv("LEARNOPS_DB_URL", raising=False)
@@ -82,8 +82,8 @@ def test_metrics_file_and_headline(pipeline, result):
 
 def test_accuracy_matches_sklearn_on_the_test_learners(pipeline, result):
     from learnops.io import read_table
-    from learnops.mlp import load, predict_batch
     from learnops.lifecycle.retrain import mlp_holdout
+    from learnops.mlp import load, predict_batch
 
     decisions = read_table(pipeline.path(pipeline.paths.processed_dir) / "decisions.parquet")
     test = mlp_holdout(decisions, pipeline)[1]

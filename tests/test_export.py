@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from learnops.config import ExportConfig
-from learnops.errors import LearnopsError, NoTrainingData
 from learnops.data.export import export, resolve_window
+from learnops.errors import LearnopsError, NoTrainingData
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Behaviour of the trained decision model against a known stochastic policy.
 
-Uses ``learnops.data.simulate`` (the teacher policy of the synthetic pipeline) when it is importable,
+Uses ``learnops.data.simulate`` (the teacher policy of the synthetic pipeline) when importable,
 otherwise the small softmax-linear policy of ``learnops.mlp.synthetic``.
 """
 

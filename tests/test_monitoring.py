@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from learnops.monitoring import metrics as mon
 from learnops.config import Params
 from learnops.contracts import ACTIONS
 from learnops.data.store import MonitoringMetric
+from learnops.monitoring import metrics as mon
 
 
 def test_psi_hand_computed():

@@ -95,8 +95,8 @@ def test_crash_during_deploy_leaves_production_intact(reg, tmp_path, monkeypatch
 
 
 def _hold_lock(root, ready, release):
-    from learnops.lifecycle.registry import Registry
     from learnops.data.store import EventStore
+    from learnops.lifecycle.registry import Registry
 
     reg = Registry(EventStore("sqlite://"), root)
     with reg.training_lock():

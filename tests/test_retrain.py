@@ -6,11 +6,11 @@ import threading
 import pytest
 
 from learnops.config import load_params
+from learnops.data.simulate import simulate_to_store
+from learnops.data.store import EventStore
 from learnops.errors import NoTrainingData, TrainingInProgress
 from learnops.lifecycle.registry import Registry
 from learnops.lifecycle.retrain import retrain
-from learnops.data.simulate import simulate_to_store
-from learnops.data.store import EventStore
 
 PARAMS = """
 seed: 5

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from learnops.errors import LearnopsError
 from learnops.data.schemas import validate_decisions, validate_responses
+from learnops.errors import LearnopsError
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from learnops.config import MlpConfig, Params  # noqa: E402
 from learnops.contracts import ACTIONS, FEATURES  # noqa: E402
-from learnops.errors import NoTrainingData  # noqa: E402
 from learnops.data.hashing import learner_hash  # noqa: E402
+from learnops.data.store import EventStore, MonitoringMetric  # noqa: E402
+from learnops.errors import NoTrainingData  # noqa: E402
 from learnops.lifecycle.registry import Registry  # noqa: E402
 from learnops.serve import Tokens, create_app, hash_token  # noqa: E402
-from learnops.data.store import EventStore, MonitoringMetric  # noqa: E402
 
 ADMIN, USER = "admin-secret-token", "user-secret-token"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -361,8 +361,8 @@ def test_serve_command_wires_params_and_address(tmp_path, monkeypatch):
 
 
 def test_rule_teacher_matches_the_simulator_policy(table):
-    from learnops.serve import RuleTeacher
     from learnops.data.simulate import teacher_probabilities
+    from learnops.serve import RuleTeacher
 
     p = teacher_probabilities(table[list(FEATURES)].to_numpy(float)[:20])
     for i in range(20):

@@ -108,9 +108,9 @@ def test_tiny_populations_work(n):
 def test_simulate_stage_keeps_registry_rows_and_refuses_foreign_data(tmp_path, monkeypatch):
     from learnops.config import load_params
     from learnops.contracts import FEATURES
-    from learnops.errors import LearnopsError
     from learnops.data.simulate import simulate_to_store
     from learnops.data.store import Decision, EventStore, Response
+    from learnops.errors import LearnopsError
 
     monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
     (tmp_path / "params.yaml").write_text(

@@ -239,8 +239,8 @@ def retrain(
     params: Path = ParamsOpt,
 ) -> None:
     """Export → train → evaluate → compare with production → deploy or not → report."""
-    from learnops.lifecycle import retrain as rt
     from learnops.io import write_json
+    from learnops.lifecycle import retrain as rt
 
     p = _params(params)
     models = list(rt.MODELS) if model == "all" else [model]

@@ -74,7 +74,7 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Atomically write strict JSON (see :func:`jsonable`) with sorted keys: stable bytes for DVC."""
+    """Atomically write strict JSON (:func:`jsonable`), keys sorted: stable bytes for DVC."""
     text = json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
     write_text(path, text + "\n")
 

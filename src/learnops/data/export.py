@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from learnops.config import ExportConfig
-from learnops.errors import LearnopsError, NoTrainingData
-from learnops.io import write_table
 from learnops.data.schemas import validate_decisions, validate_responses
 from learnops.data.store import EventStore
+from learnops.errors import LearnopsError, NoTrainingData
+from learnops.io import write_table
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from learnops.errors import LearnopsError
 from learnops.data.hashing import is_learner_hash, learner_hash
-from learnops.io import read_table
 from learnops.data.schemas import validate_decisions, validate_responses
 from learnops.data.store import EventStore
+from learnops.errors import LearnopsError
+from learnops.io import read_table
 
 # field names used by the seed's TrainingData documents → our response columns
 _MONGO_FIELDS = {

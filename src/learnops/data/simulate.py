@@ -430,8 +430,8 @@ def simulate_to_store(params, progress: bool = False) -> Simulation:
     decisions or responses that the simulator did not make is refused: nothing is lost.
     """
     from learnops.data.hashing import data_fingerprint
-    from learnops.io import write_json
     from learnops.data.store import EventStore
+    from learnops.io import write_json
 
     sim = simulate(params.simulate, params.seed, progress=progress)
     store = EventStore(params.db_url)

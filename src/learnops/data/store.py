@@ -39,8 +39,8 @@ from learnops.contracts import (
     FEATURES,
     RESPONSE_COLUMNS,
 )
-from learnops.errors import LearnopsError
 from learnops.data.hashing import is_learner_hash, learner_hash
+from learnops.errors import LearnopsError
 
 BATCH_SIZE = 50_000
 

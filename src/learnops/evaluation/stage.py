@@ -2,7 +2,7 @@
 
 :func:`evaluate_pipeline` loads ``models/mlp`` and ``models/irt``, evaluates them on the learners
 and responses their training stages left out (:func:`learnops.lifecycle.retrain.mlp_holdout` and
-:func:`learnops.lifecycle.retrain.irt_holdout`), writes the DVC metrics and plot files and records the
+:func:`learnops.lifecycle.retrain.irt_holdout`), writes the DVC metrics and plot files, records the
 evaluation in the event store. The notebook ``04_evaluate.ipynb`` plots the returned tables.
 """
 
@@ -266,21 +266,21 @@ def evaluate_pipeline(
 ) -> EvaluationResult:
     """Evaluate ``models/mlp`` and ``models/irt`` on the pipeline's held-out data.
 
-    The MLP is scored on the learners :func:`~learnops.lifecycle.retrain.mlp_holdout` left out (metrics,
+    The MLP is scored on the learners :func:`~...retrain.mlp_holdout` left out (metrics,
     calibration before/after temperature scaling, learner-clustered bootstrap CIs, agreement with
     the logged ML and LLM decisions, confidence thresholds, outcomes, off-policy value of its
     policy on ``next_engagement``, single-decision latency); the IRT model on each learner's last
-    responses (:func:`~learnops.lifecycle.retrain.irt_holdout`). A deploy / don't-deploy verdict checks
+    responses (:func:`~...retrain.irt_holdout`). A deploy / don't-deploy verdict checks
     ``params.evaluate.targets``. With ``write`` the metrics JSON and DVC plot CSVs are written
     atomically under ``paths.reports_dir``; with ``record`` the evaluation is stored in the event
     store. Raises LearnopsError when a model or an input table is missing.
     """
     from learnops import irt
-    from learnops.mlp.features import feature_matrix
     from learnops.io import read_table, write_json, write_table
+    from learnops.lifecycle.retrain import irt_holdout, mlp_holdout
     from learnops.mlp import load as load_mlp
     from learnops.mlp.calibration import apply_temperature
-    from learnops.lifecycle.retrain import irt_holdout, mlp_holdout
+    from learnops.mlp.features import feature_matrix
 
     processed = params.path(params.paths.processed_dir)
     models_dir = params.path(params.paths.models_dir)

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from learnops.errors import LearnopsError, TrainingInProgress
 from learnops.data.hashing import data_fingerprint  # noqa: F401 (re-exported)
-from learnops.io import write_json
 from learnops.data.store import EventStore, ModelVersion, utcnow
+from learnops.errors import LearnopsError, TrainingInProgress
+from learnops.io import write_json
 
 MODEL_TYPES = ("mlp", "irt")
 STATUSES = ("training", "completed", "deployed", "archived", "failed")

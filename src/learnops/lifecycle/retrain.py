@@ -12,14 +12,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from learnops.config import Params
+from learnops.data.store import EventStore
 from learnops.errors import LearnopsError, NoTrainingData
 from learnops.lifecycle.gates import GateDecision, irt_gate, mlp_gate
 from learnops.lifecycle.registry import Registry, VersionInfo, code_fingerprint, data_fingerprint
-from learnops.data.store import EventStore
 
 MODELS = ("mlp", "irt")
 

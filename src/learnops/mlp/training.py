@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from learnops.config import MlpConfig
 from learnops.contracts import ACTIONS, FEATURES
 from learnops.errors import LearnopsError, NoTrainingData
-from learnops.mlp.features import FeatureStats, feature_matrix
 from learnops.io import require_columns
 from learnops.mlp.calibration import apply_temperature, fit_temperature
+from learnops.mlp.features import FeatureStats, feature_matrix
 from learnops.mlp.metrics import classification_metrics, encode_actions, per_class_accuracy
 from learnops.mlp.model import DecisionNet, MlpModel
 

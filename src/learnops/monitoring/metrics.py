@@ -44,8 +44,8 @@ _EPS = 1e-4
 def best_action_proxy(df: pd.DataFrame) -> pd.Series:
     """The best action for each decision's situation: the rule teacher's most probable action
     (in the simulator, the action whose outcome is best)."""
-    from learnops.mlp.features import feature_matrix
     from learnops.data.simulate import teacher_probabilities
+    from learnops.mlp.features import feature_matrix
 
     if len(df) == 0:
         return pd.Series([], index=df.index, dtype=object)

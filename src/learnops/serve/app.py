@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from learnops.config import Params
 from learnops.contracts import ACTIONS
+from learnops.data.store import EventStore, utcnow
 from learnops.errors import LearnopsError, NoTrainingData, TrainingInProgress
 from learnops.lifecycle.registry import MODEL_TYPES, Registry, VersionInfo
 from learnops.serve.auth import Tokens
@@ -28,7 +29,6 @@ from learnops.serve.decision_log import DecisionLog, decision_row
 from learnops.serve.fallback import FallbackTeacher, RuleTeacher
 from learnops.serve.metrics import ServeMetrics
 from learnops.serve.schemas import DecideRequest, DecideResponse, OutcomeRequest, RetrainRequest
-from learnops.data.store import EventStore, utcnow
 
 __all__ = ["ModelHolder", "create_app", "run"]
 
