@@ -30,7 +30,7 @@ def pipeline(tmp_path_factory):
     from learnops import irt
     from learnops.data.export import export
     from learnops.data.simulate import simulate_to_store
-    from learnops.lifecycle.retrain import irt_holdout, mlp_holdout
+    from learnops.data.splits import irt_holdout, mlp_holdout
     from learnops.mlp import save, train
 
     mp = pytest.MonkeyPatch()
@@ -81,8 +81,8 @@ def test_metrics_file_and_headline(pipeline, result):
 
 
 def test_accuracy_matches_sklearn_on_the_test_learners(pipeline, result):
+    from learnops.data.splits import mlp_holdout
     from learnops.io import read_table
-    from learnops.lifecycle.retrain import mlp_holdout
     from learnops.mlp import load, predict_batch
 
     decisions = read_table(pipeline.path(pipeline.paths.processed_dir) / "decisions.parquet")

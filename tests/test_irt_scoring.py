@@ -8,6 +8,7 @@ import pytest
 from scipy import integrate
 
 from learnops import irt
+from learnops.data.splits import response_holdout
 from learnops.errors import LearnopsError
 
 ITEMS = pd.DataFrame(
@@ -120,7 +121,7 @@ def test_split_holdout_uses_time_order_per_learner():
             "timestamp": list(ts[::-1]) + list(ts[:5]) + [ts[0]],
         }
     )
-    train, test = irt.split_holdout(df, frac=0.2)
+    train, test = response_holdout(df, frac=0.2)
     assert len(train) + len(test) == len(df)
     # learner a's rows are in reverse time order: its 2 latest are the first two rows
     assert set(test.loc[test.learner_hash == "a", "item_id"]) == {"i0", "i1"}

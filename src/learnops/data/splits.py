@@ -1,11 +1,19 @@
-"""Held-out splits by learner (the randomization unit): no learner on both sides."""
+"""Held-out splits. The decision model holds out whole learners (the randomization unit: no
+learner on both sides); the IRT model holds out each learner's latest responses, since it must
+know a learner's ability to predict their answers."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from learnops.data.hashing import bucket
+from learnops.errors import LearnopsError
+
+if TYPE_CHECKING:
+    from learnops.config import Params
 
 
 def learner_holdout(
@@ -33,3 +41,38 @@ def holdout_learners(
 ) -> np.ndarray:
     """The learners :func:`learner_holdout` puts on the test side."""
     return pd.unique(learner_holdout(df, frac, seed, col)[1][col])
+
+
+def response_holdout(
+    responses: pd.DataFrame, frac: float = 0.2
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the last ``frac`` of each learner's responses (by ``timestamp`` if present)."""
+    from learnops.irt.data import learner_column
+
+    if not 0 < frac < 1:
+        raise LearnopsError(f"holdout fraction must be in (0, 1), got {frac}")
+    lcol = learner_column(responses)
+    df = responses.reset_index(drop=True)
+    order = df.sort_values("timestamp", kind="stable").index if "timestamp" in df else df.index
+    ranked = df.loc[order]
+    pos = ranked.groupby(lcol, sort=False).cumcount().to_numpy()
+    size = ranked.groupby(lcol, sort=False)[lcol].transform("size").to_numpy()
+    n_test = np.minimum(np.floor(frac * size + 0.5), size - 1)
+    is_test = pd.Series(pos >= size - n_test, index=ranked.index).reindex(df.index).to_numpy()
+    return (
+        responses.iloc[np.flatnonzero(~is_test)],
+        responses.iloc[np.flatnonzero(is_test)],
+    )
+
+
+def mlp_holdout(decisions: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) for the decision model: test = a stable share of learners."""
+    return learner_holdout(decisions, params.evaluate.test_split, params.seed)
+
+
+def irt_holdout(responses: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) for the IRT model: each learner's last responses in time (test rows of
+    items never seen in training are dropped: no parameters exist for them)."""
+    train, test = response_holdout(responses, params.irt.holdout_frac)
+    test = test[test["item_id"].isin(set(train["item_id"]))].reset_index(drop=True)
+    return train, test

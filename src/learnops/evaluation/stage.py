@@ -276,8 +276,8 @@ def evaluate_pipeline(
     store. Raises LearnopsError when a model or an input table is missing.
     """
     from learnops import irt
+    from learnops.data.splits import irt_holdout, mlp_holdout
     from learnops.io import read_table, write_json, write_table
-    from learnops.lifecycle.retrain import irt_holdout, mlp_holdout
     from learnops.mlp import load as load_mlp
     from learnops.mlp.calibration import apply_temperature
     from learnops.mlp.features import feature_matrix

@@ -1,7 +1,7 @@
 """Item response theory: MML/EM estimation (1PL/2PL/3PL), scoring, heuristic baseline.
 
 Public API (imported lazily so that ``learnops --help`` stays fast):
-``fit``, ``load``, ``IrtFit``, ``score``, ``split_holdout``, ``evaluate_predictions``.
+``fit``, ``load``, ``IrtFit``, ``score``, ``evaluate_predictions``.
 """
 
 from __future__ import annotations
@@ -11,18 +11,17 @@ from typing import TYPE_CHECKING
 from learnops._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from learnops.irt.data import evaluate_predictions, split_holdout
+    from learnops.irt.data import evaluate_predictions
     from learnops.irt.model import IrtFit, fit, load
     from learnops.irt.scoring import score
 
-__all__ = ["IrtFit", "evaluate_predictions", "fit", "load", "score", "split_holdout"]
+__all__ = ["IrtFit", "evaluate_predictions", "fit", "load", "score"]
 
 _WHERE = {
     "fit": "model",
     "load": "model",
     "IrtFit": "model",
     "score": "scoring",
-    "split_holdout": "data",
     "evaluate_predictions": "data",
 }
 

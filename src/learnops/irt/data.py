@@ -83,24 +83,6 @@ def _listed(label: str, ids: np.ndarray, limit: int = 10) -> list[str]:
     return [f"{len(ids)} {label}: {shown}"]
 
 
-def split_holdout(responses: pd.DataFrame, frac: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hold out the last ``frac`` of each learner's responses (by ``timestamp`` if present)."""
-    if not 0 < frac < 1:
-        raise LearnopsError(f"holdout fraction must be in (0, 1), got {frac}")
-    lcol = learner_column(responses)
-    df = responses.reset_index(drop=True)
-    order = df.sort_values("timestamp", kind="stable").index if "timestamp" in df else df.index
-    ranked = df.loc[order]
-    pos = ranked.groupby(lcol, sort=False).cumcount().to_numpy()
-    size = ranked.groupby(lcol, sort=False)[lcol].transform("size").to_numpy()
-    n_test = np.minimum(np.floor(frac * size + 0.5), size - 1)
-    is_test = pd.Series(pos >= size - n_test, index=ranked.index).reindex(df.index).to_numpy()
-    return (
-        responses.iloc[np.flatnonzero(~is_test)],
-        responses.iloc[np.flatnonzero(is_test)],
-    )
-
-
 def evaluate_predictions(y: Any, p: Any) -> dict[str, float | int | None]:
     """Accuracy/precision/recall/F1 at 0.5, RMSE, MAE, AUC and log-loss of P(correct)."""
     from sklearn import metrics

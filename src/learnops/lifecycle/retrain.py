@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from learnops.config import Params
+from learnops.data.splits import irt_holdout, mlp_holdout
 from learnops.data.store import EventStore
 from learnops.errors import LearnopsError, NoTrainingData
 from learnops.lifecycle.gates import GateDecision, irt_gate, mlp_gate
@@ -67,23 +68,6 @@ class RetrainOutcome:
 
 
 # -- evaluation of candidates and production on one held-out set ------------------------------
-def mlp_holdout(decisions: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, test) for the decision model: test = a stable share of learners."""
-    from learnops.data.splits import learner_holdout
-
-    return learner_holdout(decisions, params.evaluate.test_split, params.seed)
-
-
-def irt_holdout(responses: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, test) for the IRT model: each learner's last responses in time (test rows of
-    items never seen in training are dropped: no parameters exist for them)."""
-    from learnops.irt import split_holdout
-
-    train, test = split_holdout(responses, params.irt.holdout_frac)
-    test = test[test["item_id"].isin(set(train["item_id"]))].reset_index(drop=True)
-    return train, test
-
-
 def evaluate_mlp(model: Any, test: pd.DataFrame, n_bins: int = 15) -> dict[str, Any]:
     """Accuracy, NLL, ECE, Brier, macro-F1 of a decision model on held-out decisions."""
     from learnops.mlp import predict_batch
