@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 NBVAL_DIR := build/nbval
 export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-export MPLBACKEND := Agg
+# no MPLBACKEND here: the report kernels must use matplotlib's inline backend (figures in HTML)
+unexport MPLBACKEND
 
 .PHONY: help setup repro test lint format pytest nbval bench clean
 

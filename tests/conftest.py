@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 
+import matplotlib
 import pytest
 
 from learnops.config import SimulateConfig
+
+# tests draw figures without a display; reports (notebooks) use the inline backend instead
+matplotlib.use("Agg")
 
 SMALL_SIM = SimulateConfig(n_learners=120, n_items=40, n_modules=4, days=30)
 

@@ -14,7 +14,6 @@ from learnops.evaluation import (
     mce,
     reliability_table,
 )
-from learnops.evaluation.calibration import mce_binary
 
 LABELS = ("a", "b", "c")
 
@@ -48,7 +47,6 @@ def test_hand_computed_four_rows_binary():
     assert list(t["count"]) == [2, 2]
     assert list(t["gap"]) == pytest.approx([0.2, 0.25])
     assert ece_binary(y, p, n_bins=2) == pytest.approx(0.225, abs=1e-12)
-    assert mce_binary(y, p, n_bins=2) == pytest.approx(0.25, abs=1e-12)
 
 
 def test_bins_are_right_closed():

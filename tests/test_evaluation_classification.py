@@ -10,7 +10,8 @@ from sklearn import metrics as skm
 
 from learnops.contracts import ACTIONS
 from learnops.errors import LearnopsError
-from learnops.evaluation import classification_report, multiclass_brier
+from learnops.evaluation import classification_report
+from learnops.evaluation.metrics import brier
 
 P3 = np.array(
     [
@@ -97,7 +98,7 @@ def test_binary_brier_relation_to_sklearn():
     p1 = rng.uniform(size=300)
     y = rng.integers(0, 2, size=300)
     proba = np.column_stack([1 - p1, p1])
-    assert multiclass_brier(y, proba) == pytest.approx(2 * skm.brier_score_loss(y, p1), abs=1e-12)
+    assert brier(y, proba) == pytest.approx(2 * skm.brier_score_loss(y, p1), abs=1e-12)
 
 
 def test_absent_labels_do_not_crash():

@@ -1,5 +1,6 @@
 """Export stage: windowing, limits, empty/short windows, schema rejection, atomic output."""
 
+import io
 from datetime import date, timedelta
 
 import pandas as pd
@@ -75,3 +76,42 @@ def test_malformed_rows_in_the_store_fail_validation(store, small_sim, tmp_path)
     with pytest.raises(LearnopsError, match="next_accuracy"):
         export(store, ExportConfig(last_days=None, min_data_points=1), tmp_path)
     assert not (tmp_path / "decisions.parquet").exists()
+
+
+def test_export_is_byte_stable_and_keeps_unchanged_files(filled, small_sim, tmp_path):
+    """Exporting an unchanged store twice gives identical bytes and leaves the files untouched;
+    a new row changes the file it belongs to (and only that one)."""
+    import os
+
+    cfg = ExportConfig(last_days=None, min_data_points=1)
+    first = export(filled, cfg, tmp_path)
+    assert first.written == {"decisions": True, "responses": True}
+    paths = [tmp_path / "decisions.parquet", tmp_path / "responses.parquet"]
+    before = {p: (p.read_bytes(), os.stat(p).st_mtime_ns, os.stat(p).st_ino) for p in paths}
+    second = export(filled, cfg, tmp_path)
+    assert second.written == {"decisions": False, "responses": False}
+    assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns, os.stat(p).st_ino) for p in paths} == before
+    pd.testing.assert_frame_equal(first.decisions, second.decisions)
+    # rows are in (timestamp, id) order whatever order the store returns them in
+    for df, key in ((second.decisions, "decision_id"), (second.responses, "response_id")):
+        order = df.sort_values(["timestamp", key], kind="mergesort").index
+        assert (order == pd.RangeIndex(len(df))).all()
+
+    extra = small_sim.decisions.iloc[[0]].copy()
+    extra["decision_id"] = "extra-decision"
+    filled.insert_decisions(extra)
+    third = export(filled, cfg, tmp_path)
+    assert third.written == {"decisions": True, "responses": False}
+    assert paths[0].read_bytes() != before[paths[0]][0]
+    assert paths[1].read_bytes() == before[paths[1]][0]
+    assert len(pd.read_parquet(paths[0])) == len(small_sim.decisions) + 1
+
+
+def test_parquet_bytes_do_not_depend_on_the_index_or_the_run():
+    from learnops.data.export import parquet_bytes
+
+    df = pd.DataFrame({"a": [1.5, 2.5, None], "b": ["x", "y", "z"]})
+    shuffled = df.iloc[[2, 0, 1]].sort_index()
+    assert parquet_bytes(df) == parquet_bytes(shuffled) == parquet_bytes(df.copy())
+    assert parquet_bytes(df) != parquet_bytes(df.assign(a=[1.5, 2.5, 3.5]))
+    assert pd.read_parquet(io.BytesIO(parquet_bytes(df))).equals(df)

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from learnops.data.hashing import learner_hash
 from learnops.data.importers import import_mongo_jsonl, import_table, read_mongo_jsonl
 from learnops.data.store import Response
 from learnops.errors import LearnopsError
+from learnops.hashing import learner_hash
 
 
 def _mongo_lines():

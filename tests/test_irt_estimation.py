@@ -10,8 +10,11 @@ import pytest
 
 from learnops import irt
 from learnops.config import IrtConfig
-from learnops.irt import mml
+from learnops.irt import estep
 from learnops.irt.data import encode
+from learnops.irt.em import run_em
+from learnops.irt.estep import EStep, design_matrix, quadrature
+from learnops.irt.params import Priors
 from learnops.irt.sim import simulate
 
 DATA = Path(__file__).parent / "data"
@@ -79,7 +82,7 @@ def test_loglik_is_marginal_likelihood_by_brute_force(lsat7_fit, lsat7):
     """loglik equals a direct 61-node quadrature of the likelihood of each response pattern."""
     p = lsat7_fit.params()
     wide = lsat7.pivot(index="learner_id", columns="item_id", values="correct").to_numpy()
-    theta, logw = mml.quadrature(61, 6.0)
+    theta, logw = quadrature(61, 6.0)
     prob = 1 / (1 + np.exp(-(np.outer(theta, p.a) + p.d)))  # (Q, I)
     lik = np.prod(np.where(wide[:, None, :] == 1, prob[None], 1 - prob[None]), axis=2)
     assert np.log(lik @ np.exp(logw)).sum() == pytest.approx(lsat7_fit.loglik, abs=1e-8)
@@ -226,11 +229,11 @@ def test_torch_float32_backend_matches_numpy():
     pytest.importorskip("torch")
     s = simulate(3000, 150, per_learner=8, seed=31)  # sparse: below the dense-chunk cutoff
     enc = encode(s.responses)
-    es = mml.EStep(mml.design_matrix(enc), *mml.quadrature(61, 6.0), backend="torch")
+    es = EStep(design_matrix(enc), *quadrature(61, 6.0), backend="torch")
     assert es.backend == "torch"
-    pri = mml.Priors(a=(0.0, 0.5), b=(0.0, 3.0))
-    ref = mml.run_em(enc, "2pl", priors=pri, se="none", backend="numpy")
-    t32 = mml.run_em(enc, "2pl", priors=pri, se="louis-block", backend="torch")
+    pri = Priors(a=(0.0, 0.5), b=(0.0, 3.0))
+    ref = run_em(enc, "2pl", priors=pri, se="none", backend="numpy")
+    t32 = run_em(enc, "2pl", priors=pri, se="louis-block", backend="torch")
     assert t32.loglik == pytest.approx(ref.loglik, abs=0.05)
     np.testing.assert_allclose(t32.params.a, ref.params.a, atol=2e-3)
     np.testing.assert_allclose(t32.params.b, ref.params.b, atol=5e-3)
@@ -243,7 +246,7 @@ def test_float32_fast_path_agrees_with_float64(monkeypatch, per_learner, sparse_
     must match a pure float64 fit within the convergence tolerance (dense and sparse designs)."""
     data = simulate(3000, 40, seed=5).responses if per_learner is None else sparse_sim.responses
     exact = irt.fit(data, "2pl", priors=False)
-    monkeypatch.setattr(mml, "FAST_MIN_RESPONSES", 1)
+    monkeypatch.setattr(estep, "FAST_MIN_RESPONSES", 1)
     fast = irt.fit(data, "2pl", priors=False)
     assert fast.converged
     np.testing.assert_allclose(

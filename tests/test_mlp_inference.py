@@ -10,8 +10,8 @@ import pytest
 from learnops.config import MlpConfig
 from learnops.contracts import ACTIONS, FEATURES
 from learnops.errors import LearnopsError
+from learnops.hashing import data_fingerprint
 from learnops.mlp import Prediction, load, predict, predict_batch, save, train
-from learnops.mlp.artifacts import data_fingerprint
 from learnops.mlp.calibration import expected_calibration_error, fit_temperature, reliability_table
 from learnops.mlp.synthetic import synthetic_decisions
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from learnops.config import MlpConfig
 from learnops.errors import LearnopsError
+from learnops.hashing import bucket
 from learnops.mlp import save, train
 from learnops.mlp.model import DecisionNet
 from learnops.mlp.synthetic import synthetic_decisions
@@ -76,11 +77,32 @@ def test_split_by_learner_is_disjoint_and_seeded():
     c = split_by_learner(learners, 1000, 0.2, seed=4)
     assert set(learners[a.train_index]).isdisjoint(learners[a.val_index])
     assert len(a.train_index) + len(a.val_index) == 1000
-    assert a.n_val_learners == round(0.2 * 37)
+    # validation learners: those whose seeded hash bucket is below val_frac (learner_holdout-style)
+    expected = {f"l{i}" for i in range(37) if bucket("validation:3", f"l{i}") < 0.2}
+    assert 0 < len(expected) < 37
+    assert set(learners[a.val_index]) == expected
+    assert a.n_val_learners == len(expected) and a.n_train_learners == 37 - len(expected)
     np.testing.assert_array_equal(a.val_index, b.val_index)
     assert not np.array_equal(a.val_index, c.val_index)
     with pytest.raises(LearnopsError, match="at least 2 learners"):
         split_by_learner(np.array(["x"] * 10), 10, 0.2, seed=0)
+
+
+def test_split_by_learner_is_stable_as_data_grow():
+    small = np.array([f"l{i % 40}" for i in range(400)])
+    grown = np.concatenate([small, [f"new{i % 60}" for i in range(600)]])
+    a = split_by_learner(small, len(small), 0.2, seed=1)
+    b = split_by_learner(grown, len(grown), 0.2, seed=1)
+    old_val = set(small[a.val_index])
+    assert old_val == set(grown[b.val_index]) & set(small)  # no old learner changed side
+    # the validation split is drawn independently of the evaluation holdout (other namespace)
+    from learnops.data.splits import learner_split_mask
+
+    held = learner_split_mask(small, 0.2, seed=1)
+    assert old_val != set(small[held])
+    # tiny data: both sides non-empty
+    two = split_by_learner(np.array(["a", "b"]), 2, 0.2, seed=0)
+    assert two.n_val_learners == 1 and two.n_train_learners == 1
 
 
 def test_training_is_deterministic(tmp_path):

@@ -7,8 +7,9 @@ import pytest
 
 from learnops.config import RegisterConfig, Targets
 from learnops.errors import LearnopsError, TrainingInProgress
+from learnops.hashing import data_fingerprint
 from learnops.lifecycle.gates import irt_gate, mlp_gate
-from learnops.lifecycle.registry import Registry, data_fingerprint
+from learnops.lifecycle.registry import Registry
 
 
 @pytest.fixture
@@ -145,6 +146,9 @@ TARGETS = Targets(accuracy=0.85, calibration_error=0.10)
         ({"accuracy": 0.90, "ece": 0.20}, None, False),  # miscalibrated
         ({"accuracy": 0.90, "ece": 0.02}, {"accuracy": 0.86}, False),  # +4.7%: not > 5%
         ({"accuracy": 0.904, "ece": 0.02}, {"accuracy": 0.86}, True),  # +5.1%
+        ({"accuracy": 0.90, "ece": 0.10}, None, True),  # a maximum is met at the boundary
+        ({"accuracy": 0.90}, None, False),  # calibration error not measured
+        ({"accuracy": 0.90, "ece": float("nan")}, None, False),
     ],
 )
 def test_mlp_gate(cand, prod, deploy):
@@ -157,7 +161,9 @@ def test_mlp_gate(cand, prod, deploy):
     "cand, prod, deploy",
     [
         ({"accuracy": 0.76, "auc": 0.7}, None, True),
-        ({"accuracy": 0.75, "auc": 0.7}, None, False),
+        ({"accuracy": 0.75, "auc": 0.7}, None, True),  # a minimum is met at the boundary
+        ({"accuracy": 0.7499, "auc": 0.7}, None, False),
+        ({"accuracy": float("nan"), "auc": 0.7}, None, False),
         ({"accuracy": 0.80, "auc": 0.69}, {"accuracy": 0.8, "auc": 0.70}, False),
         ({"accuracy": 0.80, "auc": 0.70}, {"accuracy": 0.8, "auc": 0.70}, True),
     ],

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from learnops.config import MlpConfig, Params  # noqa: E402
 from learnops.contracts import ACTIONS, FEATURES  # noqa: E402
-from learnops.data.hashing import learner_hash  # noqa: E402
 from learnops.data.store import EventStore, MonitoringMetric  # noqa: E402
 from learnops.errors import NoTrainingData  # noqa: E402
+from learnops.hashing import learner_hash  # noqa: E402
 from learnops.lifecycle.registry import Registry  # noqa: E402
 from learnops.serve import Tokens, create_app, hash_token  # noqa: E402
 
@@ -338,6 +338,17 @@ def test_no_endpoint_returns_learner_ids(tmp_path, table, model_dir, monkeypatch
         assert s.query(MonitoringMetric).count() == 0
     stored = client.app.state.store.read_decisions()
     assert not (stored.astype(str) == SECRET_ID).any().any()
+
+
+def test_shutdown_stores_queued_decisions(tmp_path, table):
+    params = _params(tmp_path)
+    with _client(params) as client:  # runs the app's lifespan: shutdown closes the state
+        state = client.app.state.serve
+        assert client.app.state.store is state.store and client.app.state.retrain is state.retrain
+        ids = [client.post("/decide", json=_body(table, i)).json()["decision_id"] for i in range(3)]
+    store = EventStore(params.db_url)
+    assert sorted(store.read_decisions()["decision_id"]) == sorted(ids)
+    store.dispose()
 
 
 def test_serve_command_wires_params_and_address(tmp_path, monkeypatch):

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from learnops.contracts import FEATURES
-from learnops.data.hashing import learner_hash
 from learnops.data.store import Decision, Response
 from learnops.errors import LearnopsError
+from learnops.hashing import learner_hash
 
 CONTEXT = {f: 0.5 for f in FEATURES}
 

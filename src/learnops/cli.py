@@ -168,6 +168,22 @@ def notebook(
     typer.echo(f"wrote {out}")
 
 
+@app.command()
+def stage(
+    name: str = typer.Argument(..., help="Stage name: simulate, export, train_mlp, fit_irt, …"),
+    params: Path = ParamsOpt,
+) -> None:
+    """Run one pipeline stage without its notebook (same outputs and metrics, no report)."""
+    from learnops.stages import STAGES, run_stage
+
+    if name not in STAGES:
+        raise LearnopsError(f"unknown stage {name!r}: use one of {', '.join(STAGES)}")
+    if not params.is_file():
+        raise LearnopsError(f"params file not found: {params}")
+    run_stage(name, _params(params))
+    typer.echo(f"stage {name}: done")
+
+
 models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 ModelTypeOpt = typer.Option("mlp", "--model", "-m", help="Model type: mlp or irt.")

@@ -19,7 +19,7 @@ from learnops.ab.stats import (
     welch_test,
 )
 from learnops.errors import LearnopsError
-from learnops.io import require_columns
+from learnops.io import jsonable, require_columns
 
 DEFAULT_METRICS: tuple[str, ...] = ("accuracy", "engagement", "success")
 #: decision outcome column → A/B metric name (see :func:`events_from_decisions`)
@@ -216,7 +216,7 @@ def analyze(
         "power": power,
         "covariates": covariates,
     }
-    return _clean(result)
+    return jsonable(result)
 
 
 def _compare_metric(
@@ -404,21 +404,6 @@ def _decide(
         "not_significant",
         f"no winner yet: no treatment is significantly better than {control} after Holm correction",
     )
-
-
-def _clean(obj: Any) -> Any:
-    """Replace NaN/inf floats with None and numpy scalars with Python ones (strict JSON)."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 # ---------------------------------------------------------------------------------------------

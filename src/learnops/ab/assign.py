@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from learnops.data.hashing import bucket
 from learnops.errors import LearnopsError
+from learnops.hashing import bucket
 
 DEFAULT_GROUPS: dict[str, float] = {"ml": 0.4, "gpt4": 0.4, "hybrid": 0.2}
 DEFAULT_METRICS: tuple[str, ...] = ("accuracy", "engagement", "success")

@@ -12,33 +12,59 @@ from matplotlib.figure import Figure
 
 from learnops.ab.stats import mde
 
+#: metric → the axis label of its learner-level value, with its unit
+METRIC_UNITS: dict[str, str] = {
+    "accuracy": "accuracy (proportion correct)",
+    "engagement": "engagement (score 0–1)",
+    "success": "success (share of sessions completed)",
+}
+
+
+def metric_label(metric: str) -> str:
+    """Axis label of ``metric`` with its unit."""
+    return METRIC_UNITS.get(metric, f"{metric} (metric units)")
+
+
+def _unit(metric: str) -> str:
+    label = metric_label(metric)
+    return label[label.rfind("(") + 1 : -1] if label.endswith(")") else "metric units"
+
 
 def plot_group_sizes(results: Mapping[str, Any]) -> Figure:
     """Observed vs expected learners per group, with the SRM verdict in the title."""
     srm = results["srm"]
     groups = list(srm["observed"])
     x = np.arange(len(groups))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(10, 4))
     ax.bar(x - 0.2, [srm["observed"][g] for g in groups], 0.4, label="observed")
-    ax.bar(x + 0.2, [srm["expected"][g] for g in groups], 0.4, label="expected (planned)")
+    ax.bar(x + 0.2, [srm["expected"][g] for g in groups], 0.4, label="expected (planned split)")
     ax.set_xticks(x, groups)
-    ax.set_ylabel("learners")
+    ax.set_xlabel("experiment arm")
+    ax.set_ylabel("learners (count)")
     verdict = "MISMATCH" if srm["mismatch"] else "ok"
-    ax.set_title(f"Group sizes — SRM chi2={srm['chi2']:.2f}, p={srm['p_value']:.3g} ({verdict})")
+    ax.set_title(
+        f"Group sizes — SRM chi2 = {srm['chi2']:.2f}, p = {srm['p_value']:.3g} ({verdict})"
+    )
     ax.legend()
     fig.tight_layout()
     return fig
 
 
 def plot_metric_distributions(learners: pd.DataFrame, metrics: Sequence[str]) -> Figure:
-    """Per-learner metric means by group (box plots), one panel per metric."""
+    """Per-learner metric means by group (box plots, means as triangles), one panel per
+    metric."""
     groups = sorted(learners["group"].unique())
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(max(10, 4.5 * len(metrics)), 4), squeeze=False
+    )
     for ax, m in zip(axes[0], metrics, strict=True):
         data = [learners.loc[learners["group"] == g, m].dropna().to_numpy() for g in groups]
         ax.boxplot(data, showmeans=True)
         ax.set_xticks(range(1, len(groups) + 1), groups)
-        ax.set_title(f"{m} (learner means)")
+        ax.set_xlabel("experiment arm")
+        ax.set_ylabel(metric_label(m))
+        ax.set_title(m)
+    fig.suptitle("Metric distributions per arm (one value per learner: the learner's mean)")
     fig.tight_layout()
     return fig
 
@@ -46,7 +72,7 @@ def plot_metric_distributions(learners: pd.DataFrame, metrics: Sequence[str]) ->
 def plot_forest(results: Mapping[str, Any]) -> Figure:
     """Effect (treatment − control) with CI for every comparison; significant ones filled."""
     comps = results["comparisons"]
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(comps) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(comps) + 2))
     y = np.arange(len(comps))[::-1]
     for yi, c in zip(y, comps, strict=True):
         if c["diff"] is None or c["ci_low"] is None:
@@ -60,23 +86,46 @@ def plot_forest(results: Mapping[str, Any]) -> Figure:
         ax.axvline(thr, color="grey", ls="--", lw=0.8, label=f"practical threshold {thr}")
         ax.legend(loc="best")
     ax.set_yticks(y, [f"{c['metric']}: {c['treatment']} vs {c['control']}" for c in comps])
-    ax.set_xlabel(f"difference ({(1 - results['alpha']) * 100:.0f}% CI; filled = Holm-significant)")
-    ax.set_title("Treatment effects")
+    ax.set_ylabel("comparison")
+    ax.set_xlabel(
+        "difference treatment − control (in each metric's units; "
+        f"{(1 - results['alpha']) * 100:.0f}% CI)"
+    )
+    ax.set_title("Treatment effects (filled = significant after Holm correction)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cuped_effect(table: pd.DataFrame) -> Figure:
+    """Confidence-interval width of every comparison with and without CUPED (narrower is
+    better); ``table`` has ``metric, treatment, ci_width, ci_width_no_cuped``."""
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(table) + 2))
+    y = np.arange(len(table))[::-1]
+    labels = [f"{m}: {t}" for m, t in zip(table["metric"], table["treatment"], strict=True)]
+    ax.barh(y + 0.2, table["ci_width_no_cuped"], 0.4, label="without covariates", color="C7")
+    ax.barh(y - 0.2, table["ci_width"], 0.4, label="as analysed (CUPED where used)", color="C0")
+    ax.set_yticks(y, labels)
+    ax.set_ylabel("comparison (metric: treatment vs control)")
+    ax.set_xlabel("confidence-interval width (metric units)")
+    ax.set_title("Variance reduction: CI width with and without CUPED covariates")
+    ax.legend(loc="best")
     fig.tight_layout()
     return fig
 
 
 def plot_cumulative(cumulative: pd.DataFrame, metric: str) -> Figure:
     """Cumulative effect estimate and CI over time, one line per treatment."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(10, 4))
     for i, (t, d) in enumerate(cumulative.groupby("treatment")):
         dates = pd.to_datetime(d["date"]).dt.tz_localize(None)
         ax.plot(dates, d["diff"], color=f"C{i}", label=t)
         ax.fill_between(dates, d["ci_low"], d["ci_high"], color=f"C{i}", alpha=0.2)
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_ylabel(f"{metric} difference vs control")
-    ax.set_title(f"Cumulative effect on {metric} (data up to each day)")
-    ax.legend()
+    ax.set_xlabel("date (UTC, data up to the end of the day)")
+    ax.set_ylabel(f"{metric} difference vs control ({_unit(metric)})")
+    ax.set_title(f"Cumulative effect on {metric} (unadjusted, uncorrected CI)")
+    if len(cumulative):
+        ax.legend()
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
@@ -89,20 +138,40 @@ def plot_power_curve(
     power: float = 0.8,
     ratio: float = 1.0,
     threshold: float | None = None,
+    metric: str | None = None,
+    mde_current: float | None = None,
 ) -> Figure:
-    """Minimum detectable effect vs learners per group, marking the current sample size."""
+    """Minimum detectable effect vs learners in the control group (treatment arm ``ratio``
+    times as large), marking the current sample size and, when given, its MDE."""
     n_max = max(4 * n_current, 200)
     ns = np.unique(np.geomspace(10, n_max, 60).round())
     mdes = [mde(n, sd, alpha=alpha, power=power, ratio=ratio) for n in ns]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(ns, mdes, label=f"MDE at power {power:.0%}, alpha {alpha}")
     ax.axvline(n_current, color="C1", ls="--", label=f"current n = {int(n_current)}")
+    if mde_current is not None and np.isfinite(mde_current):
+        ax.plot(n_current, mde_current, "o", color="C1", label=f"current MDE {mde_current:.4f}")
     if threshold:
         ax.axhline(threshold, color="grey", ls=":", label=f"practical threshold {threshold}")
     ax.set_xscale("log")
-    ax.set_xlabel("learners in the control group")
-    ax.set_ylabel("minimum detectable difference")
-    ax.set_title("Power: detectable effect by sample size")
+    ax.set_xlabel("learners in the control group (count, log scale)")
+    unit = _unit(metric) if metric else "metric units"
+    ax.set_ylabel(f"minimum detectable difference ({unit})")
+    ax.set_title(f"Power: detectable effect{f' on {metric}' if metric else ''} by sample size")
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_power(inputs: Mapping[str, Any]) -> Figure:
+    """The power curve for the stage's power inputs (``ab_analysis.power_inputs``)."""
+    return plot_power_curve(
+        sd=inputs["sd"],
+        n_current=inputs["n_current"],
+        alpha=inputs["alpha"],
+        power=inputs["power"],
+        ratio=inputs.get("ratio", 1.0),
+        threshold=inputs.get("threshold"),
+        metric=inputs.get("metric"),
+        mde_current=inputs.get("mde"),
+    )

@@ -52,12 +52,6 @@ def welch_test(
     }
 
 
-def welch_from_samples(y_t: Any, y_c: Any, alpha: float = 0.05) -> dict[str, np.ndarray]:
-    """Welch's t-test on two samples (see :func:`welch_test`); NaNs must be removed first."""
-    a, b = np.asarray(y_t, dtype=float), np.asarray(y_c, dtype=float)
-    return welch_test(a.mean(), a.var(ddof=1), a.size, b.mean(), b.var(ddof=1), b.size, alpha=alpha)
-
-
 def two_proportion_test(
     count_t: Any, n_t: Any, count_c: Any, n_c: Any, alpha: float = 0.05
 ) -> dict[str, np.ndarray]:

@@ -1,8 +1,13 @@
-"""Export a time window of the event store to validated Parquet tables."""
+"""Export a time window of the event store to validated Parquet tables.
+
+The export is byte-stable: rows are sorted by (timestamp, id) and a Parquet file whose bytes would
+not change is left untouched, so re-running the export on an unchanged store changes nothing (the
+DVC stage runs on every ``dvc repro`` to pick up new rows in the store).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -12,7 +17,13 @@ from learnops.config import ExportConfig
 from learnops.data.schemas import validate_decisions, validate_responses
 from learnops.data.store import EventStore
 from learnops.errors import LearnopsError, NoTrainingData
-from learnops.io import write_table
+from learnops.io import write_bytes
+
+#: Sort key of each exported table: time, then the row id (a total order, so the bytes are stable).
+SORT_KEYS: dict[str, list[str]] = {
+    "decisions": ["timestamp", "decision_id"],
+    "responses": ["timestamp", "response_id"],
+}
 
 
 @dataclass(frozen=True)
@@ -27,13 +38,15 @@ class Window:
 
 
 @dataclass
-class ExportResult:
-    """What an export wrote."""
+class Exported:
+    """What an export holds and where; ``written[name]`` is False when the file on disk already
+    held exactly these bytes and was kept."""
 
     window: Window
     decisions: pd.DataFrame
     responses: pd.DataFrame
     paths: dict[str, Path]
+    written: dict[str, bool] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {
@@ -77,8 +90,34 @@ def resolve_window(cfg: ExportConfig, latest: datetime | None) -> Window:
     return Window(since, until)
 
 
-def export(store: EventStore, cfg: ExportConfig, out_dir: str | Path) -> ExportResult:
-    """Read the window from the store, validate both tables, write them atomically as Parquet."""
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    """``df`` as Parquet bytes (no index): the same table gives the same bytes."""
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False, engine="pyarrow", compression="snappy")
+    return buf.getvalue()
+
+
+def write_parquet_if_changed(path: str | Path, df: pd.DataFrame) -> bool:
+    """Write ``df`` as Parquet atomically unless ``path`` already holds exactly these bytes
+    (then the file, and its modification time, are kept). True when the file was written."""
+    data = parquet_bytes(df)
+    p = Path(path)
+    if p.is_file() and p.stat().st_size == len(data) and p.read_bytes() == data:
+        return False
+    write_bytes(p, data)
+    return True
+
+
+def sort_rows(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows in the deterministic export order (``keys``), with a fresh index."""
+    return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
+
+
+def export(store: EventStore, cfg: ExportConfig, out_dir: str | Path) -> Exported:
+    """Read the window from the store, validate both tables, write them atomically as Parquet
+    (sorted by time then id; unchanged files are kept byte for byte)."""
     window = resolve_window(cfg, store.latest_timestamp())
     decisions = store.read_decisions(window.since, window.until, cfg.limit)
     responses = store.read_responses(window.since, window.until, cfg.limit)
@@ -92,10 +131,11 @@ def export(store: EventStore, cfg: ExportConfig, out_dir: str | Path) -> ExportR
                 f"not enough {name} in the window: {len(df)} < min_data_points="
                 f"{cfg.min_data_points} ({window.since:%Y-%m-%d} .. {window.until:%Y-%m-%d})"
             )
-    decisions = validate_decisions(decisions)
-    responses = validate_responses(responses)
+    tables = {
+        "decisions": sort_rows(validate_decisions(decisions), SORT_KEYS["decisions"]),
+        "responses": sort_rows(validate_responses(responses), SORT_KEYS["responses"]),
+    }
     out = Path(out_dir)
-    paths = {"decisions": out / "decisions.parquet", "responses": out / "responses.parquet"}
-    write_table(paths["decisions"], decisions)
-    write_table(paths["responses"], responses)
-    return ExportResult(window, decisions, responses, paths)
+    paths = {name: out / f"{name}.parquet" for name in tables}
+    written = {name: write_parquet_if_changed(paths[name], df) for name, df in tables.items()}
+    return Exported(window, tables["decisions"], tables["responses"], paths, written)

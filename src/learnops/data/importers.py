@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from learnops.data.hashing import is_learner_hash, learner_hash
 from learnops.data.schemas import validate_decisions, validate_responses
 from learnops.data.store import EventStore
 from learnops.errors import LearnopsError
+from learnops.hashing import is_learner_hash, learner_hash
 from learnops.io import read_table
 
 # field names used by the seed's TrainingData documents → our response columns

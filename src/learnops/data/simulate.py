@@ -24,7 +24,7 @@ import pandas as pd
 from learnops.ab.assign import assign_group
 from learnops.config import SimulateConfig
 from learnops.contracts import ACTIONS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
-from learnops.data.hashing import learner_hash
+from learnops.hashing import learner_hash
 
 #: Inverse temperature of the teacher: larger means a more decisive (less noisy) logging policy.
 TEACHER_BETA = 2.0
@@ -120,222 +120,353 @@ def _make_items(cfg: SimulateConfig, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class _ItemBank:
+    """Items as plain lists for the inner loop, and each module's items sorted by difficulty."""
+
+    modules: list[str]
+    by_module: dict[str, tuple[np.ndarray, list[int]]]
+    a: list[float]
+    b: list[float]
+    ids: list[str]
+    module_of: list[str]
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """The simulated window, the experiment's start and the true effect of each arm."""
+
+    start: datetime
+    end: datetime
+    exp_start: datetime
+    effects: dict[str, float]
+
+
+@dataclass
+class _Rows:
+    """Rows collected over all learners (responses, their truth, decisions, learners)."""
+
+    responses: list[tuple] = field(default_factory=list)
+    truth: list[tuple] = field(default_factory=list)
+    decisions: list[dict] = field(default_factory=list)
+    learners: list[tuple] = field(default_factory=list)
+
+
+@dataclass
+class _Learner:
+    """A learner's latent state: ability θ, learning rate, ceiling and answers so far."""
+
+    lhash: str
+    group: str
+    theta: float
+    lr: float
+    ceiling: float
+    answered: int = 0
+
+
+@dataclass
+class _Session:
+    """The state of one session while it runs."""
+
+    k: int
+    module: str
+    engagement: float
+    target: float
+    start: datetime
+    t: datetime
+    days_away: float
+    minutes_since_break: float = 0.0
+    help_left: int = 0
+    hist_c: list[int] = field(default_factory=list)
+    hist_rt: list[float] = field(default_factory=list)
+    hist_h: list[int] = field(default_factory=list)
+    open_rows: list[tuple[dict, int]] = field(default_factory=list)  # awaiting 5 more answers
+    rows: list[dict] = field(default_factory=list)
+    cons_err: int = 0
+    cons_cor: int = 0
+    completed: bool = True
+    n: int = 0
+
+
 def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulation:
     """Simulate a population of learners, their answers and the agent's decisions."""
     ss = np.random.SeedSequence(seed)
     item_seq, learner_seq = ss.spawn(2)
-    rng = np.random.default_rng(item_seq)
-    items = _make_items(cfg, rng)
-    modules = sorted(items["module"].unique())
-    by_module: dict[str, tuple[np.ndarray, list[int]]] = {}
-    for m in modules:
-        idx = items.index[items["module"] == m].to_numpy()
-        order = np.argsort(items.loc[idx, "difficulty"].to_numpy(), kind="stable")
-        by_module[m] = (items.loc[idx[order], "difficulty"].to_numpy(), idx[order].tolist())
-    item_a = items["discrimination"].to_numpy().tolist()
-    item_b = items["difficulty"].to_numpy().tolist()
-    item_ids = items["item_id"].tolist()
-    item_mod = items["module"].tolist()
-
-    end = datetime.combine(cfg.end_date, datetime.min.time(), tzinfo=UTC)
-    start = end - timedelta(days=cfg.days)
-    exp_start = start + timedelta(days=cfg.days / 2)
-    effects = {g: cfg.ab_effect.get(g, 0.0) for g in cfg.ab_groups}
-
-    resp_rows: list[tuple] = []
-    resp_truth: list[tuple] = []
-    dec_rows: list[dict] = []
-    learner_rows: list[tuple] = []
+    items = _make_items(cfg, np.random.default_rng(item_seq))
+    bank = _item_bank(items)
+    tl = _timeline(cfg)
+    rows = _Rows()
     child_seeds = learner_seq.generate_state(cfg.n_learners)
-
     learner_iter = range(cfg.n_learners)
     if progress:
         from tqdm.auto import tqdm
 
         learner_iter = tqdm(learner_iter, desc="simulate learners", unit="learner")
     for j in learner_iter:
-        r = random.Random(int(child_seeds[j]))
-        lhash = learner_hash(f"sim-learner-{j:06d}")
-        group = assign_group(cfg.ab_test, lhash, cfg.ab_groups)
-        theta = r.gauss(0.0, 1.0)
-        theta_start = theta
-        lr = cfg.learning_rate * math.exp(r.gauss(0.0, 0.4))
-        # practice closes the gap to a learner-specific ceiling (diminishing returns)
-        ceiling = theta + max(0.3, r.gauss(1.5, 0.5))
-        pref_hour = min(22.0, max(7.0, r.gauss(17.0, 3.0)))
-        n_sessions = 1 + _poisson(r, cfg.sessions_per_learner - 1)
-        days = sorted(r.uniform(0.0, cfg.days - 0.05) for _ in range(n_sessions))
-        answered_total = 0
-        last_session_end: datetime | None = None
-        for k, day in enumerate(days):
-            hour = min(23.5, max(0.0, r.gauss(pref_hour, 1.5)))
-            t = start + timedelta(days=math.floor(day), hours=hour)
-            if last_session_end is not None and t <= last_session_end:
-                t = last_session_end + timedelta(hours=1)
-            if t >= end:
-                break
-            days_away = (
-                30.0
-                if last_session_end is None
-                else (t - last_session_end).total_seconds() / 86400.0
-            )
-            planned = 3 + _poisson(r, cfg.items_per_session)
-            module = modules[r.randrange(len(modules))]
-            engagement = min(0.9, max(0.3, r.gauss(0.6, 0.08)))
-            ability_se0 = 1.0 / math.sqrt(0.6 + 0.35 * answered_total)
-            target = theta - 0.5 + r.gauss(0.0, ability_se0) + r.gauss(0.0, 0.9)
-            session_start = t
-            minutes_since_break = 0.0
-            help_left = 0
-            hist_c: list[int] = []
-            hist_rt: list[float] = []
-            hist_h: list[int] = []
-            open_rows: list[tuple[dict, int]] = []  # decisions awaiting 5 further answers
-            session_rows: list[dict] = []
-            cons_err = cons_cor = 0
-            completed = True
-            n_in_session = 0
-            while n_in_session < planned:
-                bs, idxs = by_module[module]
-                pos = _nearest(bs, target + r.gauss(0.0, 1.4))
-                i = idxs[pos]
-                fatigue = min(1.0, minutes_since_break / 45.0)
-                theta_eff = theta - 0.4 * fatigue + (0.3 if help_left > 0 else 0.0)
-                help_left = max(0, help_left - 1)
-                p = _sigmoid(item_a[i] * (theta_eff - item_b[i]))
-                y = 1 if r.random() < p else 0
-                rt = math.exp(
-                    math.log(55.0)
-                    + 0.25 * (item_b[i] - theta_eff)
-                    + 0.3 * fatigue
-                    + r.gauss(0.0, 0.35)
-                )
-                hint = 1 if r.random() < _sigmoid(-2.0 + 1.2 * (item_b[i] - theta_eff)) else 0
-                rid = f"{SIM_PREFIX}r{len(resp_rows):09d}"
-                resp_rows.append(
-                    (rid, lhash, item_ids[i], item_mod[i], y, round(rt * 1000.0, 1), t)
-                )
-                resp_truth.append((rid, theta_eff, p))
-                t += timedelta(seconds=rt + 10.0)
-                minutes_since_break += (rt + 10.0) / 60.0
-                n_in_session += 1
-                answered_total += 1
-                hist_c.append(y)
-                hist_rt.append(rt)
-                hist_h.append(hint)
-                cons_err = cons_err + 1 if y == 0 else 0
-                cons_cor = cons_cor + 1 if y == 1 else 0
-                theta += lr * (0.5 + 0.5 * engagement) * (1.0 if y else 0.5) * (ceiling - theta)
-                engagement += 0.015 * (y - 0.65) - 0.025 * fatigue + r.gauss(0.0, 0.02)
-                engagement = min(1.0, max(0.02, engagement))
-                while open_rows and len(hist_c) - open_rows[0][1] >= 5:
-                    done, at = open_rows.pop(0)
-                    _set_outcome(done, hist_c[at : at + 5], engagement)
-                if engagement < 0.4 and r.random() < 0.04:
-                    completed = False
-                    break
-                if n_in_session < 3 or r.random() >= 1.0 / cfg.decision_every:
-                    continue
-                # --- the agent decides -------------------------------------------------------
-                ability_se = max(0.15, 1.0 / math.sqrt(0.6 + 0.35 * answered_total))
-                ability_est = theta + r.gauss(0.0, ability_se)
-                last5, prev5 = hist_c[-5:], hist_c[-10:-5]
-                rt5, rtp5 = hist_rt[-5:], hist_rt[-10:-5]
-                x = {
-                    "recent_accuracy": sum(last5) / len(last5),
-                    "accuracy_trend": (sum(last5) / len(last5) - sum(prev5) / len(prev5))
-                    if prev5
-                    else 0.0,
-                    "avg_response_time_s": sum(rt5) / len(rt5),
-                    "response_time_trend": (sum(rt5) / len(rt5) - sum(rtp5) / len(rtp5))
-                    if rtp5
-                    else 0.0,
-                    "consecutive_errors": float(cons_err),
-                    "consecutive_correct": float(cons_cor),
-                    "hint_rate": sum(hist_h[-10:]) / len(hist_h[-10:]),
-                    "current_difficulty": target,
-                    "session_minutes": (t - session_start).total_seconds() / 60.0,
-                    "minutes_since_break": minutes_since_break,
-                    "items_in_session": float(n_in_session),
-                    "engagement": min(1.0, max(0.0, engagement + r.gauss(0.0, 0.03))),
-                    "hour_of_day": float(t.hour),
-                    "ability": ability_est,
-                    "ability_se": ability_se,
-                    "learning_velocity": lr * (0.5 + 0.5 * engagement) * (ceiling - theta)
-                    + r.gauss(0.0, 0.005),
-                    "sessions_completed": float(k),
-                    "days_since_last_session": days_away,
-                }
-                xv = np.array([[x[f] for f in FEATURES]])
-                logits = teacher_logits(xv)[0]
-                probs = teacher_probabilities(xv)[0]
-                a_idx = _sample(r, probs)
-                ideal = int(np.argmax(logits))
-                action = ACTIONS[a_idx]
-                in_exp = t >= exp_start
-                arm = group if in_exp else None
-                conf = float(probs.max())
-                if arm is None or arm == "gpt4":
-                    decided_by, version = "llm", "gpt4"
-                elif arm == "ml" or conf >= 0.6:
-                    decided_by, version = "ml", "v0-sim"
-                else:
-                    decided_by, version = "llm", "gpt4"
-                latency = (
-                    math.exp(r.gauss(math.log(3.0), 0.3))
-                    if decided_by == "ml"
-                    else math.exp(r.gauss(math.log(1200.0), 0.35))
-                )
-                delta = None
-                if action == "adjust_difficulty":
-                    new_target = ability_est - 0.85
-                    delta = new_target - target
-                    target = new_target
-                elif action == "take_break":
-                    minutes_since_break = 0.0
-                    engagement = min(1.0, engagement + 0.1)
-                    t += timedelta(minutes=5.0 + 5.0 * r.random())
-                elif action == "provide_help":
-                    help_left = 3
-                    engagement = min(1.0, engagement + 0.05)
-                elif action == "change_activity":
-                    others = [m for m in modules if m != module] or modules
-                    module = others[r.randrange(len(others))]
-                    engagement = min(1.0, engagement + 0.08)
-                engagement += 0.04 if a_idx == ideal else -0.04
-                engagement = min(1.0, max(0.02, engagement))
-                row = dict(x)
-                row.update(
-                    decision_id=f"{SIM_PREFIX}d{len(dec_rows):08d}",
-                    learner_hash=lhash,
-                    timestamp=t,
-                    action=action,
-                    decided_by=decided_by,
-                    confidence=conf,
-                    propensity=float(probs[a_idx]),
-                    latency_ms=round(latency, 2),
-                    model_version=version,
-                    difficulty_delta=delta,
-                    ab_test=cfg.ab_test if in_exp else None,
-                    ab_group=arm,
-                    _ideal=ACTIONS[ideal],
-                    _probs=probs,
-                    _effect=effects.get(arm, 0.0) if arm else 0.0,
-                )
-                dec_rows.append(row)
-                session_rows.append(row)
-                open_rows.append((row, len(hist_c)))
-            session_ms = (t - session_start).total_seconds() * 1000.0
-            for prow, at in open_rows:
-                _set_outcome(prow, hist_c[at:], engagement)
-            for prow in session_rows:
-                prow["session_completed"] = completed
-                prow["total_session_time_ms"] = round(session_ms, 1)
-            last_session_end = t
-        learner_rows.append((lhash, theta_start, theta, lr, group))
+        _simulate_learner(j, random.Random(int(child_seeds[j])), cfg, bank, tl, rows)
+    return _assemble(cfg, seed, tl, items, rows)
 
-    responses = pd.DataFrame(resp_rows, columns=list(RESPONSE_COLUMNS))
+
+def _item_bank(items: pd.DataFrame) -> _ItemBank:
+    """The item table as an :class:`_ItemBank`."""
+    modules = sorted(items["module"].unique())
+    by_module: dict[str, tuple[np.ndarray, list[int]]] = {}
+    for m in modules:
+        idx = items.index[items["module"] == m].to_numpy()
+        order = np.argsort(items.loc[idx, "difficulty"].to_numpy(), kind="stable")
+        by_module[m] = (items.loc[idx[order], "difficulty"].to_numpy(), idx[order].tolist())
+    return _ItemBank(
+        modules=modules,
+        by_module=by_module,
+        a=items["discrimination"].to_numpy().tolist(),
+        b=items["difficulty"].to_numpy().tolist(),
+        ids=items["item_id"].tolist(),
+        module_of=items["module"].tolist(),
+    )
+
+
+def _timeline(cfg: SimulateConfig) -> _Timeline:
+    """The window ``[end_date − days, end_date)``; the experiment runs over its second half."""
+    end = datetime.combine(cfg.end_date, datetime.min.time(), tzinfo=UTC)
+    start = end - timedelta(days=cfg.days)
+    return _Timeline(
+        start=start,
+        end=end,
+        exp_start=start + timedelta(days=cfg.days / 2),
+        effects={g: cfg.ab_effect.get(g, 0.0) for g in cfg.ab_groups},
+    )
+
+
+def _simulate_learner(
+    j: int,
+    r: random.Random,
+    cfg: SimulateConfig,
+    bank: _ItemBank,
+    tl: _Timeline,
+    rows: _Rows,
+) -> None:
+    """Simulate learner ``j``'s sessions, appending their rows to ``rows``."""
+    lhash = learner_hash(f"sim-learner-{j:06d}")
+    group = assign_group(cfg.ab_test, lhash, cfg.ab_groups)
+    theta = r.gauss(0.0, 1.0)
+    lr = cfg.learning_rate * math.exp(r.gauss(0.0, 0.4))
+    # practice closes the gap to a learner-specific ceiling (diminishing returns)
+    ceiling = theta + max(0.3, r.gauss(1.5, 0.5))
+    learner = _Learner(lhash, group, theta, lr, ceiling)
+    pref_hour = min(22.0, max(7.0, r.gauss(17.0, 3.0)))
+    n_sessions = 1 + _poisson(r, cfg.sessions_per_learner - 1)
+    days = sorted(r.uniform(0.0, cfg.days - 0.05) for _ in range(n_sessions))
+    last_session_end: datetime | None = None
+    for k, day in enumerate(days):
+        hour = min(23.5, max(0.0, r.gauss(pref_hour, 1.5)))
+        t = tl.start + timedelta(days=math.floor(day), hours=hour)
+        if last_session_end is not None and t <= last_session_end:
+            t = last_session_end + timedelta(hours=1)
+        if t >= tl.end:
+            break
+        days_away = (
+            30.0 if last_session_end is None else (t - last_session_end).total_seconds() / 86400.0
+        )
+        last_session_end = _run_session(r, cfg, bank, tl, learner, k, t, days_away, rows)
+    rows.learners.append((lhash, theta, learner.theta, lr, group))
+
+
+def _run_session(
+    r: random.Random,
+    cfg: SimulateConfig,
+    bank: _ItemBank,
+    tl: _Timeline,
+    learner: _Learner,
+    k: int,
+    t: datetime,
+    days_away: float,
+    rows: _Rows,
+) -> datetime:
+    """Simulate session ``k`` starting at ``t``; returns when it ended."""
+    planned = 3 + _poisson(r, cfg.items_per_session)
+    module = bank.modules[r.randrange(len(bank.modules))]
+    engagement = min(0.9, max(0.3, r.gauss(0.6, 0.08)))
+    ability_se0 = 1.0 / math.sqrt(0.6 + 0.35 * learner.answered)
+    target = learner.theta - 0.5 + r.gauss(0.0, ability_se0) + r.gauss(0.0, 0.9)
+    s = _Session(k, module, engagement, target, start=t, t=t, days_away=days_away)
+    while s.n < planned:
+        _answer(r, bank, learner, s, rows)
+        if s.engagement < 0.4 and r.random() < 0.04:
+            s.completed = False
+            break
+        if s.n < 3 or r.random() >= 1.0 / cfg.decision_every:
+            continue
+        _decide(r, cfg, bank, tl, learner, s, rows)
+    session_ms = (s.t - s.start).total_seconds() * 1000.0
+    for prow, at in s.open_rows:
+        _set_outcome(prow, s.hist_c[at:], s.engagement)
+    for prow in s.rows:
+        prow["session_completed"] = s.completed
+        prow["total_session_time_ms"] = round(session_ms, 1)
+    return s.t
+
+
+def _answer(r: random.Random, bank: _ItemBank, learner: _Learner, s: _Session, rows: _Rows) -> None:
+    """The learner answers one item near the session's target difficulty (2PL truth); ability,
+    engagement and the outcomes of earlier decisions are updated."""
+    bs, idxs = bank.by_module[s.module]
+    pos = _nearest(bs, s.target + r.gauss(0.0, 1.4))
+    i = idxs[pos]
+    fatigue = min(1.0, s.minutes_since_break / 45.0)
+    theta_eff = learner.theta - 0.4 * fatigue + (0.3 if s.help_left > 0 else 0.0)
+    s.help_left = max(0, s.help_left - 1)
+    p = _sigmoid(bank.a[i] * (theta_eff - bank.b[i]))
+    y = 1 if r.random() < p else 0
+    rt = math.exp(
+        math.log(55.0) + 0.25 * (bank.b[i] - theta_eff) + 0.3 * fatigue + r.gauss(0.0, 0.35)
+    )
+    hint = 1 if r.random() < _sigmoid(-2.0 + 1.2 * (bank.b[i] - theta_eff)) else 0
+    rid = f"{SIM_PREFIX}r{len(rows.responses):09d}"
+    rows.responses.append(
+        (rid, learner.lhash, bank.ids[i], bank.module_of[i], y, round(rt * 1000.0, 1), s.t)
+    )
+    rows.truth.append((rid, theta_eff, p))
+    s.t += timedelta(seconds=rt + 10.0)
+    s.minutes_since_break += (rt + 10.0) / 60.0
+    s.n += 1
+    learner.answered += 1
+    s.hist_c.append(y)
+    s.hist_rt.append(rt)
+    s.hist_h.append(hint)
+    s.cons_err = s.cons_err + 1 if y == 0 else 0
+    s.cons_cor = s.cons_cor + 1 if y == 1 else 0
+    gain = learner.lr * (0.5 + 0.5 * s.engagement) * (1.0 if y else 0.5)
+    learner.theta += gain * (learner.ceiling - learner.theta)
+    engagement = s.engagement + (0.015 * (y - 0.65) - 0.025 * fatigue + r.gauss(0.0, 0.02))
+    s.engagement = min(1.0, max(0.02, engagement))
+    while s.open_rows and len(s.hist_c) - s.open_rows[0][1] >= 5:
+        done, at = s.open_rows.pop(0)
+        _set_outcome(done, s.hist_c[at : at + 5], s.engagement)
+
+
+def _features(r: random.Random, learner: _Learner, s: _Session) -> dict[str, float]:
+    """The 18 features the agent sees (noisy ability, engagement and velocity estimates)."""
+    theta, lr, ceiling, engagement = learner.theta, learner.lr, learner.ceiling, s.engagement
+    ability_se = max(0.15, 1.0 / math.sqrt(0.6 + 0.35 * learner.answered))
+    ability_est = theta + r.gauss(0.0, ability_se)
+    last5, prev5 = s.hist_c[-5:], s.hist_c[-10:-5]
+    rt5, rtp5 = s.hist_rt[-5:], s.hist_rt[-10:-5]
+    return {
+        "recent_accuracy": sum(last5) / len(last5),
+        "accuracy_trend": (sum(last5) / len(last5) - sum(prev5) / len(prev5)) if prev5 else 0.0,
+        "avg_response_time_s": sum(rt5) / len(rt5),
+        "response_time_trend": (sum(rt5) / len(rt5) - sum(rtp5) / len(rtp5)) if rtp5 else 0.0,
+        "consecutive_errors": float(s.cons_err),
+        "consecutive_correct": float(s.cons_cor),
+        "hint_rate": sum(s.hist_h[-10:]) / len(s.hist_h[-10:]),
+        "current_difficulty": s.target,
+        "session_minutes": (s.t - s.start).total_seconds() / 60.0,
+        "minutes_since_break": s.minutes_since_break,
+        "items_in_session": float(s.n),
+        "engagement": min(1.0, max(0.0, engagement + r.gauss(0.0, 0.03))),
+        "hour_of_day": float(s.t.hour),
+        "ability": ability_est,
+        "ability_se": ability_se,
+        "learning_velocity": lr * (0.5 + 0.5 * engagement) * (ceiling - theta)
+        + r.gauss(0.0, 0.005),
+        "sessions_completed": float(s.k),
+        "days_since_last_session": s.days_away,
+    }
+
+
+def _decider(r: random.Random, arm: str | None, conf: float) -> tuple[str, str, float]:
+    """(decided_by, model_version, latency in ms) under the experiment arm (None: before it)."""
+    if arm is None or arm == "gpt4":
+        decided_by, version = "llm", "gpt4"
+    elif arm == "ml" or conf >= 0.6:
+        decided_by, version = "ml", "v0-sim"
+    else:
+        decided_by, version = "llm", "gpt4"
+    latency = (
+        math.exp(r.gauss(math.log(3.0), 0.3))
+        if decided_by == "ml"
+        else math.exp(r.gauss(math.log(1200.0), 0.35))
+    )
+    return decided_by, version, latency
+
+
+def _apply_action(
+    r: random.Random, action: str, ability_est: float, modules: list[str], s: _Session
+) -> float | None:
+    """The action's effect on the session; returns the difficulty change (or None)."""
+    delta = None
+    if action == "adjust_difficulty":
+        new_target = ability_est - 0.85
+        delta = new_target - s.target
+        s.target = new_target
+    elif action == "take_break":
+        s.minutes_since_break = 0.0
+        s.engagement = min(1.0, s.engagement + 0.1)
+        s.t += timedelta(minutes=5.0 + 5.0 * r.random())
+    elif action == "provide_help":
+        s.help_left = 3
+        s.engagement = min(1.0, s.engagement + 0.05)
+    elif action == "change_activity":
+        others = [m for m in modules if m != s.module] or modules
+        s.module = others[r.randrange(len(others))]
+        s.engagement = min(1.0, s.engagement + 0.08)
+    return delta
+
+
+def _decide(
+    r: random.Random,
+    cfg: SimulateConfig,
+    bank: _ItemBank,
+    tl: _Timeline,
+    learner: _Learner,
+    s: _Session,
+    rows: _Rows,
+) -> None:
+    """The agent decides: the teacher samples an action, which acts on the session."""
+    x = _features(r, learner, s)
+    xv = np.array([[x[f] for f in FEATURES]])
+    logits = teacher_logits(xv)[0]
+    probs = teacher_probabilities(xv)[0]
+    a_idx = _sample(r, probs)
+    ideal = int(np.argmax(logits))
+    action = ACTIONS[a_idx]
+    in_exp = s.t >= tl.exp_start
+    arm = learner.group if in_exp else None
+    conf = float(probs.max())
+    decided_by, version, latency = _decider(r, arm, conf)
+    delta = _apply_action(r, action, x["ability"], bank.modules, s)
+    engagement = s.engagement + (0.04 if a_idx == ideal else -0.04)
+    s.engagement = min(1.0, max(0.02, engagement))
+    row = dict(x)
+    row.update(
+        decision_id=f"{SIM_PREFIX}d{len(rows.decisions):08d}",
+        learner_hash=learner.lhash,
+        timestamp=s.t,
+        action=action,
+        decided_by=decided_by,
+        confidence=conf,
+        propensity=float(probs[a_idx]),
+        latency_ms=round(latency, 2),
+        model_version=version,
+        difficulty_delta=delta,
+        ab_test=cfg.ab_test if in_exp else None,
+        ab_group=arm,
+        _ideal=ACTIONS[ideal],
+        _probs=probs,
+        _effect=tl.effects.get(arm, 0.0) if arm else 0.0,
+    )
+    rows.decisions.append(row)
+    s.rows.append(row)
+    s.open_rows.append((row, len(s.hist_c)))
+
+
+def _assemble(
+    cfg: SimulateConfig, seed: int, tl: _Timeline, items: pd.DataFrame, rows: _Rows
+) -> Simulation:
+    """The collected rows as a :class:`Simulation` (export-format tables and their truth)."""
+    responses = pd.DataFrame(rows.responses, columns=list(RESPONSE_COLUMNS))
     responses["timestamp"] = pd.to_datetime(responses["timestamp"], utc=True)
+    dec_rows = rows.decisions
     truth_cols = [f"p_true_{a}" for a in ACTIONS]
     probs = np.array([d.pop("_probs") for d in dec_rows]).reshape(-1, len(ACTIONS))
     ideal = [d.pop("_ideal") for d in dec_rows]
@@ -351,20 +482,20 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
         "teacher_beta": TEACHER_BETA,
         "bayes_accuracy": float(probs.max(axis=1).mean()) if len(probs) else None,
         "experiment": cfg.ab_test,
-        "experiment_start": exp_start.isoformat(),
+        "experiment_start": tl.exp_start.isoformat(),
         "ab_groups": dict(cfg.ab_groups),
-        "ab_effect_next_engagement": effects,
-        "window": [start.isoformat(), end.isoformat()],
+        "ab_effect_next_engagement": tl.effects,
+        "window": [tl.start.isoformat(), tl.end.isoformat()],
     }
     return Simulation(
         responses=responses,
         decisions=decisions,
         items=items,
         learners=pd.DataFrame(
-            learner_rows,
+            rows.learners,
             columns=["learner_hash", "theta_start", "theta_end", "learning_rate", "ab_group"],
         ),
-        response_truth=pd.DataFrame(resp_truth, columns=["response_id", "theta", "p_correct"]),
+        response_truth=pd.DataFrame(rows.truth, columns=["response_id", "theta", "p_correct"]),
         decision_truth=decision_truth,
         info=info,
     )
@@ -429,8 +560,8 @@ def simulate_to_store(params, progress: bool = False) -> Simulation:
     Model versions, evaluations and other records in the store are kept. A store holding
     decisions or responses that the simulator did not make is refused: nothing is lost.
     """
-    from learnops.data.hashing import data_fingerprint
     from learnops.data.store import EventStore
+    from learnops.hashing import data_fingerprint
     from learnops.io import write_json
 
     sim = simulate(params.simulate, params.seed, progress=progress)

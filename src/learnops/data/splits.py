@@ -1,6 +1,7 @@
 """Held-out splits. The decision model holds out whole learners (the randomization unit: no
-learner on both sides); the IRT model holds out each learner's latest responses, since it must
-know a learner's ability to predict their answers."""
+learner on both sides), by a seeded hash of the learner (:func:`learner_split_mask`, also used for
+its validation split); the IRT model holds out each learner's latest responses, since it must know
+a learner's ability to predict their answers."""
 
 from __future__ import annotations
 
@@ -9,46 +10,61 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from learnops.data.hashing import bucket
 from learnops.errors import LearnopsError
+from learnops.hashing import bucket
 
 if TYPE_CHECKING:
     from learnops.config import Params
 
 
-def learner_holdout(
-    df: pd.DataFrame, frac: float, seed: int, col: str = "learner_hash"
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows into (train, test) with about ``frac`` of learners in test.
+LEARNER_COLUMNS = ("learner_id", "learner_hash")
 
-    A learner's side depends only on (seed, learner), so it stays put when the data grow.
+
+def learner_column(df: pd.DataFrame, what: str = "responses") -> str:
+    """The learner id column: ``learner_id`` if present, else ``learner_hash``."""
+    for col in LEARNER_COLUMNS:
+        if col in df.columns:
+            return col
+    raise LearnopsError(f"{what}: missing column: learner_id (or learner_hash)")
+
+
+def learner_split_mask(
+    learners: pd.Series | np.ndarray, frac: float, seed: int, namespace: str = "holdout"
+) -> np.ndarray:
+    """Per row, whether its learner is on the held-out side: learners whose stable hash bucket
+    ``bucket(f"{namespace}:{seed}", learner)`` is below ``frac`` (about ``frac`` of learners).
+
+    A learner's side depends only on (namespace, seed, learner), so it stays put when the data
+    grow. With two or more learners both sides are non-empty (on tiny data the learners with the
+    lowest buckets are held out).
     """
     if not 0.0 < frac < 1.0:
         raise ValueError(f"frac must be in (0, 1), got {frac}")
-    learners = pd.unique(df[col].astype(str))
-    in_test = {lh: bucket(f"holdout:{seed}", lh) < frac for lh in learners}
-    mask = df[col].astype(str).map(in_test).to_numpy(dtype=bool)
-    if mask.all() or not mask.any():  # tiny data: force both sides non-empty
-        order = sorted(learners, key=lambda lh: bucket(f"holdout:{seed}", lh))
+    keys = pd.Series(np.asarray(learners)).astype(str)
+    uniques = pd.unique(keys)
+    ns = f"{namespace}:{seed}"
+    u = {k: bucket(ns, k) for k in uniques}
+    mask = keys.map({k: v < frac for k, v in u.items()}).to_numpy(dtype=bool)
+    if len(uniques) and (mask.all() or not mask.any()):  # tiny data: force both sides non-empty
+        order = sorted(uniques, key=u.__getitem__)
         k = max(1, min(len(order) - 1, round(frac * len(order))))
-        test = set(order[:k])
-        mask = df[col].astype(str).isin(test).to_numpy()
-    return df.loc[~mask].reset_index(drop=True), df.loc[mask].reset_index(drop=True)
+        mask = keys.isin(set(order[:k])).to_numpy()
+    return mask
 
 
-def holdout_learners(
+def learner_holdout(
     df: pd.DataFrame, frac: float, seed: int, col: str = "learner_hash"
-) -> np.ndarray:
-    """The learners :func:`learner_holdout` puts on the test side."""
-    return pd.unique(learner_holdout(df, frac, seed, col)[1][col])
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split rows into (train, test) with about ``frac`` of learners in test
+    (:func:`learner_split_mask`: stable as the data grow)."""
+    mask = learner_split_mask(df[col], frac, seed, "holdout")
+    return df.loc[~mask].reset_index(drop=True), df.loc[mask].reset_index(drop=True)
 
 
 def response_holdout(
     responses: pd.DataFrame, frac: float = 0.2
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out the last ``frac`` of each learner's responses (by ``timestamp`` if present)."""
-    from learnops.irt.data import learner_column
-
     if not 0 < frac < 1:
         raise LearnopsError(f"holdout fraction must be in (0, 1), got {frac}")
     lcol = learner_column(responses)

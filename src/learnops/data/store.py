@@ -3,7 +3,6 @@ monitoring metrics and A/B tests (SQLite by default, any SQLAlchemy URL, e.g. Po
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -39,8 +38,9 @@ from learnops.contracts import (
     FEATURES,
     RESPONSE_COLUMNS,
 )
-from learnops.data.hashing import is_learner_hash, learner_hash
 from learnops.errors import LearnopsError
+from learnops.hashing import is_learner_hash, learner_hash
+from learnops.io import jsonable
 
 BATCH_SIZE = 50_000
 
@@ -495,7 +495,7 @@ class EventStore:
         accuracy: float | None = None,
     ) -> int:
         """Store an evaluation (MLEvaluationResults); returns its id."""
-        payload = json.loads(json.dumps(metrics, default=_json_safe))
+        payload = jsonable(metrics)
         with self.session() as s:
             row = EvaluationResult(
                 model_type=model_type,
@@ -552,14 +552,6 @@ def _db_values(col: pd.Series, sqltype: Any, dialect: str) -> list[Any]:
     elif isinstance(sqltype, Integer):
         out = [None if v is None else int(v) for v in out]
     return out
-
-
-def _json_safe(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "isoformat"):
-        return o.isoformat()
-    return str(o)
 
 
 def _as_hash(learner_id: str) -> str:

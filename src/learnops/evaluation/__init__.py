@@ -1,47 +1,84 @@
-"""Evaluation library: classification, calibration, bootstrap, decisions, off-policy, IRT, report.
+"""Evaluation library: metric definitions, classification, calibration, bootstrap, decisions,
+off-policy evaluation, IRT metrics, the deploy recommendation.
 
-Pure functions on numpy arrays and pandas tables; no dependency on the MLP or IRT code, except
-``stage`` (the pipeline's evaluate stage, :func:`evaluate_pipeline`), which loads the trained models
-lazily, and ``plots`` (matplotlib figures for its report).
+Pure functions on numpy arrays and pandas tables, with no dependency on the model, stage or
+lifecycle packages; :mod:`learnops.evaluation.metrics` holds the one definition of every metric
+and the one rule comparing a metric with a target. ``plots`` draws the evaluation report's
+figures. Exports load lazily, so importing a submodule stays light.
 """
 
-from learnops.evaluation.bootstrap import bootstrap_mean_ci, cluster_bootstrap_ci
-from learnops.evaluation.calibration import (
-    binary_calibration_table,
-    ece,
-    ece_binary,
-    mce,
-    mce_binary,
-    reliability_table,
-)
-from learnops.evaluation.classification import classification_report, multiclass_brier
-from learnops.evaluation.decisions import (
-    ThresholdChoice,
-    add_confidence_bucket,
-    agreement_table,
-    outcomes_by,
-    pick_threshold,
-    threshold_analysis,
-)
-from learnops.evaluation.irt_metrics import binary_metrics, by_group
-from learnops.evaluation.ope import (
-    OPEResult,
-    RewardModel,
-    cross_fit_rewards,
-    direct_method,
-    doubly_robust,
-    effective_sample_size,
-    fit_reward_model,
-    importance_weights,
-    ips,
-    off_policy_evaluation,
-    snips,
-)
-from learnops.evaluation.report import deployment_recommendation
-from learnops.evaluation.stage import EvaluationResult, evaluate_pipeline
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from learnops._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from learnops.evaluation.bootstrap import bootstrap_mean_ci, cluster_bootstrap_ci
+    from learnops.evaluation.calibration import (
+        binary_calibration_table,
+        ece,
+        ece_binary,
+        mce,
+        reliability_table,
+    )
+    from learnops.evaluation.classification import classification_report
+    from learnops.evaluation.decisions import (
+        ThresholdChoice,
+        add_confidence_bucket,
+        agreement_table,
+        outcomes_by,
+        pick_threshold,
+        threshold_analysis,
+    )
+    from learnops.evaluation.irt_metrics import binary_metrics, by_group
+    from learnops.evaluation.metrics import check, classification_metrics, meets
+    from learnops.evaluation.ope import (
+        OPEResult,
+        RewardModel,
+        cross_fit_rewards,
+        doubly_robust,
+        effective_sample_size,
+        fit_reward_model,
+        ips,
+        off_policy_evaluation,
+        snips,
+    )
+    from learnops.evaluation.report import deployment_recommendation
+
+_WHERE = {
+    "bootstrap_mean_ci": "bootstrap",
+    "cluster_bootstrap_ci": "bootstrap",
+    "binary_calibration_table": "calibration",
+    "ece": "calibration",
+    "ece_binary": "calibration",
+    "mce": "calibration",
+    "reliability_table": "calibration",
+    "classification_report": "classification",
+    "ThresholdChoice": "decisions",
+    "add_confidence_bucket": "decisions",
+    "agreement_table": "decisions",
+    "outcomes_by": "decisions",
+    "pick_threshold": "decisions",
+    "threshold_analysis": "decisions",
+    "binary_metrics": "irt_metrics",
+    "by_group": "irt_metrics",
+    "check": "metrics",
+    "classification_metrics": "metrics",
+    "meets": "metrics",
+    "OPEResult": "ope",
+    "RewardModel": "ope",
+    "cross_fit_rewards": "ope",
+    "doubly_robust": "ope",
+    "effective_sample_size": "ope",
+    "fit_reward_model": "ope",
+    "ips": "ope",
+    "off_policy_evaluation": "ope",
+    "snips": "ope",
+    "deployment_recommendation": "report",
+}
 
 __all__ = [
-    "EvaluationResult",
     "OPEResult",
     "RewardModel",
     "ThresholdChoice",
@@ -51,22 +88,20 @@ __all__ = [
     "binary_metrics",
     "bootstrap_mean_ci",
     "by_group",
+    "check",
+    "classification_metrics",
     "classification_report",
     "cluster_bootstrap_ci",
     "cross_fit_rewards",
     "deployment_recommendation",
-    "direct_method",
     "doubly_robust",
     "ece",
     "ece_binary",
     "effective_sample_size",
-    "evaluate_pipeline",
     "fit_reward_model",
-    "importance_weights",
     "ips",
     "mce",
-    "mce_binary",
-    "multiclass_brier",
+    "meets",
     "off_policy_evaluation",
     "outcomes_by",
     "pick_threshold",
@@ -74,3 +109,5 @@ __all__ = [
     "snips",
     "threshold_analysis",
 ]
+
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -1,4 +1,5 @@
-"""Multiclass classification metrics for the decision model (actions in contracts.ACTIONS order)."""
+"""The decision model's classification report (actions in contracts.ACTIONS order), built from
+the definitions in :mod:`learnops.evaluation.metrics`."""
 
 from __future__ import annotations
 
@@ -7,25 +8,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    log_loss,
-    precision_recall_fscore_support,
-)
 
 from learnops.contracts import ACTIONS
 from learnops.errors import LearnopsError
+from learnops.evaluation import metrics as m
 from learnops.evaluation._validate import as_label_index, as_proba
-
-
-def multiclass_brier(y_idx: npt.ArrayLike, proba: npt.ArrayLike) -> float:
-    """Mean over rows of sum_k (p_k - 1[y = k])^2 (ranges 0..2)."""
-    p = np.asarray(proba, dtype=float)
-    y = np.asarray(y_idx, dtype=int)
-    onehot = np.zeros_like(p)
-    onehot[np.arange(p.shape[0]), y] = 1.0
-    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
 
 
 def classification_report(
@@ -49,40 +36,35 @@ def classification_report(
     if y.shape[0] != p.shape[0]:
         raise LearnopsError(f"y_true has {y.shape[0]} rows but proba has {p.shape[0]}")
     pred = np.argmax(p, axis=1)
-    idx = list(range(k))
 
-    prec, rec, f1, support = precision_recall_fscore_support(
-        y, pred, labels=idx, average=None, zero_division=0
-    )
-    averages: dict[str, dict[str, float]] = {}
-    for avg in ("macro", "weighted"):
-        ap, ar, af, _ = precision_recall_fscore_support(
-            y, pred, labels=idx, average=avg, zero_division=0
-        )
-        averages[avg] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
-
-    cm = confusion_matrix(y, pred, labels=idx)
+    table = m.per_class(y, pred, k)
+    scores = table[["precision", "recall", "f1"]]
+    weights = table["support"] / table["support"].sum()
+    averages = {
+        "macro": {c: float(scores[c].mean()) for c in scores},
+        "weighted": {c: float((scores[c] * weights).sum()) for c in scores},
+    }
+    cm = m.confusion(y, pred, k)
     row_sums = cm.sum(axis=1, keepdims=True)
     cm_norm = np.divide(cm, row_sums, out=np.zeros(cm.shape, dtype=float), where=row_sums > 0)
-
     per_class = {
         lab: {
-            "precision": float(prec[i]),
-            "recall": float(rec[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
+            "precision": float(table.at[i, "precision"]),
+            "recall": float(table.at[i, "recall"]),
+            "f1": float(table.at[i, "f1"]),
+            "support": int(table.at[i, "support"]),
         }
         for i, lab in enumerate(labels)
     }
     return {
         "n": int(y.shape[0]),
         "labels": labels,
-        "accuracy": float(accuracy_score(y, pred)),
+        "accuracy": m.accuracy(y, pred),
         "per_class": per_class,
         "macro": averages["macro"],
         "weighted": averages["weighted"],
         "confusion_matrix": cm.astype(int).tolist(),
         "confusion_matrix_normalized": cm_norm.tolist(),
-        "log_loss": float(log_loss(y, p, labels=idx)),
-        "brier": multiclass_brier(y, p),
+        "log_loss": m.log_loss(y, p),
+        "brier": m.brier(y, p),
     }

@@ -1,54 +1,16 @@
-"""Metrics for binary probability predictions, e.g. the IRT model's P(correct)."""
+"""Metrics of binary probability predictions (e.g. the IRT model's P(correct)), overall and per
+group; the definitions are in :mod:`learnops.evaluation.metrics`."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    brier_score_loss,
-    log_loss,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 
 from learnops.errors import LearnopsError
-from learnops.evaluation._validate import as_binary, as_prob_vector
-from learnops.evaluation.calibration import ece_binary
+from learnops.evaluation.metrics import binary_metrics
 
-
-def binary_metrics(
-    y: npt.ArrayLike, p: npt.ArrayLike, threshold: float = 0.5, n_bins: int = 10
-) -> dict[str, Any]:
-    """Accuracy, precision, recall and F1 of ``p ≥ threshold``; RMSE and MAE of p against y; AUC
-    (NaN when y has one class); log-loss; Brier; ECE (uniform bins); n, base rate and mean p."""
-    yy = as_binary(y, "y")
-    if yy.size == 0:
-        raise LearnopsError("no rows to evaluate")
-    pp = as_prob_vector(p, yy.size, "p")
-    pred = (pp >= threshold).astype(float)
-    prec, rec, f1, _ = precision_recall_fscore_support(
-        yy, pred, average="binary", pos_label=1.0, zero_division=0
-    )
-    both = len(np.unique(yy)) == 2
-    return {
-        "n": int(yy.size),
-        "base_rate": float(yy.mean()),
-        "mean_p": float(pp.mean()),
-        "accuracy": float(accuracy_score(yy, pred)),
-        "precision": float(prec),
-        "recall": float(rec),
-        "f1": float(f1),
-        "rmse": float(np.sqrt(np.mean((pp - yy) ** 2))),
-        "mae": float(np.mean(np.abs(pp - yy))),
-        "auc": float(roc_auc_score(yy, pp)) if both else float("nan"),
-        "log_loss": float(log_loss(yy, pp, labels=[0.0, 1.0])),
-        "brier": float(brier_score_loss(yy, pp, pos_label=1.0)),
-        "ece": ece_binary(yy, pp, n_bins=n_bins),
-    }
+__all__ = ["binary_metrics", "by_group"]
 
 
 def by_group(

@@ -82,13 +82,6 @@ def _inputs(
     return rr, pl, pp, aa
 
 
-def importance_weights(p_log: npt.ArrayLike, pi: npt.ArrayLike, a: npt.ArrayLike) -> np.ndarray:
-    """w_i = pi[i, a_i] / p_log_i (validated)."""
-    pl = np.asarray(p_log, dtype=float)
-    _, pl, pp, aa = _inputs(np.zeros(pl.shape), pl, pi, a)
-    return _weights(pl, pp, aa)
-
-
 def _weights(pl: np.ndarray, pp: np.ndarray, aa: np.ndarray) -> np.ndarray:
     """pi[i, a_i] / p_log_i on already validated inputs."""
     return pp[np.arange(pl.size), aa] / pl
@@ -171,19 +164,10 @@ def doubly_robust(
     if not np.all(np.isfinite(q)):
         raise LearnopsError("reward model predictions contain NaN or infinite values")
     rows = np.arange(rr.size)
-    w = pp[rows, aa] / pl
+    w = _weights(pl, pp, aa)
     terms = np.sum(pp * q, axis=1) + w * (rr - q[rows, aa])
     value, se = _mean_and_se(terms)
     return _result("dr", value, se, w, alpha)
-
-
-def direct_method(pi: npt.ArrayLike, q_hat: npt.ArrayLike) -> float:
-    """Direct-method value: mean over rows of Σ_k pi_ik·q̂_ik (as good as the reward model)."""
-    pp = np.asarray(pi, dtype=float)
-    q = np.asarray(q_hat, dtype=float)
-    if q.shape != pp.shape:
-        raise LearnopsError(f"reward model must be {pp.shape}, got {q.shape}")
-    return float(np.mean(np.sum(pp * q, axis=1)))
 
 
 def off_policy_evaluation(

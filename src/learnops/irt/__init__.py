@@ -2,6 +2,18 @@
 
 Public API (imported lazily so that ``learnops --help`` stays fast):
 ``fit``, ``load``, ``IrtFit``, ``score``, ``evaluate_predictions``.
+
+Modules, laid out like R mirt's estimation engine:
+
+- ``data``     response-table validation and integer encoding (``Encoded``)
+- ``params``   item parameterization (a, d[, g]), priors' hyper-parameters, bounds, packing
+- ``estep``    E-step: posterior over quadrature nodes, expected counts, EAP abilities
+- ``mstep``    M-step: per-item Fisher scoring of the expected complete-data log posterior, priors
+- ``em``       the EM loop: start values, SQUAREM, convergence, float32 → float64 polishing
+- ``se``       standard errors: exact numerical Hessian or per-item Louis information
+- ``scoring``  EAP/MAP abilities against fixed item parameters
+- ``model``    ``fit``/``load``/``IrtFit`` (persistence, prediction) and the heuristic baseline
+- ``sim``      simulated responses; ``plots`` figures; ``cli`` the ``learnops irt`` commands
 """
 
 from __future__ import annotations

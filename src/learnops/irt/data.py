@@ -1,24 +1,47 @@
-"""Response-table validation and encoding, holdout split, prediction metrics."""
+"""Response-table validation and encoding, and the held-out metrics of P(correct)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from learnops.data.splits import learner_column
 from learnops.errors import LearnopsError
-from learnops.irt.mml import Encoded
 
-LEARNER_COLUMNS = ("learner_id", "learner_hash")
+__all__ = [
+    "Encoded",
+    "binary_correct",
+    "data_warnings",
+    "encode",
+    "evaluate_predictions",
+    "learner_column",
+]
 
 
-def learner_column(df: pd.DataFrame, what: str = "responses") -> str:
-    """The learner id column: ``learner_id`` if present, else ``learner_hash``."""
-    for col in LEARNER_COLUMNS:
-        if col in df.columns:
-            return col
-    raise LearnopsError(f"{what}: missing column: learner_id (or learner_hash)")
+@dataclass
+class Encoded:
+    """Responses coded as integer learner/item indices (sorted unique ids)."""
+
+    learner_ids: np.ndarray
+    item_ids: np.ndarray
+    learner: np.ndarray
+    item: np.ndarray
+    y: np.ndarray
+
+    @property
+    def n_learners(self) -> int:
+        return len(self.learner_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_responses(self) -> int:
+        return len(self.y)
 
 
 def binary_correct(values: pd.Series, what: str = "responses") -> np.ndarray:
@@ -83,24 +106,9 @@ def _listed(label: str, ids: np.ndarray, limit: int = 10) -> list[str]:
     return [f"{len(ids)} {label}: {shown}"]
 
 
-def evaluate_predictions(y: Any, p: Any) -> dict[str, float | int | None]:
-    """Accuracy/precision/recall/F1 at 0.5, RMSE, MAE, AUC and log-loss of P(correct)."""
-    from sklearn import metrics
+def evaluate_predictions(y: Any, p: Any) -> dict[str, Any]:
+    """Held-out metrics of P(correct) against 0/1 answers:
+    :func:`learnops.evaluation.metrics.binary_metrics` (AUC is NaN when y has one class)."""
+    from learnops.evaluation.metrics import binary_metrics
 
-    y = np.asarray(y, dtype=float)
-    p = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
-    if len(y) != len(p) or len(y) == 0:
-        raise LearnopsError("evaluate_predictions: y and p must be non-empty and equally long")
-    hard = (p >= 0.5).astype(int)
-    both = len(np.unique(y)) == 2
-    return {
-        "n": int(len(y)),
-        "accuracy": float(metrics.accuracy_score(y, hard)),
-        "precision": float(metrics.precision_score(y, hard, zero_division=0)),
-        "recall": float(metrics.recall_score(y, hard, zero_division=0)),
-        "f1": float(metrics.f1_score(y, hard, zero_division=0)),
-        "rmse": float(np.sqrt(np.mean((y - p) ** 2))),
-        "mae": float(np.mean(np.abs(y - p))),
-        "auc": float(metrics.roc_auc_score(y, p)) if both else None,
-        "log_loss": float(metrics.log_loss(y, p, labels=[0, 1])),
-    }
+    return binary_metrics(np.asarray(y, dtype=float), np.asarray(p, dtype=float))

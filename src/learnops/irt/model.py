@@ -7,16 +7,22 @@ import time
 import warnings as _warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from learnops.config import IrtConfig
 from learnops.errors import LearnopsError
-from learnops.irt import mml
 from learnops.irt.data import data_warnings, encode, learner_column
+from learnops.irt.em import EMResult, run_em
+from learnops.irt.estep import EStep, design_matrix, quadrature
+from learnops.irt.params import Params, Priors
 from learnops.irt.scoring import item_params, probability
+from learnops.irt.se import transformed_se
+
+if TYPE_CHECKING:
+    from learnops.irt.data import Encoded
 
 MODELS = ("1pl", "2pl", "3pl", "heuristic")
 #: Proportion correct → ability lookup used by the seed's heuristic (linear interpolation).
@@ -40,7 +46,7 @@ class IrtFit:
     warnings: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
-    def params(self) -> mml.Params:
+    def params(self) -> Params:
         """Internal (slope, intercept[, logit guessing]) parameters, in items order."""
         return item_params(self.items)
 
@@ -165,11 +171,11 @@ def fit(
         result = _fit_heuristic(enc, cfg, warns)
     else:
         pri = (
-            mml.Priors(cfg.prior_a, cfg.prior_b, cfg.prior_c if model == "3pl" else None)
+            Priors(cfg.prior_a, cfg.prior_b, cfg.prior_c if model == "3pl" else None)
             if priors
-            else mml.Priors()
+            else Priors()
         )
-        res = mml.run_em(
+        res = run_em(
             enc,
             model,
             priors=pri,
@@ -187,7 +193,7 @@ def fit(
 
 
 def _assemble(
-    enc: mml.Encoded, model: str, res: mml.EMResult, pri: mml.Priors, cfg: IrtConfig, warns
+    enc: Encoded, model: str, res: EMResult, pri: Priors, cfg: IrtConfig, warns
 ) -> IrtFit:
     p = res.params
     items = pd.DataFrame({"item_id": enc.item_ids, "discrimination": p.a, "difficulty": p.b})
@@ -195,7 +201,7 @@ def _assemble(
         items["guessing"] = p.c
     se_cols = ["discrimination_se", "difficulty_se"] + (["guessing_se"] if p.g is not None else [])
     if res.cov_blocks is not None:
-        se = mml.transformed_se(p, res.cov_blocks)
+        se = transformed_se(p, res.cov_blocks)
         items["discrimination_se"], items["difficulty_se"] = se["a"], se["b"]
         if p.g is not None:
             items["guessing_se"] = se["c"]
@@ -245,7 +251,7 @@ def heuristic_theta(prop_correct: np.ndarray) -> np.ndarray:
     return np.interp(prop_correct, xs, ys)
 
 
-def _fit_heuristic(enc: mml.Encoded, cfg: IrtConfig, warns: list[str]) -> IrtFit:
+def _fit_heuristic(enc: Encoded, cfg: IrtConfig, warns: list[str]) -> IrtFit:
     n_i = np.bincount(enc.item, minlength=enc.n_items).astype(float)
     rate_i = np.bincount(enc.item, weights=enc.y, minlength=enc.n_items) / n_i
     difficulty = (0.5 - rate_i) * 0.4
@@ -272,9 +278,9 @@ def _fit_heuristic(enc: mml.Encoded, cfg: IrtConfig, warns: list[str]) -> IrtFit
             "theta_se": np.abs(slope) * np.sqrt(sm_j * (1 - sm_j) / n_j),
         }
     )
-    theta_q, logw = mml.quadrature(cfg.quad_points, cfg.quad_range)
-    p = mml.Params(np.ones(enc.n_items), -difficulty)
-    ll, _, _, _ = mml.EStep(mml.design_matrix(enc), theta_q, logw, 1 << 22).run(p)
+    theta_q, logw = quadrature(cfg.quad_points, cfg.quad_range)
+    p = Params(np.ones(enc.n_items), -difficulty)
+    ll, _, _, _ = EStep(design_matrix(enc), theta_q, logw, 1 << 22).run(p)
     warns = warns + [
         "heuristic baseline: discrimination fixed at 1; standard errors are delta-method "
         "approximations through the proportions correct"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.special import expit
 
 from learnops.errors import LearnopsError
 from learnops.irt.data import encode
-from learnops.irt.mml import EStep, Params, design_matrix, quadrature
+from learnops.irt.estep import EStep, design_matrix, quadrature
+from learnops.irt.params import Params
 
 
 def item_params(items: pd.DataFrame) -> Params:
@@ -92,20 +95,35 @@ def map_scores(
     th = np.zeros(n_learners) if start is None else start.astype(float).copy()
     a, d = p.a[item], p.d[item]
     c = np.zeros_like(a) if p.g is None else expit(p.g[item])
-    y = y.astype(float)
-
-    def terms(t: np.ndarray):
-        s = expit(a * t[learner] + d)
-        prob = c + (1 - c) * s
-        grad = np.bincount(learner, (y - prob) * a * s / prob, n_learners) - t
-        info = np.bincount(learner, (1 - c) * s * s * (1 - s) * a * a / prob, n_learners) + 1.0
-        return grad, info
-
+    resp = _Responses(learner, a, d, c, y.astype(float), n_learners)
     for _ in range(max_iter):
-        grad, info = terms(th)
+        grad, info = _map_terms(resp, th)
         step = np.clip(grad / info, -1.0, 1.0)
         th = np.clip(th + step, -10.0, 10.0)
         if np.abs(step).max(initial=0.0) < 1e-10:
             break
-    _, info = terms(th)
+    _, info = _map_terms(resp, th)
     return th, 1.0 / np.sqrt(info)
+
+
+@dataclass(frozen=True)
+class _Responses:
+    """Per response: learner index, the item's a, d, c, and the 0/1 answer."""
+
+    learner: np.ndarray
+    a: np.ndarray
+    d: np.ndarray
+    c: np.ndarray
+    y: np.ndarray
+    n_learners: int
+
+
+def _map_terms(r: _Responses, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Fisher information of the log posterior of θ per learner."""
+    s = expit(r.a * t[r.learner] + r.d)
+    prob = r.c + (1 - r.c) * s
+    grad = np.bincount(r.learner, (r.y - prob) * r.a * s / prob, r.n_learners) - t
+    info = (
+        np.bincount(r.learner, (1 - r.c) * s * s * (1 - s) * r.a * r.a / prob, r.n_learners) + 1.0
+    )
+    return grad, info

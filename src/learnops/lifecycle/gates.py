@@ -1,4 +1,9 @@
-"""Deployment gates: when a newly trained version may replace production."""
+"""Deployment gates: when a newly trained version may replace production.
+
+Every check uses the one comparison rule of the package (:func:`learnops.evaluation.metrics.check`:
+a minimum is met by value ≥ target, a maximum by value ≤ target, a missing or NaN value fails),
+and the absolute targets are the same checks as the evaluation report's recommendation.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from learnops.config import RegisterConfig, Targets
+from learnops.evaluation.metrics import check, direction_of
+from learnops.evaluation.report import target_checks
+
+#: The evaluation targets the decision model's gate checks.
+MLP_TARGETS = ("accuracy", "calibration_error")
 
 
 @dataclass
@@ -25,80 +35,79 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _check(checks: list, name: str, value: float | None, target: float, op: str) -> bool:
-    ok = value is not None and (
-        value > target if op == ">" else value >= target if op == ">=" else value < target
-    )
-    checks.append({"name": name, "value": value, "target": target, "op": op, "passed": ok})
-    return ok
+def _decision(checks: list[dict[str, Any]], notes: list[str]) -> GateDecision:
+    ok = bool(checks) and all(c["passed"] for c in checks)
+    reasons = [c["reason"] for c in checks if not c["passed"]] + notes
+    if ok:
+        reasons.insert(0, "all gates passed")
+    return GateDecision(ok, reasons, checks)
+
+
+def _vs_production(
+    metric: str,
+    candidate: Mapping[str, Any],
+    production: Mapping[str, Any],
+    min_improvement: float,
+    label: str,
+) -> dict[str, Any]:
+    """Candidate ``metric`` against production's improved by ``min_improvement`` (relative)."""
+    direction = direction_of(metric)
+    base = production.get(metric)
+    factor = 1.0 + min_improvement if direction == "higher" else 1.0 - min_improvement
+    need = None if base is None else float(base) * factor
+    c = check(f"{metric}_vs_production", candidate.get(metric), need, direction, label)
+    how = f"by at least {min_improvement:.0%}" if min_improvement else "(not worse)"
+    if c["passed"]:
+        c["reason"] = f"{label} {_fmt(c['value'])} improves on production {_fmt(base)} {how}"
+    else:
+        c["reason"] = (
+            f"{label} {_fmt(candidate.get(metric))} does not beat production {_fmt(base)} {how} "
+            f"(needs {c['comparison']} {_fmt(need)})"
+        )
+    return c
 
 
 def mlp_gate(
-    candidate: Mapping[str, float],
-    production: Mapping[str, float] | None,
+    candidate: Mapping[str, Any],
+    production: Mapping[str, Any] | None,
     cfg: RegisterConfig,
     targets: Targets,
 ) -> GateDecision:
-    """Absolute targets (accuracy, calibration error) and, when a production model exists, a
-    relative improvement > ``mlp_min_improvement`` on ``mlp_metric`` over production evaluated
-    on the same held-out set."""
-    checks: list[dict[str, Any]] = []
-    reasons: list[str] = []
-    metric = cfg.mlp_metric
-    ok = _check(checks, "accuracy", candidate.get("accuracy"), targets.accuracy, ">=")
-    if not ok:
-        reasons.append(
-            f"accuracy {_fmt(candidate.get('accuracy'))} below the target {targets.accuracy}"
-        )
-    ece = candidate.get("ece")
-    if ece is not None and not _check(
-        checks, "calibration_error", ece, targets.calibration_error, "<"
-    ):
-        ok = False
-        reasons.append(f"calibration error {ece:.4f} not below {targets.calibration_error}")
+    """The evaluation targets on accuracy and calibration error (ECE) and, when a production
+    model exists, an improvement of at least ``mlp_min_improvement`` (relative) on
+    ``mlp_metric`` over production evaluated on the same held-out set."""
+    checks = target_checks(candidate, targets, MLP_TARGETS)
+    notes = []
     if production is None:
-        reasons.append("no production model: the absolute gate decides")
+        notes.append("no production model: the absolute gate decides")
     else:
-        base = production.get(metric)
-        need = None if base is None else base * (1.0 + cfg.mlp_min_improvement)
-        if need is None or not _check(
-            checks, f"{metric}_vs_production", candidate.get(metric), need, ">"
-        ):
-            ok = False
-            reasons.append(
-                f"{metric} {_fmt(candidate.get(metric))} does not beat production {_fmt(base)} by "
-                f"more than {cfg.mlp_min_improvement:.0%} (needs > {_fmt(need)})"
+        checks.append(
+            _vs_production(
+                cfg.mlp_metric, candidate, production, cfg.mlp_min_improvement, cfg.mlp_metric
             )
-        else:
-            reasons.append(
-                f"{metric} improves on production {_fmt(base)} by more than "
-                f"{cfg.mlp_min_improvement:.0%}"
-            )
-    if ok:
-        reasons.insert(0, "all gates passed")
-    return GateDecision(ok, reasons, checks)
+        )
+        if checks[-1]["passed"]:
+            notes.append(checks[-1]["reason"])
+    return _decision(checks, notes)
 
 
 def irt_gate(
-    candidate: Mapping[str, float], production: Mapping[str, float] | None, cfg: RegisterConfig
+    candidate: Mapping[str, Any], production: Mapping[str, Any] | None, cfg: RegisterConfig
 ) -> GateDecision:
-    """Held-out accuracy > ``irt_min_accuracy`` and AUC not worse than production's (same set)."""
-    checks: list[dict[str, Any]] = []
-    reasons: list[str] = []
-    ok = _check(checks, "accuracy", candidate.get("accuracy"), cfg.irt_min_accuracy, ">")
-    if not ok:
-        reasons.append(
-            f"held-out accuracy {_fmt(candidate.get('accuracy'))} not above {cfg.irt_min_accuracy}"
-        )
+    """Held-out accuracy at least ``irt_min_accuracy`` and AUC not worse than production's
+    (evaluated on the same held-out set)."""
+    checks = [
+        check(
+            "accuracy",
+            candidate.get("accuracy"),
+            cfg.irt_min_accuracy,
+            "higher",
+            "held-out accuracy",
+        )  # fmt: skip
+    ]
+    notes = []
     if production is None:
-        reasons.append("no production model: the absolute gate decides")
-    elif not _check(
-        checks, "auc_vs_production", candidate.get("auc"), production.get("auc", float("inf")), ">="
-    ):
-        ok = False
-        reasons.append(
-            f"AUC {_fmt(candidate.get('auc'))} worse than production {_fmt(production.get('auc'))}"
-        )
-    if ok:
-        reasons.insert(0, "all gates passed")
-    return GateDecision(ok, reasons, checks)
+        notes.append("no production model: the absolute gate decides")
+    else:
+        checks.append(_vs_production("auc", candidate, production, 0.0, "AUC"))
+    return _decision(checks, notes)

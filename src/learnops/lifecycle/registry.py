@@ -18,10 +18,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from learnops.data.hashing import data_fingerprint  # noqa: F401 (re-exported)
 from learnops.data.store import EventStore, ModelVersion, utcnow
 from learnops.errors import LearnopsError, TrainingInProgress
-from learnops.io import write_json
+from learnops.io import jsonable, write_json
 
 MODEL_TYPES = ("mlp", "irt")
 STATUSES = ("training", "completed", "deployed", "archived", "failed")
@@ -212,7 +211,7 @@ class Registry:
             if row.status != "training":
                 raise LearnopsError(f"{model_type} {version} is {row.status}, not training")
             row.status = "completed"
-            row.metrics = _jsonable(metrics)
+            row.metrics = jsonable(metrics)
             row.config = {**(row.config or {}), "artifact_digest": digest}
             row.artifact_path = str(dest)
             row.training_completed_at = utcnow()
@@ -316,9 +315,3 @@ class Registry:
 def _check_type(model_type: str) -> None:
     if model_type not in MODEL_TYPES:
         raise LearnopsError(f"unknown model type {model_type!r}: use {' or '.join(MODEL_TYPES)}")
-
-
-def _jsonable(obj: Any) -> Any:
-    from learnops.io import jsonable
-
-    return jsonable(obj)

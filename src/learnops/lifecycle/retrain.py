@@ -18,8 +18,10 @@ from learnops.config import Params
 from learnops.data.splits import irt_holdout, mlp_holdout
 from learnops.data.store import EventStore
 from learnops.errors import LearnopsError, NoTrainingData
+from learnops.hashing import data_fingerprint
+from learnops.io import jsonable  # noqa: F401 (callers still import it from here)
 from learnops.lifecycle.gates import GateDecision, irt_gate, mlp_gate
-from learnops.lifecycle.registry import Registry, VersionInfo, code_fingerprint, data_fingerprint
+from learnops.lifecycle.registry import Registry, VersionInfo, code_fingerprint
 
 MODELS = ("mlp", "irt")
 
@@ -70,9 +72,10 @@ class RetrainOutcome:
 # -- evaluation of candidates and production on one held-out set ------------------------------
 def evaluate_mlp(model: Any, test: pd.DataFrame, n_bins: int = 15) -> dict[str, Any]:
     """Accuracy, NLL, ECE, Brier, macro-F1 of a decision model on held-out decisions."""
+    from learnops.evaluation.metrics import classification_metrics
     from learnops.mlp import predict_batch
     from learnops.mlp.inference import PROBA_COLUMNS
-    from learnops.mlp.metrics import classification_metrics, encode_actions
+    from learnops.mlp.metrics import encode_actions
 
     proba = predict_batch(model, test)[list(PROBA_COLUMNS)].to_numpy()
     out = classification_metrics(encode_actions(test["action"]), proba, n_bins)
@@ -81,10 +84,11 @@ def evaluate_mlp(model: Any, test: pd.DataFrame, n_bins: int = 15) -> dict[str, 
 
 
 def evaluate_irt(fit: Any, test: pd.DataFrame) -> dict[str, Any]:
-    """Held-out accuracy, AUC, log-loss, … of P(correct)."""
-    from learnops.irt import evaluate_predictions
+    """Held-out accuracy, AUC, log-loss, … of P(correct)
+    (:func:`learnops.evaluation.metrics.binary_metrics`)."""
+    from learnops.evaluation.metrics import binary_metrics
 
-    return evaluate_predictions(test["correct"].to_numpy(), fit.predict(test))
+    return binary_metrics(test["correct"].to_numpy(dtype=float), fit.predict(test))
 
 
 def _production_metrics(
@@ -296,13 +300,6 @@ def retrain(
             )
             outcomes.append(outcome)
     return outcomes
-
-
-def jsonable(outcomes: Sequence[RetrainOutcome]) -> list[dict[str, Any]]:
-    """Outcomes as plain JSON-ready dicts."""
-    from learnops.io import jsonable as _jsonable
-
-    return _jsonable([o.as_dict() for o in outcomes])
 
 
 def register_pipeline(

@@ -10,40 +10,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
-from learnops.contracts import ACTIONS, FEATURES
+from learnops.contracts import ACTIONS
 from learnops.errors import LearnopsError
 from learnops.mlp.features import FeatureStats
 from learnops.mlp.model import DecisionNet, MlpModel
 
-__all__ = ["WEIGHTS_FILE", "METADATA_FILE", "data_fingerprint", "load", "save"]
+__all__ = ["WEIGHTS_FILE", "METADATA_FILE", "load", "save"]
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 HISTORY_FILE = "history.csv"
-_FINGERPRINT_COLUMNS = ("learner_hash", *FEATURES, "action", "difficulty_delta")
-
-
-def data_fingerprint(df: pd.DataFrame) -> str:
-    """sha256 of the table's canonical bytes (learner_hash, FEATURES, action, difficulty_delta)."""
-    h = hashlib.sha256(b"learnops.decisions/1\n")
-    h.update(f"rows={len(df)}\n".encode())
-    for col in _FINGERPRINT_COLUMNS:
-        if col not in df.columns:
-            continue
-        s = df[col]
-        h.update(col.encode() + b"\0")
-        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-            v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            v = np.where(np.isnan(v), np.nan, v) + 0.0  # one NaN bit pattern, no -0.0
-            h.update(np.ascontiguousarray(v, dtype="<f8").tobytes())
-        else:
-            h.update("\x1f".join("\x00" if pd.isna(x) else str(x) for x in s).encode())
-        h.update(b"\n")
-    return "sha256:" + h.hexdigest()
 
 
 def _state_dict(net: DecisionNet) -> dict[str, torch.Tensor]:

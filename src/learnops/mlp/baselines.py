@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 from learnops.contracts import ACTIONS
+from learnops.evaluation.metrics import classification_metrics
 from learnops.mlp.features import FeatureStats, feature_matrix
-from learnops.mlp.metrics import classification_metrics, encode_actions
+from learnops.mlp.metrics import encode_actions
 
 __all__ = ["baseline_probabilities", "compare_baselines"]
 

@@ -1,4 +1,5 @@
-"""Calibration: temperature scaling, expected calibration error, reliability tables."""
+"""Temperature scaling of the decision model's logits (calibration metrics are in
+:mod:`learnops.evaluation.metrics`; the two views below keep this module's column names)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
+from learnops.evaluation import metrics
+
 __all__ = [
     "apply_temperature",
     "expected_calibration_error",
     "fit_temperature",
-    "nll",
     "reliability_table",
 ]
 
@@ -21,8 +23,9 @@ def apply_temperature(logits: np.ndarray, temperature: float = 1.0) -> np.ndarra
     return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
 
 
-def nll(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0) -> float:
-    """Mean negative log-likelihood of integer labels under softmax(logits / T)."""
+def _nll(y: np.ndarray, logits: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of integer labels under softmax(logits / T), computed in
+    log space (the objective of :func:`fit_temperature`)."""
     y = np.asarray(y, dtype=np.int64)
     logp = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
     return float(-logp[np.arange(len(y)), y].mean())
@@ -38,7 +41,7 @@ def fit_temperature(
         return 1.0
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     res = minimize_scalar(
-        lambda lt: nll(y, logits, float(np.exp(lt))),
+        lambda lt: _nll(y, logits, float(np.exp(lt))),
         bounds=(lo, hi),
         method="bounded",
         options={"xatol": 1e-6},
@@ -47,14 +50,9 @@ def fit_temperature(
 
 
 def reliability_table(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> pd.DataFrame:
-    """Per equal-width confidence bin: bounds, count, mean confidence, accuracy (empty bins kept).
-
-    A view of :func:`learnops.evaluation.calibration.reliability_table` with this module's
-    column names.
-    """
-    from learnops.evaluation.calibration import reliability_table as table
-
-    t = table(np.asarray(y, dtype=np.int64), proba, n_bins)
+    """Per equal-width confidence bin: bounds, count, mean confidence, accuracy (empty bins
+    kept)."""
+    t = metrics.calibration_table(*metrics.top_label(y, proba), n_bins)
     return pd.DataFrame(
         {
             "bin_low": t["lower"],
@@ -67,10 +65,6 @@ def reliability_table(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> pd.
 
 
 def expected_calibration_error(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> float:
-    """ECE of the top-class confidence (equal-width bins); NaN for no rows."""
-    from learnops.evaluation.calibration import ece
-
-    y = np.asarray(y, dtype=np.int64)
-    if len(y) == 0:
-        return float("nan")
-    return ece(y, proba, n_bins)
+    """Top-label ECE with equal-width bins (:func:`learnops.evaluation.metrics.ece`); NaN for no
+    rows."""
+    return metrics.ece(y, proba, n_bins)

@@ -1,4 +1,5 @@
-"""Classification metrics for the decision model and its baselines."""
+"""The decision model's labels: action encoding, and a per-action view of the metric
+definitions in :mod:`learnops.evaluation.metrics` (where the model's metrics are computed)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pandas as pd
 
 from learnops.contracts import ACTIONS
 from learnops.errors import LearnopsError
-from learnops.mlp.calibration import expected_calibration_error
+from learnops.evaluation.metrics import per_class
 
-__all__ = ["classification_metrics", "encode_actions", "per_class_accuracy"]
+__all__ = ["encode_actions", "per_class_accuracy"]
 
 
 def encode_actions(actions: pd.Series | np.ndarray, what: str = "decisions") -> np.ndarray:
@@ -26,47 +27,9 @@ def encode_actions(actions: pd.Series | np.ndarray, what: str = "decisions") -> 
     return mapped.to_numpy(dtype=np.int64)
 
 
-def classification_metrics(y: np.ndarray, proba: np.ndarray, n_bins: int = 15) -> dict[str, float]:
-    """Accuracy, NLL, ECE, Brier score and macro F1 of probabilistic predictions."""
-    y = np.asarray(y, dtype=np.int64)
-    proba = np.asarray(proba, dtype=np.float64)
-    n, k = proba.shape
-    pred = proba.argmax(axis=1)
-    if n == 0:
-        nan = float("nan")
-        return {"accuracy": nan, "nll": nan, "ece": nan, "brier": nan, "macro_f1": nan}
-    onehot = np.eye(k)[y]
-    f1s = []
-    for c in range(k):
-        tp = np.sum((pred == c) & (y == c))
-        fp = np.sum((pred == c) & (y != c))
-        fn = np.sum((pred != c) & (y == c))
-        if tp + fp + fn > 0:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {
-        "accuracy": float((pred == y).mean()),
-        "nll": float(-np.log(np.clip(proba[np.arange(n), y], 1e-12, None)).mean()),
-        "ece": expected_calibration_error(y, proba, n_bins),
-        "brier": float(((proba - onehot) ** 2).sum(axis=1).mean()),
-        "macro_f1": float(np.mean(f1s)) if f1s else float("nan"),
-    }
-
-
 def per_class_accuracy(y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
-    """Per true action: support, recall (accuracy on that class), precision."""
-    y = np.asarray(y, dtype=np.int64)
+    """Per true action: support, recall (accuracy on that class), precision (NaN where 0/0)."""
     pred = np.asarray(proba).argmax(axis=1)
-    rows = []
-    for c, name in enumerate(ACTIONS):
-        support = int((y == c).sum())
-        predicted = int((pred == c).sum())
-        hit = int(((y == c) & (pred == c)).sum())
-        rows.append(
-            {
-                "action": name,
-                "support": support,
-                "recall": hit / support if support else float("nan"),
-                "precision": hit / predicted if predicted else float("nan"),
-            }
-        )
-    return pd.DataFrame(rows)
+    table = per_class(y, pred, len(ACTIONS), zero_division=float("nan"))
+    table.insert(0, "action", list(ACTIONS))
+    return table[["action", "support", "recall", "precision"]]

@@ -1,62 +1,119 @@
-"""Matplotlib figures for the training report."""
+"""Matplotlib figures for the ``train_mlp`` report: each function takes data, returns a Figure."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from learnops.mlp.calibration import expected_calibration_error, reliability_table
-
-__all__ = ["plot_learning_curves", "plot_per_class", "plot_reliability"]
+__all__ = ["plot_baselines", "plot_learning_curves", "plot_per_class", "plot_reliability"]
 
 
-def plot_learning_curves(history: pd.DataFrame, best_epoch: int | None = None):
-    """Loss and accuracy per epoch, training vs validation."""
+def plot_learning_curves(history: pd.DataFrame, best_epoch: int | None = None) -> Any:
+    """Loss and accuracy per epoch, training vs validation; a dotted line at the kept epoch."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    labels = {
+        "loss": ("Cross-entropy loss", "loss (nats per decision)"),
+        "accuracy": ("Accuracy", "accuracy (share of decisions correct)"),
+    }
     for ax, what in zip(axes, ("loss", "accuracy"), strict=True):
-        ax.plot(history["epoch"], history[f"train_{what}"], label="train")
-        ax.plot(history["epoch"], history[f"val_{what}"], label="validation")
+        ax.plot(history["epoch"], history[f"train_{what}"], marker=".", label="training")
+        ax.plot(history["epoch"], history[f"val_{what}"], marker=".", label="validation")
         if best_epoch:
-            ax.axvline(best_epoch, color="grey", ls=":", label=f"best epoch ({best_epoch})")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(what)
+            ax.axvline(best_epoch, color="grey", ls=":", label=f"kept epoch ({best_epoch})")
+        title, ylabel = labels[what]
+        ax.set(title=f"{title} per epoch", xlabel="epoch (passes over the training rows)",
+               ylabel=ylabel)  # fmt: skip
         ax.legend()
+    fig.suptitle("Learning curves of the decision model")
     fig.tight_layout()
     return fig
 
 
-def plot_reliability(y: np.ndarray, probas: dict[str, np.ndarray], n_bins: int = 15):
-    """Reliability diagram (accuracy vs mean confidence per bin) for several probability sets."""
+def plot_reliability(reliability: pd.DataFrame, ece: Mapping[str, float] | None = None) -> Any:
+    """Reliability diagram per ``series`` (accuracy vs mean confidence per bin) and bin counts.
+
+    ``reliability`` has columns ``series``, ``bin_low``, ``bin_high``, ``count``, ``confidence``
+    and ``accuracy`` (one row per bin and series); ``ece`` maps a series to its ECE (legend).
+    """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    ece = dict(ece or {})
+    fig, (ax, hx) = plt.subplots(1, 2, figsize=(12, 5), width_ratios=(1.1, 1))
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
-    for name, p in probas.items():
-        t = reliability_table(y, p, n_bins)
-        t = t[t["count"] > 0]
-        ece = expected_calibration_error(y, p, n_bins)
-        ax.plot(t["confidence"], t["accuracy"], marker="o", label=f"{name} (ECE {ece:.3f})")
-    ax.set_xlabel("confidence (max probability)")
-    ax.set_ylabel("accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    series = list(dict.fromkeys(reliability["series"]))
+    width = 1.0 / max(len(series), 1)
+    for i, name in enumerate(series):
+        t = reliability[reliability["series"] == name]
+        filled = t[t["count"] > 0]
+        label = f"{name}, ECE {ece[name]:.3f}" if name in ece else str(name)
+        ax.plot(filled["confidence"], filled["accuracy"], marker="o", label=label)
+        centers = (t["bin_low"] + t["bin_high"]) / 2
+        bw = (t["bin_high"] - t["bin_low"]).to_numpy() * width * 0.9
+        hx.bar(centers + (i - (len(series) - 1) / 2) * bw, t["count"], width=bw, label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1), title="Reliability on the validation learners",
+           xlabel="mean confidence in bin (max probability)",
+           ylabel="accuracy in bin (share correct)")  # fmt: skip
     ax.legend(loc="upper left")
+    hx.set(xlim=(0, 1), title="Validation decisions per confidence bin",
+           xlabel="confidence (max probability)", ylabel="decisions (count)")  # fmt: skip
+    hx.legend(loc="upper left")
     fig.tight_layout()
     return fig
 
 
-def plot_per_class(per_class: pd.DataFrame):
-    """Recall and precision per action (bar chart)."""
+def plot_per_class(per_class: pd.DataFrame) -> Any:
+    """Recall and precision per action (grouped bars, support in the tick labels).
+
+    ``per_class`` is indexed by action (or has an ``action`` column) with ``recall``,
+    ``precision`` and optionally ``support``.
+    """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    if "action" in per_class.columns:
+        per_class = per_class.set_index("action")
+    fig, ax = plt.subplots(figsize=(11, 4.2))
     x = np.arange(len(per_class))
-    ax.bar(x - 0.2, per_class["recall"], width=0.4, label="recall (per-class accuracy)")
-    ax.bar(x + 0.2, per_class["precision"], width=0.4, label="precision")
-    ax.set_xticks(x, per_class["action"], rotation=15)
-    ax.set_ylim(0, 1)
-    ax.legend()
+    ax.bar(x - 0.2, per_class["recall"].fillna(0), width=0.4, label="recall (per-class accuracy)")
+    ax.bar(x + 0.2, per_class["precision"].fillna(0), width=0.4, label="precision")
+    ticks = [
+        f"{a}\n(n = {int(n)})"
+        for a, n in zip(per_class.index, per_class.get("support", [0] * len(x)), strict=True)
+    ]
+    ax.set_xticks(x, ticks)
+    ax.set(ylim=(0, 1.05), title="Recall and precision per action (validation learners)",
+           xlabel="logged action (n = validation decisions with that action)",
+           ylabel="share of decisions")  # fmt: skip
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_baselines(baselines: pd.DataFrame) -> Any:
+    """Validation accuracy and NLL of the MLP next to the baselines (one bar per model)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    names = [str(m) for m in baselines.index]
+    y = np.arange(len(names))
+    colors = [f"C{i}" for i in range(len(names))]
+    panels = (
+        ("accuracy", "Accuracy (higher is better)", "accuracy (share correct)"),
+        ("nll", "Negative log-likelihood (lower is better)", "NLL (nats per decision)"),
+    )
+    for ax, (col, title, xlabel) in zip(axes, panels, strict=True):
+        values = baselines[col].to_numpy(dtype=float)
+        ax.barh(y, values, color=colors)
+        for yi, v in zip(y, values, strict=True):
+            ax.text(v, yi, f" {v:.3f}", va="center", fontsize=9)
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()
+        top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+        ax.set(title=title, xlabel=xlabel, ylabel="model", xlim=(0, top * 1.2))
+    fig.suptitle("The MLP against its baselines (validation learners)")
     fig.tight_layout()
     return fig

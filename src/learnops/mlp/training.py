@@ -1,5 +1,5 @@
-"""Training of the decision model: learner-level split, seeded deterministic loop, early stopping,
-temperature scaling.
+"""Training of the decision model: learner-level validation split, seeded deterministic loop,
+early stopping, temperature scaling.
 
 The minibatch loop computes gradients by hand (forward/backward of the ReLU MLP, then fused Adam on
 one flat parameter buffer) instead of autograd: with 32-row batches the per-op overhead dominates,
@@ -26,11 +26,14 @@ import torch.nn.functional as F
 
 from learnops.config import MlpConfig
 from learnops.contracts import ACTIONS, FEATURES
+from learnops.data.splits import learner_split_mask
 from learnops.errors import LearnopsError, NoTrainingData
+from learnops.evaluation.metrics import classification_metrics
+from learnops.hashing import data_fingerprint
 from learnops.io import require_columns
 from learnops.mlp.calibration import apply_temperature, fit_temperature
 from learnops.mlp.features import FeatureStats, feature_matrix
-from learnops.mlp.metrics import classification_metrics, encode_actions, per_class_accuracy
+from learnops.mlp.metrics import encode_actions, per_class_accuracy
 from learnops.mlp.model import DecisionNet, MlpModel
 
 __all__ = ["SplitInfo", "TrainResult", "split_by_learner", "train"]
@@ -88,25 +91,23 @@ class TrainResult:
 def split_by_learner(
     learners: pd.Series | np.ndarray | None, n: int, val_frac: float, seed: int
 ) -> SplitInfo:
-    """Assign whole learners to validation (a seeded draw of ~val_frac of learners)."""
+    """Assign whole learners to validation: about ``val_frac`` of learners, chosen by the seeded
+    learner hash of :func:`learnops.data.splits.learner_split_mask` (namespace ``validation``),
+    so a learner's side does not move when the data grow."""
     if learners is None:
         warnings.warn("no learner_hash column: validation split by row", stacklevel=2)
-        codes = np.arange(n)
+        keys = np.arange(n).astype(str)
         unit = "row"
     else:
-        uniques, codes = np.unique(np.asarray(learners).astype(str), return_inverse=True)
+        keys = np.asarray(learners).astype(str)
         unit = "learner"
-    n_groups = int(codes.max()) + 1 if n else 0
+    n_groups = len(np.unique(keys)) if n else 0
     if n_groups < 2:
         raise LearnopsError(
             f"need at least 2 {unit}s for a validation split by {unit}, found {n_groups}"
         )
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n_groups)
-    n_val = min(n_groups - 1, max(1, round(val_frac * n_groups)))
-    is_val_group = np.zeros(n_groups, dtype=bool)
-    is_val_group[order[:n_val]] = True
-    is_val = is_val_group[codes]
+    is_val = learner_split_mask(keys, val_frac, seed, namespace="validation")
+    n_val = len(np.unique(keys[is_val]))
     return SplitInfo(
         train_index=np.flatnonzero(~is_val),
         val_index=np.flatnonzero(is_val),
@@ -191,8 +192,6 @@ def train(
     validation loss; a temperature is then fitted on the validation split. Same data, config and
     seed give byte-identical weights. ``live_dir`` turns on DVCLive logging per epoch.
     """
-    from learnops.mlp.artifacts import data_fingerprint
-
     config = config or MlpConfig()
     t_start = time.perf_counter()
     if len(decisions) == 0:

@@ -371,22 +371,12 @@ def monitoring_report(
 
 
 def _finite(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
+    from learnops.io import jsonable
+
+    return jsonable(d)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for rec in df.to_dict("records"):
-        clean = {}
-        for k, v in rec.items():
-            if isinstance(v, pd.Timestamp):
-                v = v.isoformat()
-            elif isinstance(v, (np.floating, float)):
-                v = None if not np.isfinite(v) else float(v)
-            elif isinstance(v, np.integer):
-                v = int(v)
-            elif isinstance(v, np.bool_):
-                v = bool(v)
-            clean[k] = v
-        out.append(clean)
-    return out
+    from learnops.io import jsonable
+
+    return jsonable(df.to_dict("records"))

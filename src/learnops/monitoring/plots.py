@@ -1,4 +1,4 @@
-"""Plots for the monitoring notebook (matplotlib; each returns its Figure)."""
+"""Plots for the monitoring report (matplotlib; each takes data and returns its Figure)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,63 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["drift_bars", "feature_distributions", "latency_over_time", "outcomes_over_time",
-           "usage_over_time"]  # fmt: skip
+__all__ = ["FEATURE_UNITS", "drift_bars", "feature_distributions", "latency_over_time",
+           "outcomes_over_time", "usage_over_time"]  # fmt: skip
+
+#: Axis label (with unit) of each decision feature.
+FEATURE_UNITS: dict[str, str] = {
+    "recent_accuracy": "recent accuracy (share of last 5 correct)",
+    "accuracy_trend": "accuracy trend (change in share correct)",
+    "avg_response_time_s": "mean response time (s)",
+    "response_time_trend": "response time trend (s)",
+    "consecutive_errors": "consecutive errors (count)",
+    "consecutive_correct": "consecutive correct (count)",
+    "hint_rate": "hint rate (share of last 10)",
+    "current_difficulty": "current difficulty (logits)",
+    "session_minutes": "session length so far (min)",
+    "minutes_since_break": "time since break (min)",
+    "items_in_session": "items in session (count)",
+    "engagement": "engagement (score 0–1)",
+    "hour_of_day": "hour of day (h, UTC)",
+    "ability": "ability estimate θ (logits)",
+    "ability_se": "ability standard error (logits)",
+    "learning_velocity": "learning velocity (logits per answer)",
+    "sessions_completed": "sessions completed (count)",
+    "days_since_last_session": "days since last session (days)",
+}
+
+_WINDOW_LABEL = "window start (UTC)"
+
+
+def _feature_label(feature: str) -> str:
+    return FEATURE_UNITS.get(feature, f"{feature} (feature units)")
+
+
+def _bar_width(windows: pd.Series) -> float:
+    """Bar width (days) of the rolling windows: 80% of the smallest gap between them."""
+    w = pd.to_datetime(pd.Series(windows)).sort_values()
+    gaps = w.diff().dropna().dt.total_seconds() / 86400.0
+    return 0.8 * float(gaps.min()) if len(gaps) else 1.0
 
 
 def usage_over_time(rolling: pd.DataFrame, target: float | None = None) -> Figure:
     """ML usage rate and decision count per window."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(12, 4))
+    ax2 = ax.twinx()
+    ax2.bar(rolling["window"], rolling["n"], alpha=0.2, color="gray",
+            width=_bar_width(rolling["window"]), label="decisions per window")  # fmt: skip
+    ax2.set_ylabel("decisions per window (count)")
+    ax.set_zorder(ax2.get_zorder() + 1)
+    ax.patch.set_visible(False)
     ax.plot(rolling["window"], rolling["ml_usage"], marker="o", label="ML usage")
     if target is not None:
         ax.axhline(target, color="tab:red", ls="--", lw=1, label=f"target {target:.0%}")
     ax.set_ylim(0, 1)
+    ax.set_xlabel(_WINDOW_LABEL)
     ax.set_ylabel("share of decisions by the model")
-    ax2 = ax.twinx()
-    ax2.bar(rolling["window"], rolling["n"], alpha=0.2, color="gray", width=2)
-    ax2.set_ylabel("decisions per window")
-    ax.legend(loc="upper left")
+    handles = ax.get_legend_handles_labels()
+    extra = ax2.get_legend_handles_labels()
+    ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="upper left")
     ax.set_title("ML usage over time")
     fig.autofmt_xdate()
     fig.tight_layout()
@@ -33,7 +74,7 @@ def usage_over_time(rolling: pd.DataFrame, target: float | None = None) -> Figur
 
 def latency_over_time(rolling: pd.DataFrame, target_ms: float | None = None) -> Figure:
     """Latency p50/p95/p99 of all decisions and p95 of ML decisions per window (log scale)."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(12, 4))
     for col, label in [
         ("latency_p50_ms", "all p50"),
         ("latency_p95_ms", "all p95"),
@@ -44,7 +85,8 @@ def latency_over_time(rolling: pd.DataFrame, target_ms: float | None = None) -> 
     if target_ms is not None:
         ax.axhline(target_ms, color="tab:red", ls="--", lw=1, label=f"target {target_ms:g} ms")
     ax.set_yscale("log")
-    ax.set_ylabel("latency (ms)")
+    ax.set_xlabel(_WINDOW_LABEL)
+    ax.set_ylabel("latency (ms, log scale)")
     ax.legend(ncol=3, fontsize=8)
     ax.set_title("Decision latency over time")
     fig.autofmt_xdate()
@@ -54,13 +96,16 @@ def latency_over_time(rolling: pd.DataFrame, target_ms: float | None = None) -> 
 
 def outcomes_over_time(rolling: pd.DataFrame, target_accuracy: float | None = None) -> Figure:
     """ML accuracy (agreement with the best action) and outcomes after ML vs fallback decisions."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharex=True)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.2), sharex=True)
     ax = axes[0]
     ax.plot(rolling["window"], rolling["ml_accuracy"], marker="o", label="ML")
     ax.plot(rolling["window"], rolling["fallback_accuracy"], marker="o", label="fallback")
     if target_accuracy is not None:
-        ax.axhline(target_accuracy, color="tab:red", ls="--", lw=1, label="target")
+        ax.axhline(target_accuracy, color="tab:red", ls="--", lw=1,
+                   label=f"target {target_accuracy:.0%}")  # fmt: skip
     ax.set_title("Agreement with the best action")
+    ax.set_xlabel(_WINDOW_LABEL)
+    ax.set_ylabel("share of decisions agreeing")
     ax.legend(fontsize=8)
     ax = axes[1]
     for col, label in [
@@ -70,8 +115,11 @@ def outcomes_over_time(rolling: pd.DataFrame, target_accuracy: float | None = No
         ("fallback_next_engagement", "next engagement after fallback"),
     ]:
         ax.plot(rolling["window"], rolling[col], marker=".", label=label)
-    ax.set_title("Outcomes")
+    ax.set_title("Outcomes after the decisions")
+    ax.set_xlabel(_WINDOW_LABEL)
+    ax.set_ylabel("mean outcome (proportion / score 0–1)")
     ax.legend(fontsize=7)
+    fig.suptitle("Decision quality and outcomes over time")
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
@@ -80,12 +128,14 @@ def outcomes_over_time(rolling: pd.DataFrame, target_accuracy: float | None = No
 def drift_bars(drift: pd.DataFrame, threshold: float = 0.2) -> Figure:
     """PSI per feature, drifted features highlighted."""
     d = drift.sort_values("psi")
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(11, 6))
     colors = np.where(d["psi"] > threshold, "tab:red", "tab:blue")
     ax.barh(d["feature"], d["psi"], color=colors)
-    ax.axvline(threshold, color="k", ls="--", lw=1)
-    ax.set_xlabel("PSI (recent vs reference)")
-    ax.set_title("Feature drift")
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"alert threshold (PSI {threshold:g})")
+    ax.set_xlabel("PSI, recent vs reference (unitless)")
+    ax.set_ylabel("feature")
+    ax.legend(loc="lower right")
+    ax.set_title("Feature drift (red: drifted)")
     fig.tight_layout()
     return fig
 
@@ -97,7 +147,7 @@ def feature_distributions(
     n = max(len(features), 1)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(10, 4.5 * cols), 3.4 * rows), squeeze=False)
     for ax, f in zip(axes.flat, features, strict=False):
         both = np.concatenate([reference[f].to_numpy(float), current[f].to_numpy(float)])
         both = both[np.isfinite(both)]
@@ -106,8 +156,11 @@ def feature_distributions(
         ax.hist(reference[f], bins=edges, density=True, alpha=0.5, label="reference")
         ax.hist(current[f], bins=edges, density=True, alpha=0.5, label="recent")
         ax.set_title(f)
+        ax.set_xlabel(_feature_label(f))
+        ax.set_ylabel("density (per unit)")
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Most drifted features: reference vs recent traffic")
     fig.tight_layout()
     return fig

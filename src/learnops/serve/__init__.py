@@ -3,6 +3,11 @@ Prometheus metrics.
 
 Public API: ``create_app``, ``run``, ``FallbackTeacher``, ``RuleTeacher``, ``Tokens``,
 ``hash_token`` (FastAPI is imported on first use, so ``import learnops.serve.cli`` stays light).
+
+Modules: ``app`` (create_app, run), ``state`` (ModelHolder, RetrainState, ServeState),
+``deps`` (state and token dependencies), ``routes_decide`` (/decide, /outcomes),
+``routes_admin`` (/api/mlops/*), ``routes_ops`` (/metrics, /health), ``schemas`` (request and
+response bodies), ``fallback``, ``auth``, ``decision_log``, ``metrics``, ``cli``.
 """
 
 from __future__ import annotations

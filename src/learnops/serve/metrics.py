@@ -94,74 +94,18 @@ class ServeMetrics:
                 self.reloads,
             )
         lines: list[str] = []
-
-        def head(name: str, kind: str, text: str) -> None:
-            lines.append(f"# HELP {name} {text}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        head("learnops_decisions_total", "counter", "Decisions served, by decider and action.")
-        for by in ("ml", "llm"):
-            if not any(k[0] == by for k in decisions):
-                lines.append(f'learnops_decisions_total{{decided_by="{by}",action="none"}} 0')
-        for (by, action), n in sorted(decisions.items()):
-            lines.append(
-                f'learnops_decisions_total{{decided_by="{_esc(by)}",action="{_esc(action)}"}} {n}'
-            )
-        total = sum(decisions.values())
-        ml = sum(n for (by, _), n in decisions.items() if by == "ml")
-        head("learnops_ml_usage_ratio", "gauge", "Share of decisions taken by the model.")
-        lines.append(f"learnops_ml_usage_ratio {_num(ml / total if total else float('nan'))}")
-        head(
-            "learnops_low_confidence_total",
-            "counter",
-            "Decisions sent to the fallback because the model was below the threshold.",
-        )
-        lines.append(f"learnops_low_confidence_total {low}")
-        head("learnops_confidence_threshold", "gauge", "Confidence threshold of the model.")
-        lines.append(f"learnops_confidence_threshold {_num(threshold)}")
-
-        head(
-            "learnops_decision_latency_ms",
-            "histogram",
-            "Decision latency in milliseconds (model or fallback, excluding logging).",
-        )
-        cum = 0
-        for ub, n in zip(LATENCY_BUCKETS_MS, buckets, strict=True):
-            cum += n
-            lines.append(f'learnops_decision_latency_ms_bucket{{le="{_num(ub)}"}} {cum}')
-        lines.append(f'learnops_decision_latency_ms_bucket{{le="+Inf"}} {lat_count}')
-        lines.append(f"learnops_decision_latency_ms_sum {_num(lat_sum)}")
-        lines.append(f"learnops_decision_latency_ms_count {lat_count}")
-
-        head(
-            "learnops_decision_latency_recent_ms",
-            "summary",
-            f"Latency quantiles over the last {self._window} decisions, by decider.",
-        )
-        for by, values in [("all", recent), *sorted(recent_by.items())]:
-            for q in _QUANTILES:
-                v = float(np.quantile(values, q)) if len(values) else float("nan")
-                lines.append(
-                    f'learnops_decision_latency_recent_ms{{decided_by="{_esc(by)}",'
-                    f'quantile="{q}"}} {_num(v)}'
-                )
-            lines.append(
-                f'learnops_decision_latency_recent_ms_sum{{decided_by="{_esc(by)}"}} '
-                f"{_num(float(values.sum()))}"
-            )
-            n = len(values)
-            lines.append(
-                f'learnops_decision_latency_recent_ms_count{{decided_by="{_esc(by)}"}} {n}'
-            )
-
-        head("learnops_outcomes_total", "counter", "Outcomes recorded.")
+        _decision_lines(lines, decisions, low, threshold)
+        _latency_lines(lines, buckets, lat_sum, lat_count)
+        _recent_lines(lines, [("all", recent), *sorted(recent_by.items())], self._window)
+        _head(lines, "learnops_outcomes_total", "counter", "Outcomes recorded.")
         lines.append(f"learnops_outcomes_total {outcomes}")
-        head("learnops_errors_total", "counter", "Failed requests, by kind.")
+        _head(lines, "learnops_errors_total", "counter", "Failed requests, by kind.")
         for kind, n in sorted(errors.items()):
             lines.append(f'learnops_errors_total{{kind="{_esc(kind)}"}} {n}')
-        head("learnops_model_reloads_total", "counter", "Hot swaps of the served model.")
+        _head(lines, "learnops_model_reloads_total", "counter", "Hot swaps of the served model.")
         lines.append(f"learnops_model_reloads_total {reloads}")
-        head(
+        _head(
+            lines,
             "learnops_model_info",
             "gauge",
             "The model version being served (1) per model type; version none = fallback only.",
@@ -171,6 +115,78 @@ class ServeMetrics:
                 f'learnops_model_info{{model="{_esc(model_type)}",'
                 f'version="{_esc(version or "none")}"}} 1'
             )
-        head("learnops_training_in_progress", "gauge", "1 while a retrain runs.")
+        _head(lines, "learnops_training_in_progress", "gauge", "1 while a retrain runs.")
         lines.append(f"learnops_training_in_progress {int(training)}")
         return "\n".join(lines) + "\n"
+
+
+def _head(lines: list[str], name: str, kind: str, text: str) -> None:
+    lines.append(f"# HELP {name} {text}")
+    lines.append(f"# TYPE {name} {kind}")
+
+
+def _decision_lines(
+    lines: list[str], decisions: dict[tuple[str, str], int], low: int, threshold: float
+) -> None:
+    """Decision counters, the model's usage share, low-confidence count and threshold."""
+    _head(lines, "learnops_decisions_total", "counter", "Decisions served, by decider and action.")
+    for by in ("ml", "llm"):
+        if not any(k[0] == by for k in decisions):
+            lines.append(f'learnops_decisions_total{{decided_by="{by}",action="none"}} 0')
+    for (by, action), n in sorted(decisions.items()):
+        lines.append(
+            f'learnops_decisions_total{{decided_by="{_esc(by)}",action="{_esc(action)}"}} {n}'
+        )
+    total = sum(decisions.values())
+    ml = sum(n for (by, _), n in decisions.items() if by == "ml")
+    _head(lines, "learnops_ml_usage_ratio", "gauge", "Share of decisions taken by the model.")
+    lines.append(f"learnops_ml_usage_ratio {_num(ml / total if total else float('nan'))}")
+    _head(
+        lines,
+        "learnops_low_confidence_total",
+        "counter",
+        "Decisions sent to the fallback because the model was below the threshold.",
+    )
+    lines.append(f"learnops_low_confidence_total {low}")
+    _head(lines, "learnops_confidence_threshold", "gauge", "Confidence threshold of the model.")
+    lines.append(f"learnops_confidence_threshold {_num(threshold)}")
+
+
+def _latency_lines(lines: list[str], buckets: list[int], lat_sum: float, lat_count: int) -> None:
+    """The cumulative decision-latency histogram."""
+    _head(
+        lines,
+        "learnops_decision_latency_ms",
+        "histogram",
+        "Decision latency in milliseconds (model or fallback, excluding logging).",
+    )
+    cum = 0
+    for ub, n in zip(LATENCY_BUCKETS_MS, buckets, strict=True):
+        cum += n
+        lines.append(f'learnops_decision_latency_ms_bucket{{le="{_num(ub)}"}} {cum}')
+    lines.append(f'learnops_decision_latency_ms_bucket{{le="+Inf"}} {lat_count}')
+    lines.append(f"learnops_decision_latency_ms_sum {_num(lat_sum)}")
+    lines.append(f"learnops_decision_latency_ms_count {lat_count}")
+
+
+def _recent_lines(lines: list[str], series: list[tuple[str, np.ndarray]], window: int) -> None:
+    """Recent-latency quantiles, sum and count per decider (``all`` first)."""
+    _head(
+        lines,
+        "learnops_decision_latency_recent_ms",
+        "summary",
+        f"Latency quantiles over the last {window} decisions, by decider.",
+    )
+    for by, values in series:
+        for q in _QUANTILES:
+            v = float(np.quantile(values, q)) if len(values) else float("nan")
+            lines.append(
+                f'learnops_decision_latency_recent_ms{{decided_by="{_esc(by)}",'
+                f'quantile="{q}"}} {_num(v)}'
+            )
+        lines.append(
+            f'learnops_decision_latency_recent_ms_sum{{decided_by="{_esc(by)}"}} '
+            f"{_num(float(values.sum()))}"
+        )
+        n = len(values)
+        lines.append(f'learnops_decision_latency_recent_ms_count{{decided_by="{_esc(by)}"}} {n}')

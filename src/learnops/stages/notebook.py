@@ -1,11 +1,34 @@
-"""Run a parameterized notebook with papermill and render it to HTML without code cells."""
+"""Run a stage notebook with papermill and render it to HTML without code cells.
+
+The kernel always draws with matplotlib's inline backend, whatever ``MPLBACKEND`` the caller has
+(a non-interactive backend such as ``Agg`` in the kernel's environment would leave every report
+without figures). Wall-clock metadata (papermill timings, execution timestamps) is dropped from
+the executed notebook so that a rerun on the same inputs writes the same file.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from learnops.io import write_text
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+#: Page style added to every report: wide tables scroll inside their cell instead of overflowing
+#: the page, and figures scale down to the page width.
+REPORT_CSS = """
+<style>
+  .jp-OutputArea-output { overflow-x: auto; }
+  .jp-RenderedHTMLCommon table { font-size: 12px; margin-left: 0; }
+  .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 2px 6px; }
+  .jp-RenderedImage img, .jp-OutputArea-output img { max-width: 100%; height: auto; }
+  body { max-width: 1400px; margin: 0 auto; }
+</style>
+"""
 
 
 def render_html(executed: str | Path, html_out: str | Path) -> Path:
@@ -18,8 +41,55 @@ def render_html(executed: str | Path, html_out: str | Path) -> Path:
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
     )
     body, _ = exporter.from_notebook_node(nb)
+    body = body.replace("</head>", REPORT_CSS + "</head>", 1)
     write_text(html_out, body)
     return Path(html_out)
+
+
+def count_images(notebook: Any) -> int:
+    """Number of image outputs (PNG, SVG, JPEG) in an executed notebook (a path or a node)."""
+    import nbformat
+
+    nb = notebook
+    if isinstance(notebook, (str, Path)):
+        nb = nbformat.read(str(notebook), as_version=4)
+    return sum(
+        1
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if any(k.startswith("image/") for k in out.get("data", {}))
+    )
+
+
+def strip_wall_clock(nb: Any) -> Any:
+    """Drop papermill's timings, the kernel's execution timestamps and the random id of the
+    injected-parameters cell (in place), so that a rerun writes the same notebook."""
+    nb.metadata.get("papermill", {}).pop("start_time", None)
+    nb.metadata.get("papermill", {}).pop("end_time", None)
+    nb.metadata.get("papermill", {}).pop("duration", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"
+        pm = cell.metadata.get("papermill")
+        if pm is not None:
+            for key in ("start_time", "end_time", "duration"):
+                pm.pop(key, None)
+    return nb
+
+
+@contextmanager
+def _inline_backend() -> Iterator[None]:
+    """Start kernels with the inline matplotlib backend, restoring the caller's setting."""
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old
 
 
 def run_notebook(
@@ -30,6 +100,7 @@ def run_notebook(
     kernel: str = "python3",
 ) -> Path:
     """Execute ``notebook`` (cwd = its folder) into ``executed_dir`` and render ``html_out``."""
+    import nbformat
     import papermill as pm
 
     nb = Path(notebook).resolve()
@@ -37,15 +108,17 @@ def run_notebook(
     executed.parent.mkdir(parents=True, exist_ok=True)
     tmp = executed.with_name(f".{executed.name}.tmp.ipynb")
     try:
-        pm.execute_notebook(
-            str(nb),
-            str(tmp),
-            parameters=parameters or {},
-            kernel_name=kernel,
-            cwd=str(nb.parent),
-            progress_bar=False,
-            log_output=False,
-        )
+        with _inline_backend():
+            result = pm.execute_notebook(
+                str(nb),
+                str(tmp),
+                parameters=parameters or {},
+                kernel_name=kernel,
+                cwd=str(nb.parent),
+                progress_bar=False,
+                log_output=False,
+            )
+        nbformat.write(strip_wall_clock(result), str(tmp))
         tmp.replace(executed)
     finally:
         if tmp.exists():

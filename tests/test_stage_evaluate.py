@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score
 from learnops.config import load_params
 from learnops.data.store import EvaluationResult as EvaluationRow
 from learnops.data.store import EventStore
-from learnops.evaluation.stage import evaluate_pipeline
+from learnops.stages import evaluate
 
 PARAMS = """
 seed: 5
@@ -53,7 +53,7 @@ def result(pipeline):
     mp = pytest.MonkeyPatch()
     mp.delenv("LEARNOPS_DB_URL", raising=False)
     try:
-        yield evaluate_pipeline(pipeline, latency_calls=100)
+        yield evaluate.run(pipeline, latency_calls=100)
     finally:
         mp.undo()
 
@@ -64,10 +64,11 @@ def test_metrics_file_and_headline(pipeline, result):
     metrics = json.loads(path.read_text())
     for key in (
         "accuracy", "macro_f1", "log_loss", "brier", "ece", "mce", "ece_quantile", "ci",
-        "calibration", "per_class", "ml_usage", "threshold", "ope", "irt", "latency_ms",
+        "calibration", "per_class", "ml_usage", "threshold", "ope", "irt",
         "recommendation", "model_version", "n_test",
     ):  # fmt: skip
         assert key in metrics, key
+    assert "latency_ms" not in metrics  # wall-clock: in reports/timings, not a DVC metric
     assert set(metrics["ci"]) == {"accuracy", "macro_f1", "ece", "log_loss"}
     assert set(metrics["calibration"]) == {"before", "after"}
     assert {"ips", "snips", "dr"} <= set(metrics["ope"]["deterministic"])
@@ -75,9 +76,62 @@ def test_metrics_file_and_headline(pipeline, result):
     assert "value" in metrics["ope"]["logged"]
     for key in ("accuracy", "auc", "rmse", "log_loss", "brier", "ece"):
         assert key in metrics["irt"], key
-    assert {"p50", "p95", "p99"} <= set(metrics["latency_ms"])
     assert metrics["model_version"].startswith("pipeline-")
     assert metrics == result.metrics
+
+
+def test_latency_goes_to_timings_not_metrics(pipeline, result):
+    timings = json.loads(pipeline.path("reports/timings/evaluate.json").read_text())
+    assert {"p50", "p95", "p99"} <= set(timings["latency_ms"])
+    assert timings["latency_calls"] == 100 == len(result.latency_ms)
+    assert timings["latency_ms"]["p95"] == pytest.approx(np.percentile(result.latency_ms, 95))
+    assert timings == result.timings
+    # the report's verdict checks latency too; evaluate.json's checks only deterministic targets
+    assert "latency_ms" in {c["name"] for c in result.recommendation["checks"]}
+    assert result.metrics["recommendation"]["checked"] == [
+        "accuracy", "calibration_error", "ml_usage",
+    ]  # fmt: skip
+    assert "latency" not in json.dumps(result.metrics["recommendation"]["reasons"])
+
+
+def test_metrics_file_is_byte_identical_on_a_rerun(pipeline, result, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    outputs = [
+        "reports/metrics/evaluate.json",
+        "reports/plots/evaluate/confusion.csv",
+        "reports/plots/evaluate/calibration.csv",
+        "reports/plots/evaluate/threshold.csv",
+    ]
+    first = {name: pipeline.path(name).read_bytes() for name in outputs}
+    timings_first = pipeline.path("reports/timings/evaluate.json").read_bytes()
+    again = evaluate.run(pipeline, record=False, latency_calls=37)
+    for name in outputs:
+        assert pipeline.path(name).read_bytes() == first[name], name
+    assert again.metrics == result.metrics
+    # the wall-clock file did change (another number of calls, other timings)
+    assert pipeline.path("reports/timings/evaluate.json").read_bytes() != timings_first
+
+
+def test_a_slow_machine_changes_the_report_verdict_not_the_metrics(pipeline, result, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    slow = np.full(50, 10 * pipeline.evaluate.targets.latency_ms)
+    monkeypatch.setattr(evaluate, "measure_latency", lambda *a, **k: slow)
+    res = evaluate.run(pipeline, write=False, record=False)
+    assert res.metrics == result.metrics
+    assert res.recommendation["deploy"] is False
+    assert not res.checks.loc["latency_ms", "passed"]
+    assert res.checks.loc["latency_ms", "value"] == pytest.approx(slow[0])
+    assert "latency (ms)" in res.recommendation["verdict"]
+
+
+def test_the_stage_does_not_import_the_lifecycle_package():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(evaluate))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported and not any(m.startswith("learnops.lifecycle") for m in imported)
 
 
 def test_accuracy_matches_sklearn_on_the_test_learners(pipeline, result):
@@ -142,4 +196,4 @@ def test_missing_irt_model_is_an_error(pipeline, tmp_path, monkeypatch):
         update={"paths": pipeline.paths.model_copy(update={"models_dir": str(tmp_path)})}
     )
     with pytest.raises(LearnopsError, match="no trained model at .*irt"):
-        evaluate_pipeline(p, write=False, record=False)
+        evaluate.run(p, write=False, record=False)

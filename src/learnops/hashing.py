@@ -44,11 +44,30 @@ def bucket(namespace: str, key: str) -> float:
 
 
 def data_fingerprint(*tables) -> str:
-    """``sha256:`` over the content of DataFrames (column names and values, not file bytes)."""
+    """``sha256:`` over the content of DataFrames: row count, column names and values in order,
+    independent of the index, of memory layout and of the integer/float/bool width of numeric
+    columns (numbers are hashed as float64, with one NaN pattern and no -0.0; datetimes as UTC
+    nanoseconds; anything else as text). The fingerprint of training data in model metadata and
+    in the registry."""
+    import numpy as np
     import pandas as pd
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"learnops.data/2\n")
     for df in tables:
-        h.update(",".join(map(str, df.columns)).encode())
-        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+        h.update(f"table rows={len(df)} cols={df.shape[1]}\n".encode())
+        for col in df.columns:
+            s = df[col]
+            h.update(str(col).encode() + b"\0")
+            if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s):
+                ts = pd.to_datetime(s, utc=True)
+                v = ts.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+                h.update(b"t" + np.ascontiguousarray(v, dtype="<i8").tobytes())
+            elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+                v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+                v = np.where(np.isnan(v), np.nan, v) + 0.0
+                h.update(b"f" + np.ascontiguousarray(v, dtype="<f8").tobytes())
+            else:
+                text = "\x1f".join(s.astype("string").fillna("\x00").tolist())
+                h.update(b"s" + text.encode())
+            h.update(b"\n")
     return "sha256:" + h.hexdigest()

@@ -1,0 +1,337 @@
+"""E-step: posterior over quadrature nodes for every learner and the expected counts.
+
+The responses are a sparse learners × (2·items) indicator matrix (``design_matrix``), processed in
+row chunks: dense chunks use small BLAS products, sparse ones a sparse product or, on large
+problems, torch float32 embedding-bag sums. The E-step returns the marginal log-likelihood, the
+expected correct/wrong counts per item and node (mirt's ``r`` tables) and, on request, EAP
+abilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from learnops.irt.params import Params, item_logprobs
+
+if TYPE_CHECKING:
+    from learnops.irt.data import Encoded
+
+#: Chunks denser than this use dense BLAS products (built per chunk, never for all learners).
+DENSE_FRACTION = 1 / 24
+#: Sparse problems with at least this many responses use torch float32 kernels if available.
+TORCH_MIN_RESPONSES = 2_000_000
+#: EM runs in float32 ("fast" E-steps) until convergence, then polishes in float64, on problems
+#: with at least this many responses.
+FAST_MIN_RESPONSES = 1_000_000
+#: Dense chunks are kept in memory between E-steps when all of them fit in this many bytes.
+DENSE_CACHE_BYTES = 256 * 2**20
+
+
+def quadrature(n_points: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equally spaced nodes on [−bound, bound] and log-weights of N(0, 1), normalized."""
+    theta = np.linspace(-bound, bound, n_points)
+    logw = -0.5 * theta**2
+    logw -= np.logaddexp.reduce(logw)
+    return theta, logw
+
+
+def design_matrix(enc: Encoded) -> sp.csr_matrix:
+    """Sparse learners × (2·items): column i marks correct answers, column I+i wrong ones.
+
+    One stored entry per response (repeated responses are kept, not merged).
+    """
+    n_items = enc.n_items
+    index_dtype = np.int32 if 2 * n_items < 2**31 and len(enc.y) < 2**31 else np.int64
+    cols = enc.item.astype(index_dtype)
+    cols += (enc.y == 0).astype(index_dtype) * index_dtype(n_items)
+    already_sorted = len(enc.learner) < 2 or bool((enc.learner[1:] >= enc.learner[:-1]).all())
+    if not already_sorted:
+        cols = cols[np.argsort(enc.learner, kind="stable")]
+    indptr = np.zeros(enc.n_learners + 1, dtype=index_dtype)
+    np.cumsum(np.bincount(enc.learner, minlength=enc.n_learners), out=indptr[1:])
+    return sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(enc.n_learners, 2 * n_items))
+
+
+def _row_block(x: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
+    """Rows start:stop of a CSR matrix, sharing its data and index arrays (no copy)."""
+    stop = min(stop, x.shape[0])
+    lo, hi = x.indptr[start], x.indptr[stop]
+    return sp.csr_matrix(
+        (x.data[lo:hi], x.indices[lo:hi], x.indptr[start : stop + 1] - lo),
+        shape=(stop - start, x.shape[1]),
+    )
+
+
+@dataclass
+class Chunk:
+    """A block of consecutive learners with its responses."""
+
+    start: int
+    x: sp.csr_matrix
+    dense: bool
+    torch_idx: Any = None
+    cached: tuple[np.ndarray, np.ndarray | None] | None = None
+    cached32: np.ndarray | None = None
+    totals: np.ndarray | None = None
+
+    def correct_seen(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Dense correct-count and seen-count blocks (rows × I); seen is None if all ones."""
+        if self.cached is not None:
+            return self.cached
+        xd = self.x.toarray()
+        n_items = xd.shape[1] // 2
+        correct = np.ascontiguousarray(xd[:, :n_items])
+        seen = correct + xd[:, n_items:]
+        return correct, (None if (seen == 1).all() else seen)
+
+    def correct_totals(self) -> np.ndarray:
+        """Correct answers per item in this chunk."""
+        if self.totals is None:
+            self.totals = self.correct_seen()[0].sum(axis=0)
+        return self.totals
+
+    def correct32(self) -> np.ndarray:
+        """Float32 copy of the correct-count block (exact: small integers), kept if cached."""
+        if self.cached32 is not None:
+            return self.cached32
+        c32 = self.correct_seen()[0].astype(np.float32)
+        if self.cached is not None:
+            self.cached32 = c32
+        return c32
+
+
+class EStep:
+    """Posterior over quadrature nodes for every learner, computed chunk by chunk.
+
+    Per chunk, L[j, q] = Σ_responses log P or log(1 − P) is a sparse (or, for dense chunks, a
+    small dense BLAS) product; the expected counts are the transposed product with the posterior.
+    """
+
+    def __init__(
+        self,
+        x: sp.csr_matrix,
+        theta: np.ndarray,
+        logw: np.ndarray,
+        chunk_cells: int = 1 << 21,
+        backend: str = "auto",
+    ):
+        self.theta = theta
+        self.logw = logw
+        self.n_items = x.shape[1] // 2
+        self.n_learners = x.shape[0]
+        n_cols = x.shape[1]
+        self.chunks: list[Chunk] = []
+        dense_overall = x.nnz >= DENSE_FRACTION * x.shape[0] * n_cols
+        rows = max(
+            1, chunk_cells // (max(len(theta), n_cols // 8) if dense_overall else len(theta))
+        )
+        for start in range(0, x.shape[0], rows):
+            xc = _row_block(x, start, start + rows)
+            self.chunks.append(Chunk(start, xc, xc.nnz >= DENSE_FRACTION * xc.shape[0] * n_cols))
+        sparse_nnz = sum(c.x.nnz for c in self.chunks if not c.dense)
+        use_torch = backend == "torch" or (
+            backend == "auto" and sparse_nnz >= TORCH_MIN_RESPONSES and _torch_ok()
+        )
+        dense_cells = sum(c.x.shape[0] * n_cols for c in self.chunks if c.dense)
+        cache_dense = dense_cells * 8 <= DENSE_CACHE_BYTES
+        for ch in self.chunks:
+            if ch.dense and cache_dense:
+                ch.cached = ch.correct_seen()
+            elif use_torch and not ch.dense:
+                ch.torch_idx = _torch_index(ch.x)
+        self.backend = "torch" if any(c.torch_idx is not None for c in self.chunks) else "numpy"
+        self.fast_ok = x.nnz >= FAST_MIN_RESPONSES
+
+    def run(
+        self, p: Params, *, abilities: bool = False, callback: Any = None, fast: bool = False
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Return (marginal loglik, r counts, wrong counts, [eap, sd] or None).
+
+        ``fast`` (ignored when abilities or a callback are requested) computes posteriors and
+        counts in float32; EM uses it on large problems before polishing in the default mode.
+        """
+        fast = fast and not abilities and callback is None
+        lp, l1p = item_logprobs(p, self.theta)
+        m = np.vstack([lp, l1p])
+        m32 = None
+        counts = np.zeros_like(m)
+        loglik = 0.0
+        ab = np.empty((self.n_learners, 2)) if abilities else None
+        for ch in self.chunks:
+            if ch.torch_idx is not None:
+                if m32 is None:
+                    import torch
+
+                    m32 = torch.from_numpy(m.astype(np.float32))
+                chunk_fn = _torch_chunk_fast if fast else _torch_chunk
+                ll_c, counts_c, post = chunk_fn(ch, m32, self.logw)
+                loglik += ll_c
+                counts += counts_c
+            elif ch.dense:
+                ll_c, r_c, n_c, post = _dense_chunk(ch, p, lp, l1p, self.theta, self.logw, fast)
+                loglik += ll_c
+                counts[: self.n_items] += r_c
+                counts[self.n_items :] += n_c - r_c
+            else:
+                ll_c, counts_c, post = _sparse_chunk(ch, m, self.logw)
+                loglik += ll_c
+                counts += counts_c
+            if ab is not None:
+                eap = post @ self.theta
+                var = post @ (self.theta**2) - eap**2
+                ab[ch.start : ch.start + len(eap), 0] = eap
+                ab[ch.start : ch.start + len(eap), 1] = np.sqrt(np.maximum(var, 0.0))
+            if callback is not None:
+                callback(ch, post)
+        return loglik, counts[: self.n_items], counts[self.n_items :], ab
+
+
+def _sparse_chunk(ch: Chunk, m: np.ndarray, logw: np.ndarray) -> tuple[float, Any, np.ndarray]:
+    """Log-likelihood, stacked (correct; wrong) counts and posterior of a sparse chunk, given
+    the stacked (log P; log(1 − P)) table ``m``."""
+    post = ch.x @ m
+    post += logw
+    mx = post.max(axis=1, keepdims=True)
+    post -= mx
+    np.exp(post, out=post)
+    tot = post.sum(axis=1, keepdims=True)
+    post /= tot
+    return float(mx.sum() + np.log(tot).sum()), ch.x.T @ post, post
+
+
+def _centered_rank2(
+    slope: np.ndarray, theta: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Float32 θ_q·s_j + c_q − max_q(θ_q·s_j + c_q), or None if c is not concave on the grid.
+
+    For a concave c the maximizing node is monotone in s: it is found by a binary search over
+    the breakpoints, and the centered values are gathered from (node × node) difference tables,
+    so the large terms cancel exactly (in float64) before rounding to float32.
+    """
+    brk = -np.diff(c) / np.diff(theta)
+    if not (np.diff(brk) >= 0).all():
+        return None
+    qs = np.searchsorted(brk, slope)
+    mx = theta[qs] * slope + c[qs]
+    dth = (theta[None, :] - theta[:, None]).astype(np.float32)
+    dc = (c[None, :] - c[:, None]).astype(np.float32)
+    post = np.take(dth, qs, axis=0)
+    post *= slope.astype(np.float32)[:, None]
+    post += np.take(dc, qs, axis=0)
+    return post, mx
+
+
+def _dense_chunk(
+    ch: Chunk,
+    p: Params,
+    lp: np.ndarray,
+    l1p: np.ndarray,
+    theta: np.ndarray,
+    logw: np.ndarray,
+    fast: bool,
+) -> tuple[float, np.ndarray, np.ndarray | np.floating, np.ndarray]:
+    """Log-likelihood, correct and seen counts and posterior of a dense chunk.
+
+    For the 1PL/2PL, log P − log(1 − P) = aθ + d, so the learner × node log-likelihood is
+    θ·(correct @ a) + correct @ d + seen @ log(1 − P): a rank-2 product plus the wrong-answer
+    term (a single row when every learner saw every item).
+    """
+    correct, seen = ch.correct_seen()
+    base = seen @ l1p if seen is not None else l1p.sum(axis=0)
+    extra = 0.0
+    centered = None
+    if p.g is None:
+        # Σ_j correct_j·d (the per-learner term cancels in the posterior)
+        extra = float(ch.correct_totals() @ p.d)
+        if fast:
+            slope = (ch.correct32() @ p.a.astype(np.float32)).astype(np.float64)
+        else:
+            slope = correct @ p.a
+        centered = _centered_rank2(slope, theta, base + logw) if fast and seen is None else None
+        if centered is not None:
+            post, mx = centered
+        else:
+            post = np.multiply.outer(slope, theta)
+            post += base + logw
+    elif fast:
+        post = ch.correct32() @ (lp - l1p).astype(np.float32)
+        post += (base + logw).astype(np.float32)
+    else:
+        post = correct @ (lp - l1p)
+        post += base + logw
+    if centered is None:  # subtract the row maximum (in float64 before rounding to float32)
+        mx = post.max(axis=1)
+        post -= mx[:, None]
+        if fast:
+            post = post.astype(np.float32, copy=False)
+    np.exp(post, out=post)
+    tot = post.sum(axis=1, keepdims=True)
+    post /= tot
+    loglik = extra + float(mx.sum(dtype=np.float64) + np.log(tot).sum(dtype=np.float64))
+    if fast:
+        r_c = (ch.correct32().T @ post).astype(np.float64)
+        n_c = (
+            (seen.T.astype(np.float32) @ post).astype(np.float64)
+            if seen is not None
+            else post.sum(axis=0, dtype=np.float64)
+        )
+    else:
+        r_c = correct.T @ post
+        n_c = seen.T @ post if seen is not None else post.sum(axis=0)
+    return loglik, r_c, n_c, post
+
+
+def _torch_ok() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return True
+
+
+def _torch_index(xc: sp.csr_matrix) -> tuple[Any, Any, Any, Any]:
+    import torch
+
+    xt = xc.T.tocsr()
+    return (
+        torch.from_numpy(xc.indices.astype(np.int64)),
+        torch.from_numpy(xc.indptr[:-1].astype(np.int64)),
+        torch.from_numpy(xt.indices.astype(np.int64)),
+        torch.from_numpy(xt.indptr[:-1].astype(np.int64)),
+    )
+
+
+def _torch_chunk(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Float32 embedding-bag sums (multi-threaded, SIMD) for large sparse chunks."""
+    import torch
+    from torch.nn.functional import embedding_bag
+
+    idx, off, idx_t, off_t = ch.torch_idx
+    post = embedding_bag(idx, m32, off, mode="sum").numpy().astype(np.float64)
+    post += logw
+    mx = post.max(axis=1, keepdims=True)
+    post -= mx
+    np.exp(post, out=post)
+    tot = post.sum(axis=1, keepdims=True)
+    post /= tot
+    counts = embedding_bag(idx_t, torch.from_numpy(post.astype(np.float32)), off_t, mode="sum")
+    return float(mx.sum() + np.log(tot).sum()), counts.numpy().astype(np.float64), post
+
+
+def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:
+    """Like ``_torch_chunk`` with the posterior normalization in (multi-threaded) float32."""
+    import torch
+    from torch.nn.functional import embedding_bag
+
+    idx, off, idx_t, off_t = ch.torch_idx
+    post = embedding_bag(idx, m32, off, mode="sum")
+    post += torch.from_numpy(logw.astype(np.float32))
+    lse = torch.logsumexp(post, dim=1, keepdim=True)
+    post -= lse
+    torch.exp_(post)
+    counts = embedding_bag(idx_t, post, off_t, mode="sum")
+    return float(lse.sum(dtype=torch.float64)), counts.numpy().astype(np.float64), None

@@ -1,0 +1,224 @@
+"""M-step: per-item maximization of the expected complete-data log posterior, and the priors.
+
+Given the E-step's expected counts r (correct) and w (wrong) per item and quadrature node, each
+item's (a, d[, g]) is updated by Fisher scoring with step halving; the 1PL's common slope is
+updated jointly with all intercepts through a Schur complement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, log_expit
+
+from learnops.irt.params import Params, Priors, add_step, clip, item_logprobs
+
+#: Largest change of any parameter in one Fisher-scoring step.
+MAX_STEP = 1.0
+
+
+def _prior_terms(
+    p: Params, pri: Priors, include_a: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log prior, its gradient and a positive curvature approximation per item."""
+    n, k = len(p.a), 2 if p.g is None else 3
+    val, grad, info = np.zeros(n), np.zeros((n, k)), np.zeros((n, k, k))
+    if pri.a is not None and include_a:
+        val_a, grad_a, info_a = _prior_a(p.a, pri.a)
+        val += val_a
+        grad[:, 0] += grad_a
+        info[:, 0, 0] += info_a
+    if pri.b is not None:
+        mu, sd = pri.b
+        b = -p.d / p.a
+        e = b - mu
+        val += -(e**2) / (2 * sd**2)
+        grad[:, 0] += e * b / (sd**2 * p.a)
+        grad[:, 1] += e / (sd**2 * p.a)
+        jac = np.stack([-b / p.a, -1.0 / p.a], axis=1)
+        info[:, :2, :2] += jac[:, :, None] * jac[:, None, :] / sd**2
+    if pri.c is not None and p.g is not None:
+        al, be = pri.c
+        c = expit(p.g)
+        val += (al - 1) * log_expit(p.g) + (be - 1) * log_expit(-p.g)
+        grad[:, 2] += (al - 1) * (1 - c) - (be - 1) * c
+        info[:, 2, 2] += max(al + be - 2, 0.0) * c * (1 - c)
+    return val, grad, info
+
+
+def _prior_a(a: np.ndarray, prior: tuple[float, float]) -> tuple[Any, Any, Any]:
+    mu, sd = prior
+    la = np.log(a)
+    u = la - mu
+    return -la - u**2 / (2 * sd**2), -(1 + u / sd**2) / a, 1.0 / (sd**2 * a**2)
+
+
+def item_terms(
+    p: Params,
+    r: np.ndarray,
+    w: np.ndarray,
+    theta: np.ndarray,
+    pri: Priors,
+    *,
+    include_a_prior: bool = True,
+    need: str = "all",
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Per item: expected complete-data log posterior, its gradient and Fisher information."""
+    lp, l1p = item_logprobs(p, theta)
+    obj = np.einsum("iq,iq->i", r, lp) + np.einsum("iq,iq->i", w, l1p)
+    pv, pg, pinfo = _prior_terms(p, pri, include_a_prior)
+    obj = obj + pv
+    if need == "obj":
+        return obj, None, None
+    z = np.multiply.outer(p.a, theta) + p.d[:, None]
+    s = expit(z)
+    n = r + w
+    k = 2 if p.g is None else 3
+    grad = np.empty((len(p.a), k))
+    info = np.empty((len(p.a), k, k))
+    if p.g is None:
+        gz = r - n * s
+        izz = n * s * (1 - s)
+    else:
+        c = expit(p.g)[:, None]
+        prob = np.exp(lp)
+        resid = r - n * prob
+        gz = resid * s / prob
+        gg = resid * c / prob
+        izz = n * (1 - c) * s * s * (1 - s) / prob
+        izg = n * (1 - c) * s * (1 - s) * c / prob
+        igg = n * (1 - s) * c * c * (1 - c) / prob
+        grad[:, 2] = gg.sum(1)
+        info[:, 0, 2] = info[:, 2, 0] = izg @ theta
+        info[:, 1, 2] = info[:, 2, 1] = izg.sum(1)
+        info[:, 2, 2] = igg.sum(1)
+    grad[:, 0] = gz @ theta
+    grad[:, 1] = gz.sum(1)
+    info[:, 0, 0] = izz @ (theta**2)
+    info[:, 0, 1] = info[:, 1, 0] = izz @ theta
+    info[:, 1, 1] = izz.sum(1)
+    return obj, grad + pg, info + pinfo
+
+
+def mstep(
+    p: Params,
+    r: np.ndarray,
+    w: np.ndarray,
+    theta: np.ndarray,
+    pri: Priors,
+    model: str,
+    max_inner: int = 25,
+    tol: float = 1e-10,
+) -> Params:
+    """Maximize the expected complete-data log posterior per item (Fisher scoring + halving)."""
+    if model == "1pl":
+        return _mstep_1pl(p, r, w, theta, pri, max_inner, tol)
+    k = 2 if p.g is None else 3
+    ridge = 1e-9 * np.eye(k)
+    for _ in range(max_inner):
+        obj, grad, info = item_terms(p, r, w, theta, pri)
+        step = np.linalg.solve(info + ridge, grad[:, :, None])[:, :, 0]
+        big = np.abs(step).max(axis=1)
+        step *= np.minimum(1.0, MAX_STEP / np.maximum(big, 1e-300))[:, None]
+        t = np.ones(len(p.a))
+        for _ in range(40):
+            cand = clip(add_step(p, step, t), pri)
+            new_obj, _, _ = item_terms(cand, r, w, theta, pri, need="obj")
+            bad = new_obj < obj - 1e-12 * np.abs(obj)
+            if not bad.any():
+                break
+            t[bad] *= 0.5
+        else:  # no ascent possible for these items: keep them
+            cand.a[bad], cand.d[bad] = p.a[bad], p.d[bad]
+            if cand.g is not None:
+                cand.g[bad] = p.g[bad]
+        moved = np.abs(np.stack([cand.a - p.a, cand.d - p.d], axis=1)).max()
+        p = cand
+        if moved < tol:
+            break
+    return p
+
+
+def _total_1pl(
+    a_val: float,
+    d_val: np.ndarray,
+    r: np.ndarray,
+    w: np.ndarray,
+    theta: np.ndarray,
+    pri: Priors,
+    need: str = "all",
+) -> tuple[Any, np.ndarray | None, np.ndarray | None, Any, Any]:
+    """1PL objective summed over items (a prior counted once), per-item gradient and
+    information, and the a prior's gradient and curvature."""
+    pp = Params(np.full(len(d_val), a_val), d_val)
+    obj, grad, info = item_terms(pp, r, w, theta, pri, include_a_prior=False, need=need)
+    tot = obj.sum()
+    if pri.a is not None:
+        va, ga, ia = _prior_a(np.array([a_val]), pri.a)
+        tot += va[0]
+        if grad is not None:
+            return tot, grad, info, ga[0], ia[0]
+    return tot, grad, info, 0.0, 0.0
+
+
+def _mstep_1pl(
+    p: Params,
+    r: np.ndarray,
+    w: np.ndarray,
+    theta: np.ndarray,
+    pri: Priors,
+    max_inner: int,
+    tol: float,
+) -> Params:
+    """1PL M-step: the common slope and all intercepts by Fisher scoring (Schur complement)."""
+    a = float(p.a[0])
+    d = p.d.copy()
+    n_items = len(d)
+
+    for _ in range(max_inner):
+        obj, grad, info, ga_pri, ia_pri = _total_1pl(a, d, r, w, theta, pri)
+        ga = grad[:, 0].sum() + ga_pri
+        jaa = info[:, 0, 0].sum() + ia_pri
+        jad, jdd, gd = info[:, 0, 1], info[:, 1, 1] + 1e-9, grad[:, 1]
+        schur = jaa - (jad**2 / jdd).sum() + 1e-9
+        da = (ga - (jad * gd / jdd).sum()) / schur
+        dd = (gd - jad * da) / jdd
+        big = max(abs(da), np.abs(dd).max())
+        scale = min(1.0, MAX_STEP / max(big, 1e-300))
+        t = scale
+        for _ in range(40):
+            cand = clip(Params(np.full(n_items, a + t * da), d + t * dd), pri)
+            new_obj = _total_1pl(float(cand.a[0]), cand.d, r, w, theta, pri, need="obj")[0]
+            if new_obj >= obj - 1e-12 * abs(obj):
+                break
+            t *= 0.5
+        else:
+            break
+        moved = max(abs(cand.a[0] - a), np.abs(cand.d - d).max())
+        a, d = float(cand.a[0]), cand.d
+        if moved < tol:
+            break
+    return Params(np.full(n_items, a), d)
+
+
+def log_prior_total(p: Params, pri: Priors, model: str) -> float:
+    """Sum of log prior densities (the a prior counted once for the 1PL common slope)."""
+    val, _, _ = _prior_terms(p, pri, include_a=model != "1pl")
+    tot = float(val.sum())
+    if model == "1pl" and pri.a is not None:
+        tot += float(_prior_a(p.a[:1], pri.a)[0][0])
+    return tot
+
+
+def full_gradient(
+    p: Params, r: np.ndarray, w: np.ndarray, theta: np.ndarray, pri: Priors, model: str
+) -> np.ndarray:
+    """Gradient of the marginal log posterior (Fisher identity), packed like ``pack``."""
+    _, grad, _ = item_terms(p, r, w, theta, pri, include_a_prior=model != "1pl")
+    if model == "1pl":
+        ga = grad[:, 0].sum()
+        if pri.a is not None:
+            ga += _prior_a(p.a[:1], pri.a)[1][0]
+        return np.concatenate([[ga], grad[:, 1]])
+    return np.concatenate([grad[:, j] for j in range(grad.shape[1])])

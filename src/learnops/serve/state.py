@@ -1,0 +1,200 @@
+"""What the running API holds: the served model, the API-triggered retrain and the app's state.
+
+``ServeState`` is built once by ``create_app`` and stored on ``app.state.serve``; the routes
+reach it through the ``get_state`` dependency (learnops.serve.deps).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from learnops.config import Params
+from learnops.data.store import EventStore
+from learnops.lifecycle.registry import Registry
+from learnops.serve.auth import Tokens
+from learnops.serve.decision_log import DecisionLog
+from learnops.serve.fallback import FallbackTeacher, RuleTeacher
+from learnops.serve.metrics import ServeMetrics
+
+__all__ = ["CHECK_INTERVAL_S", "ModelHolder", "RetrainState", "ServeState", "default_retrain"]
+
+log = logging.getLogger("learnops.serve")
+
+#: How often (seconds) the production version is looked up in the registry at most.
+CHECK_INTERVAL_S = 1.0
+
+
+class ModelHolder:
+    """The served MLP: loaded once, swapped when the registry's production version changes.
+
+    The registry is asked at most once per ``interval`` seconds, off the request path and never
+    concurrently; requests meanwhile use the loaded model. A version whose artifacts fail to
+    load is not retried.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        interval: float = CHECK_INTERVAL_S,
+        loader: Callable[[str], Any] | None = None,
+        on_swap: Callable[[], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.interval = interval
+        self._loader = loader
+        self._on_swap = on_swap
+        self._lock = threading.Lock()
+        self._state: tuple[Any, str | None] = (None, None)
+        self._key: tuple | None = None
+        self._failed: tuple | None = None
+        self._checked = -math.inf
+
+    @property
+    def version(self) -> str | None:
+        """The version being served (None: no model, every decision goes to the fallback)."""
+        return self._state[1]
+
+    def current(self) -> tuple[Any, str | None]:
+        """(model, version) at once; when the check interval has passed, a background thread
+        looks up the production version (and loads it) for the following requests."""
+        if time.monotonic() - self._checked >= self.interval and self._lock.acquire(False):
+            self._checked = time.monotonic()
+            threading.Thread(target=self._refresh_locked, name="model-refresh", daemon=True).start()
+        return self._state
+
+    def _refresh_locked(self) -> None:
+        try:
+            self._refresh()
+        finally:
+            self._lock.release()
+
+    def refresh(self) -> tuple[Any, str | None]:
+        """Look up the production version now and load it if it changed."""
+        with self._lock:
+            self._refresh()
+        return self._state
+
+    def _load(self, path: str) -> Any:
+        if self._loader is not None:
+            return self._loader(path)
+        from learnops.mlp import load
+
+        return load(path)
+
+    def _refresh(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            prod = self.registry.production("mlp")
+        except Exception as exc:  # a locked or unreachable database: keep serving
+            log.warning("registry lookup failed: %s", exc)
+            return
+        if prod is None:
+            if self._key is not None:
+                log.info("no production mlp version: serving the fallback only")
+            self._state, self._key = (None, None), None
+            return
+        key = (prod.version, prod.artifact_path, prod.deployed_at)
+        if key == self._key or key == self._failed:
+            return
+        try:
+            model = self._load(str(prod.artifact_path))
+        except Exception as exc:
+            log.error("cannot load mlp %s from %s: %s", prod.version, prod.artifact_path, exc)
+            self._failed = key
+            return
+        self._state, self._key = (model, prod.version), key
+        log.info("serving mlp %s", prod.version)
+        if self._on_swap is not None:
+            self._on_swap()
+
+
+@dataclass
+class RetrainState:
+    """The API-triggered retrain: whether one runs, its thread and the last run's record."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    running: bool = False
+    last_run: dict[str, Any] | None = None
+    thread: threading.Thread | None = None
+
+
+def default_retrain(params: Params, **kwargs: Any) -> Any:
+    """``learnops.lifecycle.retrain.retrain`` (imported at call time: it is heavy)."""
+    from learnops.lifecycle.retrain import retrain
+
+    return retrain(params, **kwargs)
+
+
+@dataclass
+class ServeState:
+    """Everything the routes share: store, registry, served model, fallback, metrics, tokens."""
+
+    params: Params
+    store: EventStore
+    registry: Registry
+    holder: ModelHolder
+    metrics: ServeMetrics
+    decision_log: DecisionLog
+    tokens: Tokens
+    teacher: FallbackTeacher
+    threshold: float
+    run_retrain: Callable[..., Any] = default_retrain
+    retrain: RetrainState = field(default_factory=RetrainState)
+    own_store: bool = False
+
+    @property
+    def teacher_name(self) -> str:
+        """The fallback's name, logged as the model_version of its decisions."""
+        return str(getattr(self.teacher, "name", type(self.teacher).__name__))
+
+    @classmethod
+    def build(
+        cls,
+        params: Params,
+        *,
+        fallback: FallbackTeacher | None = None,
+        tokens: Tokens | None = None,
+        store: EventStore | None = None,
+        retrain_fn: Callable[..., Any] | None = None,
+        check_interval: float = CHECK_INTERVAL_S,
+    ) -> ServeState:
+        """The state over the event store and registry of ``params``, the model loaded."""
+        tokens = tokens if tokens is not None else Tokens.from_env()  # bad env: fail first
+        own_store = store is None
+        store = store if store is not None else EventStore(params.db_url)
+        registry = Registry(store, params.path(params.paths.models_dir) / "registry")
+        metrics = ServeMetrics()
+        state = cls(
+            params=params,
+            store=store,
+            registry=registry,
+            holder=ModelHolder(registry, interval=check_interval, on_swap=metrics.observe_reload),
+            metrics=metrics,
+            decision_log=DecisionLog(store, on_error=lambda n: metrics.observe_error("store", n)),
+            tokens=tokens,
+            teacher=fallback if fallback is not None else RuleTeacher(),
+            threshold=float(params.mlp.confidence_threshold),
+            run_retrain=retrain_fn or default_retrain,
+            own_store=own_store,
+        )
+        state.holder.refresh()
+        return state
+
+    def is_training(self) -> bool:
+        """True while an API retrain runs or another process holds the registry's lock."""
+        return self.retrain.running or self.registry.is_training()
+
+    def close(self) -> None:
+        """Wait briefly for a running retrain, store the queued decisions, release the store."""
+        thread = self.retrain.thread
+        if thread is not None:
+            thread.join(timeout=5)
+        self.decision_log.close()
+        if self.own_store:
+            self.store.dispose()

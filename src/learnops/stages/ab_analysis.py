@@ -1,0 +1,282 @@
+"""The ``ab_analysis`` stage: the decision-policy experiment analysed at the learner level.
+
+Reads ``data/processed/decisions.parquet``, turns the experiment's decisions into learner events,
+analyses them with CUPED covariates (when asked) and without, and writes ``reports/ab/results.json``
+and the DVC metric ``reports/metrics/ab.json``. Returns everything notebook 05 shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from learnops.config import Params
+
+#: results.json comparison key → column of the comparison table, in display order (short names
+#: so that the table fits a report page)
+TABLE_COLUMNS: dict[str, str] = {
+    "metric": "metric",
+    "treatment": "treatment",
+    "n_treatment": "n_t",
+    "n_control": "n_c",
+    "mean_treatment": "mean_t",
+    "mean_control": "mean_c",
+    "diff": "diff",
+    "ci_low": "ci_low",
+    "ci_high": "ci_high",
+    "p_value": "p",
+    "p_adjusted": "p_holm",
+    "significant": "signif",
+    "test": "test",
+    "mde": "mde",
+    "variance_reduction": "var_red",
+}
+
+
+@dataclass
+class AbAnalysisResult:
+    """What notebook 05 shows: the analysis (``results`` is results.json), its tables and the
+    inputs of its figures."""
+
+    experiment: str
+    use_cuped: bool
+    metrics: list[str]
+    primary: str
+    covariates: dict[str, str]
+    events: pd.DataFrame
+    results: dict[str, Any]
+    unadjusted: dict[str, Any]
+    table: pd.DataFrame
+    ci_widths: pd.DataFrame
+    groups: pd.DataFrame
+    learners: pd.DataFrame
+    effects_vs_truth: pd.DataFrame
+    cumulative: pd.DataFrame
+    power: dict[str, Any]
+    decision_lines: list[str]
+    summary: pd.DataFrame
+    flat_metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def decision_markdown(self) -> str:
+        """The decision and its grounds as Markdown."""
+        return "\n".join(self.decision_lines)
+
+
+def comparison_table(results: dict[str, Any], unadjusted: dict[str, Any]) -> pd.DataFrame:
+    """One row per metric × treatment: the comparison as analysed (CUPED where a covariate is
+    used; columns renamed by :data:`TABLE_COLUMNS`) plus ``diff_no_cuped`` and
+    ``p_holm_no_cuped`` from the same analysis without covariates."""
+    import pandas as pd
+
+    table = pd.DataFrame(results["comparisons"]).reindex(columns=list(TABLE_COLUMNS))
+    plain = {(c["metric"], c["treatment"]): c for c in unadjusted["comparisons"]}
+    keys = list(zip(table["metric"], table["treatment"], strict=True))
+    table["diff_no_cuped"] = [plain[k]["diff"] for k in keys]
+    table["p_holm_no_cuped"] = [plain[k]["p_adjusted"] for k in keys]
+    return table.rename(columns=TABLE_COLUMNS)
+
+
+def ci_widths(results: dict[str, Any], unadjusted: dict[str, Any]) -> pd.DataFrame:
+    """Confidence-interval width of every comparison as analysed and without covariates."""
+    import pandas as pd
+
+    plain = {(c["metric"], c["treatment"]): c for c in unadjusted["comparisons"]}
+
+    def width(c: dict[str, Any]) -> float:
+        lo, hi = c["ci_low"], c["ci_high"]
+        return math.nan if lo is None or hi is None else hi - lo
+
+    rows = [
+        {
+            "metric": c["metric"],
+            "treatment": c["treatment"],
+            "ci_width": width(c),
+            "ci_width_no_cuped": width(plain[(c["metric"], c["treatment"])]),
+        }
+        for c in results["comparisons"]
+    ]
+    out = pd.DataFrame(rows, columns=["metric", "treatment", "ci_width", "ci_width_no_cuped"])
+    out["width_ratio"] = out["ci_width"] / out["ci_width_no_cuped"]
+    return out
+
+
+def effects_vs_truth(
+    table: pd.DataFrame, true_effect: dict[str, float], control: str, metric: str = "engagement"
+) -> pd.DataFrame:
+    """Estimated effects on ``metric`` next to the lifts the simulator planted
+    (``simulate.ab_effect``; 0 for arms without one)."""
+    cols = ["treatment", "diff", "ci_low", "ci_high"]
+    out = table.loc[table["metric"] == metric, cols].copy()
+    out["true_lift_if_simulated"] = [
+        true_effect.get(t, 0.0) - true_effect.get(control, 0.0) for t in out["treatment"]
+    ]
+    out["ci_covers_truth"] = (out["ci_low"] <= out["true_lift_if_simulated"]) & (
+        out["true_lift_if_simulated"] <= out["ci_high"]
+    )
+    return out.reset_index(drop=True)
+
+
+def power_inputs(
+    results: dict[str, Any], metric: str, alpha: float, power: float, threshold: float
+) -> dict[str, Any]:
+    """Inputs of the power curve for ``metric``: the comparison with the largest treatment arm,
+    its pooled learner-level SD, its allocation ratio and its reported MDE."""
+    comps = [c for c in results["comparisons"] if c["metric"] == metric]
+    c = max(comps, key=lambda c: c["n_treatment"])
+    n_t, n_c = c["n_treatment"], c["n_control"]
+    sd_t, sd_c = c["sd_treatment"], c["sd_control"]
+    dof = n_t + n_c - 2
+    if sd_t is None or sd_c is None or dof <= 0:
+        sd = math.nan
+    else:
+        sd = math.sqrt(((n_t - 1) * sd_t**2 + (n_c - 1) * sd_c**2) / dof)
+    return {
+        "sd": sd,
+        "n_current": n_c,
+        "alpha": alpha,
+        "power": power,
+        "ratio": n_t / n_c if n_c else 1.0,
+        "threshold": threshold,
+        "metric": metric,
+        "treatment": c["treatment"],
+        "control": c["control"],
+        "n_treatment": n_t,
+        "mde": c["mde"],
+    }
+
+
+def decision_lines(
+    results: dict[str, Any], covariates: dict[str, str], power: dict[str, Any]
+) -> list[str]:
+    """The decision, the unit, the SRM check, the correction and every significant effect, as
+    Markdown lines."""
+    srm = results["srm"]
+    groups = results["groups"].values()
+    mde = power["mde"]
+    lines = [
+        f"**{results['decision']}**",
+        "",
+        f"- Unit of analysis: the learner ({sum(g['n_learners'] for g in groups):,} learners, "
+        f"{sum(g['n_rows'] for g in groups):,} decisions).",
+        f"- SRM check: chi2 = {srm['chi2']:.2f}, p = {srm['p_value']:.3g} "
+        f"({'mismatch — do not trust the effects' if srm['mismatch'] else 'no mismatch'}).",
+        f"- {len(results['comparisons'])} comparisons, Holm-corrected at alpha = "
+        f"{results['alpha']}; a winner must also beat the control by more than "
+        f"{results['practical_threshold']} with at least {results['min_sample_size']} learners "
+        "per group.",
+        f"- CUPED covariates: {', '.join(covariates.values()) or 'none'}.",
+        f"- MDE on {power['metric']} for {power['treatment']} vs {power['control']} at the "
+        f"current size ({power['n_treatment']} vs {power['n_current']} learners): "
+        + (f"{mde:.4f}." if mde is not None else "not estimable."),
+    ]
+    for c in results["comparisons"]:
+        if c["significant"]:
+            lines.append(
+                f"- {c['metric']}: {c['treatment']} − {c['control']} = {c['diff']:+.4f} "
+                f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
+                f"p_adj = {c['p_adjusted']:.2g})"
+            )
+    return lines
+
+
+def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
+    """Analyse the experiment in the processed decisions (with CUPED covariates when
+    ``use_cuped`` and a pre-period exists, and without), write results.json and the ``ab``
+    metrics, and return the tables and figure inputs."""
+    import pandas as pd
+
+    from learnops.ab.analysis import (
+        analyze,
+        cumulative_effects,
+        events_from_decisions,
+        flat_metrics,
+        learner_table,
+    )
+    from learnops.io import read_table, write_json
+    from learnops.stages import write_metrics
+
+    ab = params.ab
+    metrics = list(ab.metrics)
+    decisions = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
+    present = set(decisions["ab_test"].dropna().astype(str))
+    wanted = params.simulate.ab_test if params.simulate.ab_test in present else None
+    events = events_from_decisions(decisions, wanted)
+    experiment = events.attrs["experiment"]
+    covariates = {m: f"pre_{m}" for m in metrics if use_cuped and f"pre_{m}" in events}
+    common = {
+        "control": ab.control,
+        "metrics": metrics,
+        "alpha": ab.alpha,
+        "practical_threshold": ab.practical_threshold,
+        "min_sample_size": ab.min_sample_size,
+        "planned_split": dict(params.simulate.ab_groups),
+        "power": ab.power,
+    }
+    results = analyze(events, covariates=covariates, **common)
+    unadjusted = analyze(events, **common)
+    flat = flat_metrics(results)
+    write_json(params.path(params.paths.reports_dir) / "ab" / "results.json", results)
+    write_metrics(params, "ab", flat)
+
+    table = comparison_table(results, unadjusted)
+    groups = pd.DataFrame(results["groups"]).T.rename_axis("group")
+    groups["expected_learners"] = pd.Series(results["srm"]["expected"])
+    groups["share"] = groups["n_learners"] / groups["n_learners"].sum()
+    primary = "engagement" if "engagement" in metrics else metrics[0]
+    power = power_inputs(results, primary, ab.alpha, ab.power, ab.practical_threshold)
+    lines = decision_lines(results, covariates, power)
+    pre_col = f"pre_{primary}"
+    pre_share = (
+        float(events.groupby("learner_id")[pre_col].first().notna().mean())
+        if pre_col in events
+        else math.nan
+    )
+    summary = pd.DataFrame(
+        {
+            "value": [
+                experiment,
+                f"{len(events):,}",
+                f"{events['learner_id'].nunique():,}",
+                f"{events['timestamp'].min():%Y-%m-%d} .. {events['timestamp'].max():%Y-%m-%d}",
+                "none" if math.isnan(pre_share) else f"{pre_share:.0%}",
+                ", ".join(covariates.values()) or "none",
+                results["winner"] or "none",
+                results["reason"],
+            ]
+        },
+        index=[
+            "experiment",
+            "decisions",
+            "learners",
+            "period (UTC)",
+            f"learners with a pre-period {primary}",
+            "CUPED covariates",
+            "winner",
+            "decision (reason code)",
+        ],
+    )
+    return AbAnalysisResult(
+        experiment=experiment,
+        use_cuped=use_cuped,
+        metrics=metrics,
+        primary=primary,
+        covariates=covariates,
+        events=events,
+        results=results,
+        unadjusted=unadjusted,
+        table=table,
+        ci_widths=ci_widths(results, unadjusted),
+        groups=groups,
+        learners=learner_table(events, metrics),
+        effects_vs_truth=effects_vs_truth(table, dict(params.simulate.ab_effect), ab.control),
+        cumulative=cumulative_effects(events, primary, control=ab.control, alpha=ab.alpha),
+        power=power,
+        decision_lines=lines,
+        summary=summary,
+        flat_metrics=flat,
+    )

@@ -1,0 +1,764 @@
+"""The ``evaluate`` stage: the trained decision model and IRT model on held-out data.
+
+:func:`run` loads ``models/mlp`` and ``models/irt`` and scores them on the data their training
+stages left out (:func:`learnops.data.splits.mlp_holdout` for the decision model: whole learners;
+:func:`learnops.data.splits.irt_holdout` for the IRT model: each learner's last responses). It
+writes ``reports/metrics/evaluate.json`` (deterministic values only, so ``dvc metrics diff`` shows
+real changes), the DVC plot data ``reports/plots/evaluate/{confusion,calibration,threshold}.csv``,
+the measured latency in ``reports/timings/evaluate.json``, and records the evaluation in the event
+store. ``notebooks/04_evaluate.ipynb`` draws the returned :class:`EvaluateResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from learnops.contracts import ACTIONS, FEATURES, OUTCOME_COLUMNS
+from learnops.errors import LearnopsError
+from learnops.evaluation.bootstrap import bootstrap_mean_ci, cluster_bootstrap_ci
+from learnops.evaluation.calibration import (
+    binary_calibration_table,
+    ece,
+    mce,
+    reliability_table,
+)
+from learnops.evaluation.classification import classification_report
+from learnops.evaluation.decisions import (
+    CONFIDENCE_EDGES,
+    ThresholdChoice,
+    add_confidence_bucket,
+    agreement_table,
+    outcomes_by,
+    pick_threshold,
+    threshold_analysis,
+)
+from learnops.evaluation.irt_metrics import binary_metrics, by_group
+from learnops.evaluation.ope import cross_fit_rewards, off_policy_evaluation
+from learnops.evaluation.report import deployment_recommendation
+
+if TYPE_CHECKING:
+    from learnops.config import Params, Targets
+
+__all__ = [
+    "OPE_REWARD",
+    "EvaluateResult",
+    "IrtScores",
+    "MlpDecisions",
+    "MlpScores",
+    "measure_latency",
+    "model_version_label",
+    "run",
+]
+
+#: The logged outcome the off-policy evaluation estimates the policies' value on.
+OPE_REWARD = "next_engagement"
+#: Targets checked from deterministic metrics (the verdict written to ``evaluate.json``); the
+#: latency target is checked too, but only in the report and ``reports/timings/evaluate.json``.
+QUALITY_TARGETS = ("accuracy", "calibration_error", "ml_usage")
+_LABELS = list(ACTIONS)
+_K = len(ACTIONS)
+
+
+@dataclass
+class MlpScores:
+    """The decision model's probabilities on the held-out learners and their quality metrics."""
+
+    y: np.ndarray
+    """Logged action indices (ACTIONS order) of the test decisions."""
+    proba: np.ndarray
+    """Calibrated (temperature-scaled) class probabilities, (n, 5)."""
+    proba_uncalibrated: np.ndarray
+    """Probabilities at T = 1, (n, 5)."""
+    report: dict[str, Any]
+    per_class: pd.DataFrame
+    confusion: pd.DataFrame
+    confusion_normalized: pd.DataFrame
+    calibration: pd.DataFrame
+    """ECE/MCE/log-loss before and after temperature scaling, equal-width and equal-mass bins."""
+    reliability: dict[tuple[str, str], pd.DataFrame]
+    """Reliability tables keyed by (``before``|``after``, ``uniform``|``quantile``)."""
+    bootstrap: pd.DataFrame
+    """Learner-clustered bootstrap estimate and 95% interval per metric."""
+
+
+@dataclass
+class MlpDecisions:
+    """The model's decisions next to the logged ones: agreement, thresholds, outcomes."""
+
+    test: pd.DataFrame
+    """Held-out decisions with ``model_action``, ``model_confidence``, ``correct`` and
+    ``confidence_bucket`` added."""
+    agreement_by_action: pd.DataFrame
+    agreement_by_confidence: pd.DataFrame
+    agreement_overall: pd.DataFrame
+    thresholds: pd.DataFrame
+    threshold_choice: ThresholdChoice
+    current_threshold: float
+    ml_usage_at_current: float
+    ml_accuracy_at_current: float | None
+    outcomes_by_action: pd.DataFrame
+    outcomes_by_decider: pd.DataFrame
+
+
+@dataclass
+class IrtScores:
+    """The IRT model's P(correct) on each learner's last responses and its metrics."""
+
+    test: pd.DataFrame
+    metrics: dict[str, Any]
+    by_module: pd.DataFrame
+    calibration: pd.DataFrame
+
+
+@dataclass
+class EvaluateResult:
+    """Everything the evaluate stage measured: tables and arrays for the report, ``metrics``
+    (the document written to ``reports/metrics/evaluate.json``) and ``timings`` (the wall-clock
+    document written to ``reports/timings/evaluate.json``)."""
+
+    model_version: str
+    temperature: float
+    targets: Targets
+    """``params.evaluate.targets``, the thresholds the verdict checks."""
+    test: pd.DataFrame
+    y: np.ndarray
+    proba: np.ndarray
+    proba_uncalibrated: np.ndarray
+    report: dict[str, Any]
+    per_class: pd.DataFrame
+    confusion: pd.DataFrame
+    confusion_normalized: pd.DataFrame
+    calibration: pd.DataFrame
+    reliability: dict[tuple[str, str], pd.DataFrame]
+    ece_values: dict[tuple[str, str], float]
+    """ECE keyed like ``reliability`` (for the legend of the reliability diagrams)."""
+    bootstrap: pd.DataFrame
+    headline: pd.DataFrame
+    """``bootstrap`` indexed by metric, with the target each metric is checked against."""
+    agreement_by_action: pd.DataFrame
+    agreement_by_confidence: pd.DataFrame
+    agreement_overall: pd.DataFrame
+    thresholds: pd.DataFrame
+    threshold_choice: ThresholdChoice
+    current_threshold: float
+    threshold_summary: pd.DataFrame
+    """ML usage and accuracy at the current and at the chosen threshold."""
+    outcomes_by_action: pd.DataFrame
+    outcomes_by_decider: pd.DataFrame
+    ope: pd.DataFrame
+    """One row per (policy, estimator), plus the logged policy's observed mean."""
+    irt_test: pd.DataFrame
+    irt_metrics: dict[str, Any]
+    irt_by_module: pd.DataFrame
+    irt_calibration: pd.DataFrame
+    latency_ms: np.ndarray
+    latency: dict[str, float]
+    recommendation: dict[str, Any]
+    """The verdict on every target, latency included (the report's view)."""
+    checks: pd.DataFrame
+    """One row per target check of ``recommendation``."""
+    summary: pd.DataFrame
+    """One row per headline fact (for the top of the report)."""
+    conclusion: str
+    """The report's closing paragraph: verdict, intervals, threshold and off-policy findings."""
+    metrics: dict[str, Any]
+    timings: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+    evaluation_id: int | None = None
+
+    @property
+    def irt_metrics_table(self) -> pd.DataFrame:
+        """``irt_metrics`` as a one-column table (metric → value on the held-out responses)."""
+        return pd.Series(self.irt_metrics, name="held-out", dtype=float).to_frame()
+
+    @property
+    def latency_table(self) -> pd.DataFrame:
+        """``latency`` as a one-column table (statistic → milliseconds)."""
+        return pd.Series(self.latency, name="ms", dtype=float).to_frame()
+
+    @property
+    def outcomes_summary_by_action(self) -> pd.DataFrame:
+        """Mean outcome [95% CI] per logged action (rows) and outcome (columns)."""
+        return interval_pivot(self.outcomes_by_action, "action")
+
+    @property
+    def outcomes_summary_by_decider(self) -> pd.DataFrame:
+        """Mean outcome [95% CI] per decider (rows) and outcome (columns)."""
+        return interval_pivot(self.outcomes_by_decider, "decided_by")
+
+
+# -- models and latency -------------------------------------------------------------------------
+def model_version_label(model: Any) -> str:
+    """``pipeline-`` + the first 12 hex digits of the model's weights sha256 (from metadata)."""
+    sha = str(getattr(model, "metadata", {}).get("weights_sha256") or "")
+    return "pipeline-" + (sha[:12] if sha else "unknown")
+
+
+def measure_latency(
+    model: Any, rows: list[Mapping[str, Any]], n_calls: int = 500, warmup: int = 20
+) -> np.ndarray:
+    """Wall-clock milliseconds of ``n_calls`` in-process single-decision ``learnops.mlp.predict``
+    calls cycling over ``rows`` (after ``warmup`` untimed calls)."""
+    from learnops.mlp import predict
+
+    if not rows:
+        raise LearnopsError("no decisions to time")
+    for i in range(warmup):
+        predict(model, rows[i % len(rows)])
+    out = np.empty(n_calls)
+    for i in range(n_calls):
+        t0 = time.perf_counter()
+        predict(model, rows[i % len(rows)])
+        out[i] = (time.perf_counter() - t0) * 1000.0
+    return out
+
+
+def latency_summary(latency_ms: np.ndarray) -> dict[str, float]:
+    """p50, p95, p99 and mean of the latencies (ms)."""
+    out = {f"p{q}": float(np.percentile(latency_ms, q)) for q in (50, 95, 99)}
+    out["mean"] = float(np.mean(latency_ms))
+    return out
+
+
+def _load_models(params: Params) -> tuple[Any, Any]:
+    from learnops import irt
+    from learnops.mlp import load as load_mlp
+
+    models_dir = params.path(params.paths.models_dir)
+    for d in (models_dir / "mlp", models_dir / "irt"):
+        if not d.is_dir():
+            raise LearnopsError(f"no trained model at {d}: run its pipeline stage first")
+    return load_mlp(models_dir / "mlp"), irt.load(models_dir / "irt")
+
+
+# -- the decision model -------------------------------------------------------------------------
+def mlp_test_set(params: Params) -> tuple[pd.DataFrame, np.ndarray]:
+    """The held-out decisions and their logged action indices (ACTIONS order)."""
+    from learnops.data.splits import mlp_holdout
+    from learnops.io import read_table
+
+    decisions = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
+    test = mlp_holdout(decisions, params)[1]
+    if test.empty:
+        raise LearnopsError("the MLP held-out set is empty")
+    unknown = sorted(set(test["action"].astype(str)) - set(ACTIONS))
+    if unknown:
+        raise LearnopsError(f"unknown logged action(s) in the test set: {unknown}")
+    y = test["action"].astype(str).map({a: i for i, a in enumerate(ACTIONS)}).to_numpy(int)
+    return test, y
+
+
+def _bootstrap_table(
+    test: pd.DataFrame, proba: np.ndarray, y: np.ndarray, params: Params
+) -> pd.DataFrame:
+    """Learner-clustered bootstrap CIs of accuracy, macro-F1, ECE and log-loss (same draws)."""
+    from sklearn.metrics import f1_score, log_loss
+
+    n_bins = params.evaluate.ece_bins
+    idx = list(range(_K))
+    slim = pd.DataFrame(
+        {"learner_hash": test["learner_hash"].to_numpy(), "_row": np.arange(len(y))}
+    )
+    pred = proba.argmax(axis=1)
+
+    def rows(df: pd.DataFrame) -> np.ndarray:
+        return df["_row"].to_numpy()
+
+    stats: dict[str, Callable[[pd.DataFrame], float]] = {
+        "accuracy": lambda d: float(np.mean(pred[rows(d)] == y[rows(d)])),
+        "macro_f1": lambda d: float(
+            f1_score(y[rows(d)], pred[rows(d)], labels=idx, average="macro", zero_division=0)
+        ),
+        "ece": lambda d: ece(y[rows(d)], proba[rows(d)], n_bins=n_bins),
+        "log_loss": lambda d: float(log_loss(y[rows(d)], proba[rows(d)], labels=idx)),
+    }
+    records = []
+    n_boot = params.evaluate.bootstrap
+    for name, fn in stats.items():
+        if n_boot >= 1:
+            est, lo, hi = cluster_bootstrap_ci(
+                slim, fn, cluster_col="learner_hash", n_boot=n_boot, seed=params.seed
+            )
+        else:
+            est, lo, hi = fn(slim), float("nan"), float("nan")
+        records.append({"metric": name, "estimate": est, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(records)
+
+
+def _calibration(
+    y: np.ndarray, before: np.ndarray, after: np.ndarray, n_bins: int
+) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
+    """ECE/MCE (equal-width and equal-mass bins), log-loss and mean confidence before and after
+    temperature scaling, and the reliability table of each (when, binning)."""
+    from sklearn.metrics import log_loss
+
+    rows = []
+    tables: dict[tuple[str, str], pd.DataFrame] = {}
+    for when, p in (("before", before), ("after", after)):
+        row: dict[str, Any] = {"probabilities": when}
+        for strategy in ("uniform", "quantile"):
+            tables[(when, strategy)] = reliability_table(y, p, n_bins, strategy)
+            row[f"ece_{strategy}"] = ece(y, p, n_bins, strategy)
+            row[f"mce_{strategy}"] = mce(y, p, n_bins, strategy)
+        row["log_loss"] = float(log_loss(y, p, labels=list(range(_K))))
+        row["mean_confidence"] = float(p.max(axis=1).mean())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("probabilities"), tables
+
+
+def score_mlp(model: Any, test: pd.DataFrame, y: np.ndarray, params: Params) -> MlpScores:
+    """Classification metrics, confusion matrices, calibration before/after temperature scaling
+    and learner-clustered bootstrap CIs of the model on the held-out decisions."""
+    from learnops.mlp.calibration import apply_temperature
+    from learnops.mlp.features import feature_matrix
+
+    logits, _ = model.logits_and_delta(feature_matrix(test))
+    proba_t1 = apply_temperature(logits, 1.0)
+    proba = apply_temperature(logits, model.temperature)
+    report = classification_report(y, proba, _LABELS)
+    per_class = pd.DataFrame([{"action": a, **report["per_class"][a]} for a in _LABELS]).astype(
+        {"support": int}
+    )
+    confusion = pd.DataFrame(report["confusion_matrix"], index=_LABELS, columns=_LABELS)
+    confusion_norm = pd.DataFrame(
+        report["confusion_matrix_normalized"], index=_LABELS, columns=_LABELS
+    )
+    for cm in (confusion, confusion_norm):
+        cm.index.name, cm.columns.name = "actual", "predicted"
+    calibration, reliability = _calibration(y, proba_t1, proba, params.evaluate.ece_bins)
+    return MlpScores(
+        y=y,
+        proba=proba,
+        proba_uncalibrated=proba_t1,
+        report=report,
+        per_class=per_class,
+        confusion=confusion,
+        confusion_normalized=confusion_norm,
+        calibration=calibration,
+        reliability=reliability,
+        bootstrap=_bootstrap_table(test, proba, y, params),
+    )
+
+
+def compare_decisions(test: pd.DataFrame, scores: MlpScores, params: Params) -> MlpDecisions:
+    """The model's decisions against the logged ones: agreement per decider, confidence
+    thresholds (usage vs accuracy, the chosen one) and the outcomes that followed."""
+    ev = params.evaluate
+    pred = scores.proba.argmax(axis=1)
+    test = test.copy()
+    test["model_action"] = np.asarray(ACTIONS, dtype=object)[pred]
+    test["model_confidence"] = scores.proba.max(axis=1)
+    test["correct"] = (pred == scores.y).astype(int)
+    test = add_confidence_bucket(test, "model_confidence", CONFIDENCE_EDGES)
+
+    thresholds = threshold_analysis(test["model_confidence"], test["correct"])
+    current = float(params.mlp.confidence_threshold)
+    at_current = test["model_confidence"] >= current
+    outcome_cols = [c for c in OUTCOME_COLUMNS if c in test.columns]
+    return MlpDecisions(
+        test=test,
+        agreement_by_action=agreement_table(test, by=["decided_by", "action"]),
+        agreement_by_confidence=agreement_table(test, by=["decided_by", "confidence_bucket"]),
+        agreement_overall=agreement_table(test, by=["decided_by"]),
+        thresholds=thresholds,
+        threshold_choice=pick_threshold(thresholds, ev.targets.ml_usage, ev.targets.accuracy),
+        current_threshold=current,
+        ml_usage_at_current=float(at_current.mean()),
+        ml_accuracy_at_current=(
+            float(test.loc[at_current, "correct"].mean()) if at_current.any() else None
+        ),
+        outcomes_by_action=outcomes_by(test, by="action", metrics=outcome_cols),
+        outcomes_by_decider=outcomes_by(test, by="decided_by", metrics=outcome_cols),
+    )
+
+
+# -- off-policy evaluation ----------------------------------------------------------------------
+def off_policy(
+    test: pd.DataFrame, y: np.ndarray, proba: np.ndarray, params: Params
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """IPS/SNIPS/DR of the model's argmax and stochastic policies on :data:`OPE_REWARD`, and the
+    logged policy's observed mean (learner-bootstrap interval): a table and its metrics."""
+    r = test[OPE_REWARD].astype(float).to_numpy()
+    p_log = test["propensity"].astype(float).to_numpy()
+    X = test[list(FEATURES)].to_numpy(dtype=float)
+    q_hat = cross_fit_rewards(X, y, r, _K, n_folds=5, seed=params.seed)
+    policies = {
+        "deterministic": np.eye(_K)[proba.argmax(axis=1)],
+        "stochastic": proba / proba.sum(axis=1, keepdims=True),
+    }
+    rows: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"reward": OPE_REWARD, "reward_model": "ridge, 5-fold cross-fitted"}
+    for name, pi in policies.items():
+        out[name] = {}
+        for est, o in off_policy_evaluation(r, p_log, pi, y, q_hat=q_hat).items():
+            d = o.to_dict()
+            rows.append({"policy": name, **d})
+            keep = ("value", "se", "ci_low", "ci_high", "ess", "max_weight")
+            out[name][est] = {k: d[k] for k in keep}
+    mean, lo, hi = bootstrap_mean_ci(
+        r,
+        clusters=test["learner_hash"].to_numpy(),
+        n_boot=max(params.evaluate.bootstrap, 1),
+        seed=params.seed,
+    )
+    rows.append(
+        {
+            "policy": "logged",
+            "estimator": "observed mean",
+            "value": mean,
+            "se": float("nan"),
+            "ci_low": lo,
+            "ci_high": hi,
+            "n": len(r),
+            "ess": float(len(r)),
+            "max_weight": 1.0,
+        }
+    )
+    out["logged"] = {"value": mean, "ci_low": lo, "ci_high": hi, "n": len(r)}
+    out["deltas"] = {
+        f"{pol}_{est}_minus_logged": out[pol][est]["value"] - mean
+        for pol in policies
+        for est in out[pol]
+    }
+    return pd.DataFrame(rows), out
+
+
+# -- the IRT model ------------------------------------------------------------------------------
+def score_irt(fit: Any, params: Params) -> IrtScores:
+    """P(correct) of each learner's held-out last responses: binary metrics, per module, and the
+    calibration table."""
+    from learnops.data.splits import irt_holdout
+    from learnops.io import read_table
+
+    n_bins = params.evaluate.ece_bins
+    responses = read_table(params.path(params.paths.processed_dir) / "responses.parquet")
+    test = irt_holdout(responses, params)[1].copy()
+    if test.empty:
+        raise LearnopsError("the IRT held-out set is empty")
+    test["p_correct"] = fit.predict(test)
+    yc = test["correct"].astype(float).to_numpy()
+    by_module = (
+        by_group(yc, test["p_correct"], test["module"], n_bins=n_bins)
+        if "module" in test.columns
+        else pd.DataFrame()
+    )
+    return IrtScores(
+        test=test,
+        metrics=binary_metrics(yc, test["p_correct"], n_bins=n_bins),
+        by_module=by_module,
+        calibration=binary_calibration_table(yc, test["p_correct"], n_bins=n_bins),
+    )
+
+
+# -- verdict, metrics, tables -------------------------------------------------------------------
+def recommend(
+    scores: MlpScores, dec: MlpDecisions, latency: Mapping[str, float] | None, targets: Any
+) -> dict[str, Any]:
+    """The deploy verdict against ``targets``; with ``latency`` None only the deterministic
+    :data:`QUALITY_TARGETS` are checked (the verdict written to ``evaluate.json``)."""
+    tgt = targets.model_dump() if hasattr(targets, "model_dump") else dict(targets)
+    measured: dict[str, Any] = {
+        "accuracy": scores.report["accuracy"],
+        "calibration_error": float(scores.calibration.loc["after", "ece_uniform"]),
+        "ml_usage": dec.ml_usage_at_current,
+    }
+    if latency is None:
+        tgt = {k: v for k, v in tgt.items() if k in QUALITY_TARGETS}
+    else:
+        measured["latency_ms"] = latency["p95"]
+    return deployment_recommendation(measured, tgt)
+
+
+def build_metrics(
+    version: str,
+    model: Any,
+    fit: Any,
+    scores: MlpScores,
+    dec: MlpDecisions,
+    ope: Mapping[str, Any],
+    irt_scores: IrtScores,
+    params: Params,
+) -> dict[str, Any]:
+    """The ``evaluate.json`` document: deterministic given the inputs (no wall-clock numbers)."""
+    from learnops.io import jsonable
+
+    report, cal, choice = scores.report, scores.calibration, dec.threshold_choice
+    b = scores.bootstrap.set_index("metric")
+    rec = recommend(scores, dec, None, params.evaluate.targets)
+    metrics = {
+        "model_version": version,
+        "temperature": float(model.temperature),
+        "n_test": int(report["n"]),
+        "n_test_learners": int(dec.test["learner_hash"].nunique()),
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro"]["f1"],
+        "weighted_f1": report["weighted"]["f1"],
+        "log_loss": report["log_loss"],
+        "brier": report["brier"],
+        "ece": float(cal.loc["after", "ece_uniform"]),
+        "mce": float(cal.loc["after", "mce_uniform"]),
+        "ece_quantile": float(cal.loc["after", "ece_quantile"]),
+        "mce_quantile": float(cal.loc["after", "mce_quantile"]),
+        "ci": {m: dict(b.loc[m, ["estimate", "ci_low", "ci_high"]]) for m in b.index},
+        "bootstrap": {
+            "n_boot": params.evaluate.bootstrap,
+            "seed": params.seed,
+            "cluster": "learner_hash",
+        },
+        "calibration": {when: cal.loc[when].to_dict() for when in ("before", "after")},
+        "per_class": {
+            r["action"]: {k: r[k] for k in ("precision", "recall", "f1", "support")}
+            for r in scores.per_class.to_dict("records")
+        },
+        "ml_usage": dec.ml_usage_at_current,
+        "threshold": {
+            "current": dec.current_threshold,
+            "ml_usage_at_current": dec.ml_usage_at_current,
+            "ml_accuracy_at_current": dec.ml_accuracy_at_current,
+            "chosen": choice.threshold,
+            "chosen_ml_usage": choice.ml_usage,
+            "chosen_ml_accuracy": choice.ml_accuracy,
+            "reason": choice.reason,
+        },
+        "agreement": {
+            r["decided_by"]: {"n": r["n"], "agreement": r["agreement"]}
+            for r in dec.agreement_overall.to_dict("records")
+        },
+        "ope": dict(ope),
+        "irt": {"model": fit.model, **irt_scores.metrics},
+        "recommendation": {
+            "deploy": rec["deploy"],
+            "verdict": rec["verdict"],
+            "reasons": rec["reasons"],
+            "checked": [c["name"] for c in rec["checks"]],
+            "latency": "checked in reports/timings/evaluate.json (wall-clock, not a DVC metric)",
+        },
+    }
+    return jsonable(metrics)
+
+
+def headline_table(bootstrap: pd.DataFrame, targets: Any) -> pd.DataFrame:
+    """The bootstrap table indexed by metric with a ``target`` column (blank if none)."""
+    out = bootstrap.set_index("metric")
+    target = {"accuracy": f"≥ {targets.accuracy}", "ece": f"≤ {targets.calibration_error}"}
+    out["target"] = [target.get(m, "") for m in out.index]
+    return out
+
+
+def threshold_summary(dec: MlpDecisions) -> pd.DataFrame:
+    """ML usage and ML accuracy at the current threshold and at the chosen one."""
+    c = dec.threshold_choice
+    return pd.DataFrame(
+        [
+            {
+                "threshold": dec.current_threshold,
+                "ml_usage": dec.ml_usage_at_current,
+                "ml_accuracy": dec.ml_accuracy_at_current,
+            },
+            {"threshold": c.threshold, "ml_usage": c.ml_usage, "ml_accuracy": c.ml_accuracy},
+        ],
+        index=pd.Index(["current", "chosen"], name="threshold in use"),
+    ).astype(float)
+
+
+def interval_pivot(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """An ``outcomes_by`` table as text cells ``mean [ci_low, ci_high]``: one row per ``by``
+    group, one column per outcome (large values, e.g. milliseconds, without decimals)."""
+
+    def cell(r: pd.Series) -> str:
+        big = abs(float(r["mean"])) >= 100 if pd.notna(r["mean"]) else False
+        f = (lambda v: f"{v:,.0f}") if big else (lambda v: _fmt(v))
+        return f"{f(r['mean'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]"
+
+    cells = table.assign(cell=table.apply(cell, axis=1))
+    out = cells.pivot(index=by, columns="metric", values="cell")
+    out.columns.name = None
+    return out[list(pd.unique(table["metric"]))]
+
+
+def checks_table(rec: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per target check of a recommendation, indexed by the checked metric."""
+    cols = ["name", "value", "target", "comparison", "passed"]
+    table = pd.DataFrame(list(rec["checks"]))
+    return (table if not table.empty else pd.DataFrame(columns=cols)).set_index("name")
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals, or ``n/a`` when it is missing or not a number."""
+    try:
+        return f"{float(x):.{digits}f}"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def summary_table(
+    version: str, metrics: Mapping[str, Any], irt_scores: IrtScores, rec: Mapping[str, Any]
+) -> pd.DataFrame:
+    """One row per headline fact of the evaluation."""
+    facts = {
+        "model version": version,
+        "temperature T": f"{metrics['temperature']:.3f}",
+        "held-out decisions (learners)": f"{metrics['n_test']:,} ({metrics['n_test_learners']:,})",
+        "held-out IRT responses": f"{len(irt_scores.test):,}",
+        "accuracy": f"{metrics['accuracy']:.3f}",
+        "ECE after scaling": f"{metrics['ece']:.3f}",
+        f"ML usage at threshold {metrics['threshold']['current']:.2f}": _fmt(metrics["ml_usage"]),
+        "IRT AUC": _fmt(irt_scores.metrics.get("auc")),
+        "verdict": rec["verdict"].split(":")[0],
+    }
+    return pd.DataFrame({"value": list(facts.values())}, index=pd.Index(facts, name="fact"))
+
+
+def conclusion_text(
+    metrics: Mapping[str, Any], dec: MlpDecisions, latency: Mapping[str, float], rec: Mapping
+) -> str:
+    """The closing paragraph: verdict, accuracy interval, calibration, threshold, off-policy."""
+    acc = metrics["ci"]["accuracy"]
+    choice, current = dec.threshold_choice, dec.current_threshold
+    lines = [
+        rec["verdict"],
+        f"accuracy {acc['estimate']:.3f} (95% CI {acc['ci_low']:.3f}–{acc['ci_high']:.3f}); "
+        f"ECE {metrics['ece']:.3f}; ML usage at threshold {current:.2f}: "
+        f"{metrics['ml_usage']:.3f}; p95 latency {latency['p95']:.3f} ms",
+    ]
+    if choice.threshold is None:
+        lines.append("Threshold: " + choice.reason)
+    elif abs(choice.threshold - current) > 1e-9:
+        lines.append(
+            f"Threshold: the current {current:.2f} meets the usage target with room to spare; "
+            f"the most accurate threshold that still meets it is {choice.reason} "
+            "(a trade-off: fewer model decisions, more fallback calls)."
+        )
+    dr, logged = metrics["ope"]["deterministic"]["dr"], metrics["ope"]["logged"]["value"]
+    lines.append(
+        f"Off-policy (DR) {OPE_REWARD} of the model's policy: {dr['value']:.4f} "
+        f"[{dr['ci_low']:.4f}, {dr['ci_high']:.4f}] vs logged {logged:.4f}"
+    )
+    return "\n".join(lines)
+
+
+# -- outputs ------------------------------------------------------------------------------------
+def write_outputs(params: Params, res: EvaluateResult) -> dict[str, Path]:
+    """Write the DVC metrics, the timings and the DVC plot data; return their paths."""
+    from learnops.stages import write_metrics, write_plot_data, write_timings
+
+    test, thresholds = res.test, res.thresholds
+    cal = res.reliability[("after", "uniform")]
+    thr = thresholds.loc[
+        thresholds["ml_accuracy"].notna(), ["threshold", "ml_usage", "ml_accuracy"]
+    ]
+    confusion = pd.DataFrame(
+        {"actual": test["action"].astype(str), "predicted": test["model_action"]}
+    )
+    return {
+        "metrics": write_metrics(params, "evaluate", res.metrics),
+        "timings": write_timings(params, "evaluate", res.timings),
+        "confusion": write_plot_data(params, "evaluate", "confusion", confusion),
+        "calibration": write_plot_data(
+            params,
+            "evaluate",
+            "calibration",
+            cal.loc[cal["count"] > 0, ["bin", "mean_confidence", "accuracy", "count"]],
+        ),
+        "threshold": write_plot_data(params, "evaluate", "threshold", thr.round(6)),
+    }
+
+
+def record_evaluation(params: Params, res: EvaluateResult) -> int:
+    """Store the evaluation (metrics and timings) in the event store; return its id."""
+    from learnops.data.store import EventStore
+
+    store = EventStore(params.db_url)
+    try:
+        return store.record_evaluation(
+            "mlp",
+            res.model_version,
+            {**res.metrics, "timings": res.timings},
+            accuracy=res.metrics["accuracy"],
+        )
+    finally:
+        store.dispose()
+
+
+# -- the stage ----------------------------------------------------------------------------------
+def run(
+    params: Params, *, write: bool = True, record: bool = True, latency_calls: int = 500
+) -> EvaluateResult:
+    """Evaluate ``models/mlp`` and ``models/irt`` on the pipeline's held-out data.
+
+    The MLP is scored on the held-out learners (metrics, calibration before/after temperature
+    scaling, learner-clustered bootstrap CIs, agreement with the logged ML and LLM decisions,
+    confidence thresholds, outcomes, off-policy value of its policy on ``next_engagement``,
+    single-decision latency); the IRT model on each learner's last responses. A deploy / don't
+    deploy verdict checks ``params.evaluate.targets``. With ``write`` the metrics, timings and
+    DVC plot data are written atomically; with ``record`` the evaluation is stored in the event
+    store. Raises LearnopsError when a model or an input table is missing.
+    """
+    model, fit = _load_models(params)
+    version = model_version_label(model)
+    test, y = mlp_test_set(params)
+    scores = score_mlp(model, test, y, params)
+    dec = compare_decisions(test, scores, params)
+    ope_table, ope = off_policy(dec.test, y, scores.proba, params)
+    irt_scores = score_irt(fit, params)
+    metrics = build_metrics(version, model, fit, scores, dec, ope, irt_scores, params)
+
+    rows = dec.test[list(FEATURES)].head(500).to_dict("records")
+    latencies = measure_latency(model, rows, n_calls=latency_calls)
+    latency = latency_summary(latencies)
+    rec = recommend(scores, dec, latency, params.evaluate.targets)
+    timings = {"latency_ms": latency, "latency_calls": latency_calls, "recommendation": rec}
+
+    cal = scores.calibration
+    result = EvaluateResult(
+        model_version=version,
+        temperature=float(model.temperature),
+        targets=params.evaluate.targets,
+        test=dec.test,
+        y=y,
+        proba=scores.proba,
+        proba_uncalibrated=scores.proba_uncalibrated,
+        report=scores.report,
+        per_class=scores.per_class,
+        confusion=scores.confusion,
+        confusion_normalized=scores.confusion_normalized,
+        calibration=cal,
+        reliability=scores.reliability,
+        ece_values={(w, s): float(cal.loc[w, f"ece_{s}"]) for w, s in scores.reliability},
+        bootstrap=scores.bootstrap,
+        headline=headline_table(scores.bootstrap, params.evaluate.targets),
+        agreement_by_action=dec.agreement_by_action,
+        agreement_by_confidence=dec.agreement_by_confidence,
+        agreement_overall=dec.agreement_overall,
+        thresholds=dec.thresholds,
+        threshold_choice=dec.threshold_choice,
+        current_threshold=dec.current_threshold,
+        threshold_summary=threshold_summary(dec),
+        outcomes_by_action=dec.outcomes_by_action,
+        outcomes_by_decider=dec.outcomes_by_decider,
+        ope=ope_table,
+        irt_test=irt_scores.test,
+        irt_metrics=irt_scores.metrics,
+        irt_by_module=irt_scores.by_module,
+        irt_calibration=irt_scores.calibration,
+        latency_ms=latencies,
+        latency=latency,
+        recommendation=rec,
+        checks=checks_table(rec),
+        summary=summary_table(version, metrics, irt_scores, rec),
+        conclusion=conclusion_text(metrics, dec, latency, rec),
+        metrics=metrics,
+        timings=timings,
+    )
+    if write:
+        result.paths = write_outputs(params, result)
+    if record:
+        result.evaluation_id = record_evaluation(params, result)
+    return result

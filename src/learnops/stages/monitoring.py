@@ -1,0 +1,175 @@
+"""The ``monitoring`` stage: the decision service's behaviour over the exported window.
+
+Reads ``data/processed/decisions.parquet``, splits it by time into a training reference (the first
+70 %) and recent traffic (the rest), and computes rolling metrics, metrics per model version,
+feature drift (PSI, KS) and alerts against ``evaluate.targets``. Writes the DVC metric
+``reports/metrics/monitoring.json`` (deterministic values only) and the latency figures, which are
+wall-clock measurements of the service, to ``reports/timings/monitoring.json``. Returns what
+notebook 06 shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from learnops.config import Params
+    from learnops.monitoring.metrics import Alert
+
+#: Share of the decisions (by time) that stands in for the training reference.
+REFERENCE_FRAC = 0.7
+#: Width of the rolling windows (a pandas offset).
+WINDOW = "7D"
+#: Number of most-drifted features whose distributions the notebook draws.
+TOP_DRIFTED = 6
+#: Columns of the per-version table the notebook shows.
+VERSION_COLUMNS: tuple[str, ...] = (
+    "n",
+    "ml_usage",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "ml_accuracy",
+    "fallback_accuracy",
+    "ml_next_accuracy",
+    "ml_next_engagement",
+    "fallback_next_accuracy",
+    "fallback_next_engagement",
+)
+#: Marks a wall-clock key (or alert metric): it goes to the timings, not the DVC metric.
+WALL_CLOCK = "latency"
+
+
+@dataclass
+class MonitoringResult:
+    """What notebook 06 shows."""
+
+    decisions: pd.DataFrame
+    reference: pd.DataFrame
+    recent: pd.DataFrame
+    split: pd.DataFrame
+    rolling: pd.DataFrame
+    by_version: pd.DataFrame
+    drift: pd.DataFrame
+    top_drifted: list[str]
+    alerts: list[Alert]
+    alerts_table: pd.DataFrame
+    report: dict[str, Any]
+    metrics: dict[str, Any]
+    timings: dict[str, Any]
+    targets: dict[str, float]
+    psi_threshold: float
+
+
+def split_table(reference: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
+    """Rows and time span of the reference and the recent traffic."""
+    import pandas as pd
+
+    rows = []
+    for name, df in (("reference (training)", reference), ("recent traffic", recent)):
+        ts = pd.to_datetime(df["timestamp"], utc=True)
+        rows.append(
+            {
+                "part": name,
+                "decisions": len(df),
+                "from": ts.min().strftime("%Y-%m-%d %H:%M") if len(df) else None,
+                "to": ts.max().strftime("%Y-%m-%d %H:%M") if len(df) else None,
+            }
+        )
+    return pd.DataFrame(rows).set_index("part")
+
+
+def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
+    """One row per alert: metric, feature (drift alerts), value, threshold, model version."""
+    import pandas as pd
+
+    rows = [
+        {
+            "metric": a.metric,
+            "feature": a.labels.get("feature"),
+            "value": a.value,
+            "threshold": a.threshold,
+            "model_version": a.model_version,
+        }
+        for a in alerts
+    ]
+    return pd.DataFrame(rows, columns=["metric", "feature", "value", "threshold", "model_version"])
+
+
+def _is_clock(key: str) -> bool:
+    return WALL_CLOCK in key
+
+
+def _without_clock(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if not _is_clock(k)}
+
+
+def _clock_only(record: dict[str, Any], ids: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k in ids or _is_clock(k)}
+
+
+def split_wall_clock(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the report without wall-clock values, the wall-clock values in the same structure):
+    every key naming latency, and every alert on latency, moves to the second dict. Per-row
+    records keep their identifying key (window, version) beside the moved values."""
+    ids = ("window", "version")
+    metrics: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    for key, value in report.items():
+        if key == "alerts":
+            metrics[key] = [a for a in value if not _is_clock(a["metric"])]
+            timings[key] = [a for a in value if _is_clock(a["metric"])]
+        elif isinstance(value, dict):
+            metrics[key] = _without_clock(value)
+            timings[key] = _clock_only(value)
+        elif isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            metrics[key] = [_without_clock(r) for r in value]
+            timings[key] = [_clock_only(r, ids) for r in value if any(map(_is_clock, r))]
+        else:
+            metrics[key] = value
+    return metrics, {k: v for k, v in timings.items() if v}
+
+
+def run(params: Params) -> MonitoringResult:
+    """Monitor the exported decisions: split, rolling and per-version metrics, drift, alerts;
+    write monitoring.json (metrics) and the latency figures (timings)."""
+    import pandas as pd
+
+    from learnops.io import jsonable
+    from learnops.monitoring import metrics as mon
+    from learnops.stages import write_metrics, write_timings
+
+    t = params.evaluate.targets
+    decisions = pd.read_parquet(params.path(params.paths.processed_dir) / "decisions.parquet")
+    reference, recent = mon.time_split(decisions, reference_frac=REFERENCE_FRAC)
+    drift = mon.drift_report(reference, recent, psi_threshold=mon.DRIFT_PSI)
+    alerts = mon.check_alerts(recent, reference, params=params, psi_max=mon.DRIFT_PSI)
+    report = jsonable(mon.monitoring_report(recent, reference, params=params, window=WINDOW))
+    metrics, timings = split_wall_clock(report)
+    write_metrics(params, "monitoring", metrics)
+    write_timings(params, "monitoring", timings)
+    by_version = mon.metrics_by_version(decisions).set_index("version")
+    return MonitoringResult(
+        decisions=decisions,
+        reference=reference,
+        recent=recent,
+        split=split_table(reference, recent),
+        rolling=mon.rolling_metrics(decisions, window=WINDOW),
+        by_version=by_version[list(VERSION_COLUMNS)],
+        drift=drift,
+        top_drifted=drift.sort_values("psi", ascending=False)["feature"].head(TOP_DRIFTED).tolist(),
+        alerts=alerts,
+        alerts_table=alerts_table(alerts),
+        report=report,
+        metrics=metrics,
+        timings=timings,
+        targets={
+            "accuracy": t.accuracy,
+            "ml_usage": t.ml_usage,
+            "latency_ms": t.latency_ms,
+            "calibration_error": t.calibration_error,
+        },
+        psi_threshold=mon.DRIFT_PSI,
+    )

@@ -1,0 +1,215 @@
+"""The ``train_mlp`` stage: train the decision model on the learners the evaluation leaves out.
+
+Reads ``data/processed/decisions.parquet``, holds out the evaluation learners
+(:func:`learnops.data.splits.mlp_holdout`), trains the MLP (DVCLive logs per epoch into
+``reports/dvclive/train_mlp``), saves ``models/mlp``, compares it with the majority and logistic
+regression baselines and writes ``reports/metrics/train_mlp.json``. Training seconds go to
+``reports/timings/train_mlp.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from learnops.contracts import ACTIONS
+
+if TYPE_CHECKING:
+    from learnops.config import Params
+    from learnops.mlp import TrainResult
+
+__all__ = ["METRIC_KEYS", "TrainMlpResult", "action_mix", "metrics_table", "run"]
+
+STAGE = "train_mlp"
+
+#: Keys of ``TrainResult.metrics`` copied into ``reports/metrics/train_mlp.json``.
+METRIC_KEYS: tuple[str, ...] = (
+    "accuracy", "macro_f1", "nll", "nll_uncalibrated", "ece", "ece_uncalibrated", "brier",
+    "temperature", "best_epoch", "epochs_run", "n_train", "n_val", "per_class_recall",
+)  # fmt: skip
+
+#: Validation metrics shown in the report, in display order.
+VALIDATION_KEYS: tuple[str, ...] = (
+    "accuracy", "macro_f1", "nll", "nll_uncalibrated", "ece", "ece_uncalibrated", "brier",
+    "temperature",
+)  # fmt: skip
+
+
+@dataclass
+class TrainMlpResult:
+    """What the ``train_mlp`` stage measured and wrote (everything its notebook shows)."""
+
+    data_summary: pd.DataFrame
+    """Per action: decisions, share, and counts by ``decided_by`` when logged."""
+    feature_summary: pd.DataFrame
+    """describe() of the 18 features on the decisions used for training and validation."""
+    split_summary: pd.DataFrame
+    """Counts: exported / held-out / training / validation rows and learners, epochs."""
+    history: pd.DataFrame
+    """Per epoch: train/val loss and accuracy (no wall-clock column)."""
+    best_epoch: int
+    validation: pd.DataFrame
+    """Validation metrics of the MLP (one column, ``validation``)."""
+    reliability: pd.DataFrame
+    """Reliability bins before and after temperature scaling (``series`` names the curve)."""
+    ece: dict[str, float]
+    """ECE per reliability ``series``."""
+    coverage: pd.DataFrame
+    """Share of validation decisions at or above the confidence threshold, and their accuracy."""
+    per_class: pd.DataFrame
+    """Per action (index): support, recall, precision on the validation learners."""
+    baselines: pd.DataFrame
+    metrics: dict[str, Any]
+    """The document written to ``reports/metrics/train_mlp.json``."""
+    model_dir: Path
+    seconds: float
+    train_result: TrainResult = field(repr=False)
+
+    @property
+    def metrics_table(self) -> pd.DataFrame:
+        """:attr:`metrics` flattened to one ``value`` column (nested keys joined by dots)."""
+        return metrics_table(self.metrics)
+
+
+def action_mix(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Decisions and share per action (ACTIONS order), plus ``decided_by_*`` counts if logged."""
+    mix = decisions["action"].value_counts().reindex(list(ACTIONS), fill_value=0)
+    total = max(int(mix.sum()), 1)
+    summary = pd.DataFrame({"decisions": mix, "share": mix / total})
+    summary.index.name = "action"
+    if "decided_by" in decisions.columns:
+        by = pd.crosstab(decisions["action"], decisions["decided_by"])
+        by = by.reindex(list(ACTIONS), fill_value=0)
+        summary = summary.join(by.add_prefix("decided_by_"))
+    return summary
+
+
+def split_summary(
+    exported: pd.DataFrame, held_out: pd.DataFrame, result: TrainResult
+) -> pd.DataFrame:
+    """One ``value`` column of counts describing where the decisions went."""
+    split = result.split.summary()
+    rows = {
+        "exported decisions": len(exported),
+        "exported learners": exported["learner_hash"].nunique(),
+        "held-out decisions (evaluate stage)": len(held_out),
+        "held-out learners (evaluate stage)": held_out["learner_hash"].nunique(),
+        "training rows": split["n_train"],
+        "validation rows": split["n_val"],
+        "training learners": split["n_train_learners"],
+        "validation learners": split["n_val_learners"],
+        "epochs run": result.metrics["epochs_run"],
+        "best epoch": result.metrics["best_epoch"],
+    }
+    return pd.Series({k: int(v) for k, v in rows.items()}, name="value").to_frame()
+
+
+def reliability_data(result: TrainResult, n_bins: int) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Reliability bins and ECE of the validation probabilities before and after temperature."""
+    from learnops.mlp.calibration import expected_calibration_error, reliability_table
+
+    series = {
+        "before (T = 1)": result.val_proba(calibrated=False),
+        f"after (T = {result.temperature:.2f})": result.val_proba(calibrated=True),
+    }
+    tables, ece = [], {}
+    for name, proba in series.items():
+        t = reliability_table(result.val_y, proba, n_bins)
+        tables.append(t.assign(series=name)[["series", *t.columns]])
+        ece[name] = float(expected_calibration_error(result.val_y, proba, n_bins))
+    return pd.concat(tables, ignore_index=True), ece
+
+
+def confidence_coverage(result: TrainResult, threshold: float) -> pd.DataFrame:
+    """At the agent's threshold: share of validation decisions the model would take, accuracy."""
+    proba = result.val_proba()
+    conf = proba.max(axis=1)
+    taken = conf >= threshold
+    correct = proba.argmax(axis=1) == result.val_y
+    nan = float("nan")
+    rows = {
+        "confidence threshold": threshold,
+        "validation decisions": len(conf),
+        "share taken by the model": float(taken.mean()) if len(conf) else nan,
+        "accuracy when taken": float(correct[taken].mean()) if taken.any() else nan,
+        "accuracy overall": float(correct.mean()) if len(conf) else nan,
+    }
+    return pd.Series(rows, name="value", dtype=float).to_frame()
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """A metrics document as one ``value`` column, nested keys joined by dots."""
+    flat = pd.json_normalize(metrics, sep=".").to_dict("records")[0]
+    table = pd.Series(flat, name="value", dtype=object).to_frame()
+    table.index.name = "metric"
+    return table
+
+
+def metrics_document(result: TrainResult, baselines: pd.DataFrame) -> dict[str, Any]:
+    """The ``train_mlp.json`` DVC metrics: validation metrics, epochs, sizes and baselines."""
+    metrics = {k: result.metrics[k] for k in METRIC_KEYS}
+    if "difficulty_delta_mae" in result.metrics:
+        metrics["difficulty_delta_mae"] = result.metrics["difficulty_delta_mae"]
+    metrics["baselines"] = {
+        "majority_accuracy": baselines.loc["majority", "accuracy"],
+        "logistic_regression_accuracy": baselines.loc["logistic_regression", "accuracy"],
+        "logistic_regression_nll": baselines.loc["logistic_regression", "nll"],
+    }
+    return metrics
+
+
+def run(params: Params) -> TrainMlpResult:
+    """Train, save and measure the decision model; write its metrics and timings."""
+    from learnops.data.splits import mlp_holdout
+    from learnops.io import jsonable, read_table
+    from learnops.mlp import save, train
+    from learnops.mlp.baselines import compare_baselines
+    from learnops.mlp.features import feature_summary
+    from learnops.stages import write_metrics, write_timings
+
+    t0 = time.perf_counter()
+    exported = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
+    decisions, held_out = mlp_holdout(exported, params)
+    live_dir = params.path(params.paths.reports_dir) / "dvclive" / STAGE
+    result = train(decisions, params.mlp, seed=params.seed, live_dir=live_dir)
+    model_dir = save(result, params.path(params.paths.models_dir) / "mlp")
+    baselines = compare_baselines(result, decisions, n_bins=params.evaluate.ece_bins)
+    metrics = jsonable(metrics_document(result, baselines))
+    write_metrics(params, STAGE, metrics)
+    reliability, ece = reliability_data(result, params.evaluate.ece_bins)
+    validation = pd.Series(
+        {k: float(result.metrics[k]) for k in VALIDATION_KEYS}, name="validation"
+    ).to_frame()
+    seconds = time.perf_counter() - t0
+    epoch_seconds = result.history.get("seconds", pd.Series(dtype=float))
+    write_timings(
+        params,
+        STAGE,
+        {
+            "train_seconds": result.metrics["train_seconds"],
+            "stage_seconds": seconds,
+            "epoch_seconds": [float(s) for s in np.asarray(epoch_seconds, dtype=float)],
+        },
+    )
+    return TrainMlpResult(
+        data_summary=action_mix(decisions),
+        feature_summary=feature_summary(decisions),
+        split_summary=split_summary(exported, held_out, result),
+        history=result.history.drop(columns=["seconds"], errors="ignore"),
+        best_epoch=int(result.metrics["best_epoch"]),
+        validation=validation,
+        reliability=reliability,
+        ece=ece,
+        coverage=confidence_coverage(result, params.mlp.confidence_threshold),
+        per_class=result.per_class().set_index("action"),
+        baselines=baselines,
+        metrics=metrics,
+        model_dir=Path(model_dir),
+        seconds=seconds,
+        train_result=result,
+    )
