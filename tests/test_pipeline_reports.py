@@ -62,7 +62,8 @@ def test_every_report_shows_its_figures(pipeline, stage):
     assert n >= MIN_FIGURES[stage], f"{stage}: {n} figure(s) in {executed.name}"
     html = (pipeline / "reports" / f"{stage}.html").read_text()
     assert html.count("<img") >= MIN_FIGURES[stage]
-    assert "jp-InputArea" not in html, "reports are rendered without code cells"
+    body = html.split("</head>", 1)[1]  # the page's CSS names every class; look at the content
+    assert "jp-CodeMirrorEditor" not in body and "hl-ipython3" not in body, "code cells shown"
 
 
 def test_metrics_hold_no_wall_clock(pipeline):
