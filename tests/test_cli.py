@@ -76,3 +76,30 @@ def test_user_mistakes_are_one_line_errors(tmp_path, monkeypatch, args, message)
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_stage_runs_a_pipeline_stage_without_its_notebook(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    params = _write_params(tmp_path)
+    for name in ("simulate", "export"):
+        r = runner.invoke(app, ["stage", name, "--params", str(params)])
+        assert r.exit_code == 0, r.output
+        assert f"stage {name}: done" in r.output
+    assert (tmp_path / "data/processed/decisions.parquet").is_file()
+    assert (tmp_path / "reports/metrics/export.json").is_file()
+    assert not (tmp_path / "reports/export.html").exists()  # no notebook, no report
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["stage", "nope"], "unknown stage 'nope'"),
+        (["stage", "export", "--params", "missing.yaml"], "params file not found"),
+    ],
+)
+def test_stage_user_errors_are_one_line(args, message):
+    code = f"import sys; sys.argv = ['learnops', *{args!r}]\nfrom learnops.cli import main\nmain()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines

@@ -4,32 +4,24 @@ import hashlib
 import threading
 
 import pytest
+from conftest import TINY_IRT, TINY_MLP
 
-from learnops.config import load_params
-from learnops.data.simulate import simulate_to_store
 from learnops.data.store import EventStore
 from learnops.errors import NoTrainingData, TrainingInProgress
 from learnops.lifecycle.registry import Registry
 from learnops.lifecycle.retrain import retrain
 
-PARAMS = """
-seed: 5
-simulate: {n_learners: 160, n_items: 30, n_modules: 3, days: 30}
-export: {last_days: 60, min_data_points: 50}
-irt: {quad_points: 31, max_iter: 100, tol: 1.0e-4}
-mlp: {epochs: 4, batch_size: 64, patience: 2}
-evaluate: {targets: {accuracy: 0.5, calibration_error: 0.5}}
-registry: {irt_min_accuracy: 0.6}
-"""
-
 
 @pytest.fixture(scope="module")
-def params(tmp_path_factory):
-    root = tmp_path_factory.mktemp("retrain")
-    (root / "params.yaml").write_text(PARAMS)
-    p = load_params(root / "params.yaml")
-    simulate_to_store(p)
-    return p
+def params(tmp_path_factory, tiny_project):
+    """A simulated store (retrain exports its own window)."""
+    return tiny_project(
+        tmp_path_factory.mktemp("retrain"),
+        irt=TINY_IRT,
+        mlp={**TINY_MLP, "epochs": 4},
+        evaluate={"targets": {"accuracy": 0.5, "calibration_error": 0.5}},
+        registry={"irt_min_accuracy": 0.6},
+    )
 
 
 def _registry(p):

@@ -9,43 +9,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score
 
-from learnops.config import load_params
 from learnops.data.store import EvaluationResult as EvaluationRow
 from learnops.data.store import EventStore
 from learnops.stages import evaluate
 
-PARAMS = """
-seed: 5
-simulate: {n_learners: 160, n_items: 30, n_modules: 3, days: 30}
-export: {last_days: 60, min_data_points: 50}
-mlp: {epochs: 3, batch_size: 64, patience: 2}
-irt: {quad_points: 31, max_iter: 100, tol: 1.0e-4}
-evaluate: {bootstrap: 30}
-"""
-
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+def pipeline(tmp_path_factory, tiny_project, own_store):
     """A tiny pipeline's params with data, models/mlp and models/irt in place."""
-    from learnops import irt
-    from learnops.data.export import export
-    from learnops.data.simulate import simulate_to_store
-    from learnops.data.splits import irt_holdout, mlp_holdout
-    from learnops.mlp import save, train
-
-    mp = pytest.MonkeyPatch()
-    mp.delenv("LEARNOPS_DB_URL", raising=False)
     root = tmp_path_factory.mktemp("evaluate")
-    (root / "params.yaml").write_text(PARAMS)
-    p = load_params(root / "params.yaml")
-    simulate_to_store(p)
-    exported = export(EventStore(p.db_url), p.export, p.path(p.paths.processed_dir))
-    models = p.path(p.paths.models_dir)
-    save(train(mlp_holdout(exported.decisions, p)[0], p.mlp, p.seed), models / "mlp")
-    train_responses = irt_holdout(exported.responses, p)[0]
-    irt.fit(train_responses, p.irt.model, config=p.irt, seed=p.seed).save(models / "irt")
-    yield p
-    mp.undo()
+    return tiny_project(root, trained=True, evaluate={"bootstrap": 30})
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +117,7 @@ def test_accuracy_matches_sklearn_on_the_test_learners(pipeline, result):
     pred = predict_batch(load(pipeline.path("models/mlp")), test)["action"]
     assert result.metrics["accuracy"] == pytest.approx(accuracy_score(test["action"], pred))
     assert result.metrics["n_test"] == len(test)
-    np.testing.assert_allclose(result.proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(result.mlp.proba.sum(axis=1), 1.0)
 
 
 def test_confusion_csv_has_one_row_per_test_decision(pipeline, result):

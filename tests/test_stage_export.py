@@ -8,21 +8,19 @@ import json
 
 import pandas as pd
 import pytest
-
-PARAMS = """seed: 5
-simulate: {n_learners: 60, n_items: 16, n_modules: 2, days: 20}
-export: {last_days: null, min_data_points: 10}
-"""
+from conftest import tiny_params
 
 
 @pytest.fixture
 def params(tmp_path, monkeypatch):
-    from learnops.config import load_params
     from learnops.data.simulate import simulate_to_store
 
     monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
-    (tmp_path / "params.yaml").write_text(PARAMS)
-    p = load_params(tmp_path / "params.yaml")
+    p = tiny_params(
+        tmp_path,
+        simulate={"n_learners": 60, "n_items": 16, "n_modules": 2, "days": 20},
+        export={"last_days": None, "min_data_points": 10},
+    )
     simulate_to_store(p)
     return p
 

@@ -6,17 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TINY_IRT
 from sklearn.metrics import log_loss, roc_auc_score
 
-from learnops.config import load_params
 from learnops.stages import fit_irt
 
-PARAMS = """
-seed: 5
-simulate: {n_learners: 160, n_items: 30, n_modules: 3, days: 30}
-export: {last_days: 60, min_data_points: 50}
-irt: {quad_points: 31, max_iter: 100, tol: 1.0e-4}
-"""
 HELDOUT = ("accuracy", "precision", "recall", "f1", "rmse", "mae", "auc", "log_loss")
 
 
@@ -33,21 +27,9 @@ def _expected_keys(models: list[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
+def pipeline(tmp_path_factory, tiny_project, own_store):
     """Params of a tiny pipeline with the exported data in place."""
-    from learnops.data.export import export
-    from learnops.data.simulate import simulate_to_store
-    from learnops.data.store import EventStore
-
-    mp = pytest.MonkeyPatch()
-    mp.delenv("LEARNOPS_DB_URL", raising=False)
-    root = tmp_path_factory.mktemp("fit_irt")
-    (root / "params.yaml").write_text(PARAMS)
-    p = load_params(root / "params.yaml")
-    simulate_to_store(p)
-    export(EventStore(p.db_url), p.export, p.path(p.paths.processed_dir))
-    yield p
-    mp.undo()
+    return tiny_project(tmp_path_factory.mktemp("fit_irt"), irt=TINY_IRT)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The monitoring stage: the time split, the metrics file without wall-clock values, latency in
-the timings, and the notebook's tables against independent computations."""
+the logged latencies, and the notebook's tables against independent computations."""
 
 from __future__ import annotations
 
@@ -7,28 +7,22 @@ import json
 
 import numpy as np
 import pytest
+from conftest import tiny_params
 from scipy import stats
 
-PARAMS = """seed: 5
-simulate: {n_learners: 80, n_items: 20, n_modules: 3, days: 30}
-export: {last_days: null, min_data_points: 10}
-"""
+SIMULATE = {"n_learners": 80, "n_items": 20}  # TINY's modules and days
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    from learnops.config import load_params
+def result(tmp_path_factory, own_store):
     from learnops.data.simulate import simulate_to_store
     from learnops.stages import export, monitoring
 
     root = tmp_path_factory.mktemp("monitoring_stage")
-    (root / "params.yaml").write_text(PARAMS)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("LEARNOPS_DB_URL", raising=False)
-        params = load_params(root / "params.yaml")
-        simulate_to_store(params)
-        export.run(params)
-        return root, params, monitoring.run(params)
+    params = tiny_params(root, simulate=SIMULATE, export={"last_days": None, "min_data_points": 10})
+    simulate_to_store(params)
+    export.run(params)
+    return root, params, monitoring.run(params)
 
 
 def test_time_split(result):
@@ -39,14 +33,12 @@ def test_time_split(result):
     assert res.split["decisions"].tolist() == [len(res.reference), len(res.recent)]
 
 
-def test_metrics_file_is_deterministic_and_free_of_wall_clock(result):
+def test_metrics_file_is_deterministic(result):
     from learnops.stages import monitoring
 
     root, params, res = result
     path = root / "reports/metrics/monitoring.json"
     text = path.read_text()
-    for word in ("latency", "seconds", "duration"):
-        assert word not in text
     metrics = json.loads(text)
     recent = res.recent
     assert metrics["n_decisions"] == len(recent)
@@ -56,14 +48,13 @@ def test_metrics_file_is_deterministic_and_free_of_wall_clock(result):
     assert path.read_text() == text  # a rerun writes the same bytes
 
 
-def test_latency_goes_to_the_timings(result):
+def test_logged_latency_is_a_metric(result):
     root, _, res = result
-    timings = json.loads((root / "reports/timings/monitoring.json").read_text())
+    metrics = json.loads((root / "reports/metrics/monitoring.json").read_text())
     ml = res.recent.loc[res.recent["decided_by"] == "ml", "latency_ms"]
-    assert timings["summary"]["ml_latency_p95_ms"] == pytest.approx(np.quantile(ml, 0.95))
-    assert timings["targets"] == {"latency_ms": res.targets["latency_ms"]}
-    assert [r["window"] for r in timings["rolling"]] == [r["window"] for r in res.report["rolling"]]
-    assert all("latency_p95_ms" in r for r in timings["by_version"])
+    assert metrics["summary"]["ml_latency_p95_ms"] == pytest.approx(np.quantile(ml, 0.95))
+    assert metrics["targets"]["latency_ms"] == res.targets["latency_ms"]
+    assert all("latency_p95_ms" in r for r in metrics["by_version"])
 
 
 def test_drift_and_alerts(result):
@@ -82,34 +73,5 @@ def test_drift_and_alerts(result):
     assert res.alerts_table["metric"].tolist() == [a.metric for a in expected]
     drifted = set(res.drift.loc[res.drift["drifted"], "feature"])
     assert set(res.alerts_table["feature"].dropna()) == drifted
-    non_clock = [a.as_dict() for a in expected if "latency" not in a.metric]
-    assert [a["metric"] for a in res.metrics["alerts"]] == [a["metric"] for a in non_clock]
+    assert [a["metric"] for a in res.metrics["alerts"]] == [a.metric for a in expected]
     assert list(res.by_version.index) == sorted(res.by_version.index)
-
-
-def test_split_wall_clock():
-    from learnops.stages.monitoring import split_wall_clock
-
-    report = {
-        "n_decisions": 3,
-        "targets": {"accuracy": 0.8, "latency_ms": 100},
-        "summary": {"ml_usage": 0.5, "latency_p95_ms": 12.0},
-        "rolling": [{"window": "w1", "n": 2, "latency_p50_ms": 1.0}, {"window": "w2", "n": 1}],
-        "drift": [{"feature": "a", "psi": 0.1}],
-        "alerts": [{"metric": "ml_latency_p95_ms"}, {"metric": "ml_usage"}],
-    }
-    metrics, clock = split_wall_clock(report)
-    assert metrics == {
-        "n_decisions": 3,
-        "targets": {"accuracy": 0.8},
-        "summary": {"ml_usage": 0.5},
-        "rolling": [{"window": "w1", "n": 2}, {"window": "w2", "n": 1}],
-        "drift": [{"feature": "a", "psi": 0.1}],
-        "alerts": [{"metric": "ml_usage"}],
-    }
-    assert clock == {
-        "targets": {"latency_ms": 100},
-        "summary": {"latency_p95_ms": 12.0},
-        "rolling": [{"window": "w1", "latency_p50_ms": 1.0}],
-        "alerts": [{"metric": "ml_latency_p95_ms"}],
-    }

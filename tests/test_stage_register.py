@@ -7,50 +7,21 @@ import json
 
 import pytest
 
-from learnops.config import load_params
-from learnops.data.export import export
-from learnops.data.simulate import simulate_to_store
-from learnops.data.splits import irt_holdout, mlp_holdout
 from learnops.data.store import EventStore
-from learnops.io import read_table
 from learnops.lifecycle.registry import Registry
 from learnops.stages import register
 
-PARAMS = """
-seed: 5
-simulate: {n_learners: 160, n_items: 30, n_modules: 3, days: 30}
-export: {last_days: 60, min_data_points: 50}
-irt: {quad_points: 31, max_iter: 100, tol: 1.0e-4}
-mlp: {epochs: 3, batch_size: 64, patience: 2}
-evaluate: {targets: {accuracy: 0.3, calibration_error: 0.5}}
-registry: {irt_min_accuracy: 0.5}
-"""
-
 
 @pytest.fixture(scope="module")
-def params(tmp_path_factory):
+def params(tmp_path_factory, tiny_project, own_store):
     """A project with exported data and trained models/mlp and models/irt (as the pipeline's
     training stages leave them)."""
-    from learnops.irt import fit
-    from learnops.mlp import save, train
-
-    env = pytest.MonkeyPatch()
-    env.delenv("LEARNOPS_DB_URL", raising=False)  # the project's own SQLite store
-    root = tmp_path_factory.mktemp("register")
-    (root / "params.yaml").write_text(PARAMS)
-    p = load_params(root / "params.yaml")
-    simulate_to_store(p)
-    processed = p.path(p.paths.processed_dir)
-    store = EventStore(p.db_url)
-    export(store, p.export, processed)
-    store.dispose()
-    models = p.path(p.paths.models_dir)
-    tr, _ = mlp_holdout(read_table(processed / "decisions.parquet"), p)
-    save(train(tr, p.mlp, p.seed), models / "mlp")
-    tr, _ = irt_holdout(read_table(processed / "responses.parquet"), p)
-    fit(tr, model=p.irt.model, config=p.irt, seed=p.seed).save(models / "irt", timing=False)
-    yield p
-    env.undo()
+    return tiny_project(
+        tmp_path_factory.mktemp("register"),
+        trained=True,
+        evaluate={"targets": {"accuracy": 0.3, "calibration_error": 0.5}},
+        registry={"irt_min_accuracy": 0.5},
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_params
 from scipy import stats
 
-PARAMS = """seed: 5
-simulate: {n_learners: 80, n_items: 20, n_modules: 3, days: 30}
-"""
+SIMULATE = {"n_learners": 80, "n_items": 20}  # TINY's modules and days
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    from learnops.config import load_params
+def result(tmp_path_factory, own_store):
     from learnops.stages import simulate
 
     root = tmp_path_factory.mktemp("simulate_stage")
-    (root / "params.yaml").write_text(PARAMS)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("LEARNOPS_DB_URL", raising=False)
-        params = load_params(root / "params.yaml")
-        return root, params, simulate.run(params)
+    params = tiny_params(root, simulate=SIMULATE, export=None)
+    return root, params, simulate.run(params)
 
 
 def test_outputs_are_written(result):

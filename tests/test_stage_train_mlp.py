@@ -7,18 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_MLP
 from sklearn.metrics import accuracy_score, log_loss
 
-from learnops.config import load_params
 from learnops.contracts import ACTIONS
 from learnops.stages import train_mlp
 
-PARAMS = """
-seed: 5
-simulate: {n_learners: 160, n_items: 30, n_modules: 3, days: 30}
-export: {last_days: 60, min_data_points: 50}
-mlp: {epochs: 3, batch_size: 64, patience: 2}
-"""
 METRIC_KEYS = {
     "accuracy", "macro_f1", "nll", "nll_uncalibrated", "ece", "ece_uncalibrated", "brier",
     "temperature", "best_epoch", "epochs_run", "n_train", "n_val", "per_class_recall",
@@ -35,27 +29,13 @@ def _snapshot(p) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_project, own_store):
     """(params, first result, snapshot after run 1, snapshot after run 2)."""
-    from learnops.data.export import export
-    from learnops.data.simulate import simulate_to_store
-    from learnops.data.store import EventStore
-
-    mp = pytest.MonkeyPatch()
-    mp.delenv("LEARNOPS_DB_URL", raising=False)
-    root = tmp_path_factory.mktemp("train_mlp")
-    (root / "params.yaml").write_text(PARAMS)
-    p = load_params(root / "params.yaml")
-    simulate_to_store(p)
-    export(EventStore(p.db_url), p.export, p.path(p.paths.processed_dir))
-    try:
-        first = train_mlp.run(p)
-        snap1 = _snapshot(p)
-        train_mlp.run(p)
-        snap2 = _snapshot(p)
-        yield p, first, snap1, snap2
-    finally:
-        mp.undo()
+    p = tiny_project(tmp_path_factory.mktemp("train_mlp"), mlp=TINY_MLP)
+    first = train_mlp.run(p)
+    snap1 = _snapshot(p)
+    train_mlp.run(p)
+    return p, first, snap1, _snapshot(p)
 
 
 def test_outputs_and_metric_keys(runs):

@@ -276,7 +276,7 @@ def retrain(
         for line in o.summary_lines():
             typer.echo(line)
     out = p.path(p.paths.reports_dir) / "retrain" / "latest.json"
-    write_json(out, rt.jsonable(outcomes))
+    write_json(out, outcomes)
     if report:
         from learnops.stages.notebook import run_notebook
 

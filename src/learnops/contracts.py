@@ -1,4 +1,4 @@
-"""Data contracts shared by every stage: feature order, actions, table columns (see DESIGN.md)."""
+"""Data contracts shared by every stage: the 18 features in order, the actions, table columns."""
 
 from __future__ import annotations
 

@@ -28,6 +28,8 @@ OUTCOME_METRICS: dict[str, str] = {
     "next_engagement": "engagement",
     "session_completed": "success",
 }
+#: (winner or None, reason code, decision sentence)
+Decision = tuple[str | None, str, str]
 RESULT_KEYS: tuple[str, ...] = (
     "metric",
     "treatment",
@@ -159,40 +161,18 @@ def analyze(
     comparisons; ``significant`` means p_adjusted < alpha. The SRM check compares learner counts
     with ``planned_split`` (default: equal). Returns the results.json dict (no NaNs: None).
     """
-    if not 0 < alpha < 1:
-        raise LearnopsError(f"alpha must be in (0, 1), got {alpha}")
-    if practical_threshold < 0:
-        raise LearnopsError(f"practical_threshold must be >= 0, got {practical_threshold}")
+    _check_options(alpha, practical_threshold)
     metrics = _check_metrics(metrics)
     covariates = dict(covariates or {})
     learners = learner_table(events, metrics, covariates)
-    groups = sorted(learners["group"].unique())
-    if control not in groups:
-        raise LearnopsError(
-            f"control group {control!r} not found in events (groups: {', '.join(groups)})"
-        )
-    treatments = [g for g in groups if g != control]
-    if not treatments:
-        raise LearnopsError(f"events hold only the control group {control!r}; nothing to compare")
-
+    groups, treatments = _groups(learners, control)
     counts = learners["group"].value_counts()
     n_learners = {g: int(counts.get(g, 0)) for g in groups}
     n_rows = learners.groupby("group")["n_rows"].sum()
     srm = srm_test(n_learners, planned_split)
-
-    comparisons: list[dict[str, Any]] = []
-    for metric in metrics:
-        comparisons.extend(
-            _compare_metric(
-                learners, metric, control, treatments, alpha, covariates.get(metric), power
-            )
-        )
-    p_adj = holm([c["p_value"] for c in comparisons])
-    for c, p in zip(comparisons, p_adj, strict=True):
-        c["p_adjusted"] = float(p)
-        c["significant"] = bool(np.isfinite(p) and p < alpha)
-        c["practically_significant"] = bool(c["significant"] and c["diff"] > practical_threshold)
-
+    comparisons = _compare_all(
+        learners, metrics, control, treatments, alpha, covariates, power, practical_threshold
+    )
     winner, reason, decision = _decide(
         comparisons, srm, n_learners, control, treatments, min_sample_size, practical_threshold
     )
@@ -217,6 +197,52 @@ def analyze(
         "covariates": covariates,
     }
     return jsonable(result)
+
+
+def _check_options(alpha: float, practical_threshold: float) -> None:
+    if not 0 < alpha < 1:
+        raise LearnopsError(f"alpha must be in (0, 1), got {alpha}")
+    if practical_threshold < 0:
+        raise LearnopsError(f"practical_threshold must be >= 0, got {practical_threshold}")
+
+
+def _groups(learners: pd.DataFrame, control: str) -> tuple[list[str], list[str]]:
+    """(all groups sorted, the treatments: every group but ``control``)."""
+    groups = sorted(learners["group"].unique())
+    if control not in groups:
+        raise LearnopsError(
+            f"control group {control!r} not found in events (groups: {', '.join(groups)})"
+        )
+    treatments = [g for g in groups if g != control]
+    if not treatments:
+        raise LearnopsError(f"events hold only the control group {control!r}; nothing to compare")
+    return groups, treatments
+
+
+def _compare_all(
+    learners: pd.DataFrame,
+    metrics: Sequence[str],
+    control: str,
+    treatments: Sequence[str],
+    alpha: float,
+    covariates: Mapping[str, str],
+    power: float,
+    practical_threshold: float,
+) -> list[dict[str, Any]]:
+    """Every metric × treatment comparison, Holm-adjusted over all of them."""
+    comparisons: list[dict[str, Any]] = []
+    for metric in metrics:
+        comparisons.extend(
+            _compare_metric(
+                learners, metric, control, treatments, alpha, covariates.get(metric), power
+            )
+        )
+    p_adj = holm([c["p_value"] for c in comparisons])
+    for c, p in zip(comparisons, p_adj, strict=True):
+        c["p_adjusted"] = float(p)
+        c["significant"] = bool(np.isfinite(p) and p < alpha)
+        c["practically_significant"] = bool(c["significant"] and c["diff"] > practical_threshold)
+    return comparisons
 
 
 def _compare_metric(
@@ -325,8 +351,19 @@ def _decide(
     treatments: Sequence[str],
     min_sample_size: int,
     threshold: float,
-) -> tuple[str | None, str, str]:
+) -> Decision:
     """(winner, reason code, decision sentence)."""
+    return (
+        _not_ready(srm, n_learners, min_sample_size)
+        or _winner(comparisons, control, treatments, threshold)
+        or _no_winner(comparisons, control, treatments, threshold)
+    )
+
+
+def _not_ready(
+    srm: dict[str, Any], n_learners: Mapping[str, int], min_sample_size: int
+) -> Decision | None:
+    """No winner yet when the split is off (SRM) or a group is below the min sample size."""
     if srm["mismatch"]:
         return (
             None,
@@ -342,6 +379,14 @@ def _decide(
             "min_sample_size",
             f"no winner yet: min sample size not reached ({detail} < {min_sample_size})",
         )
+    return None
+
+
+def _winner(
+    comparisons: list[dict[str, Any]], control: str, treatments: Sequence[str], threshold: float
+) -> Decision | None:
+    """The treatment that beats the control by more than ``threshold`` on the most metrics
+    (ties: the largest standardized effect) and is significantly worse on none."""
     qualified = []
     for t in treatments:
         mine = [c for c in comparisons if c["treatment"] == t]
@@ -350,34 +395,44 @@ def _decide(
         if wins and not losses:
             best = max(abs(c["diff"]) / c["sd_control"] if c["sd_control"] else 0.0 for c in wins)
             qualified.append((len(wins), best, t, wins))
-    if qualified:
-        qualified.sort(key=lambda q: (q[0], q[1]), reverse=True)
-        _, _, t, wins = qualified[0]
-        parts = "; ".join(
-            f"{c['metric']} {c['diff']:+.4g} (CI {c['ci_low']:.4g}..{c['ci_high']:.4g}, "
-            f"p_adj={c['p_adjusted']:.2g})"
-            for c in wins
-        )
-        others = [q[2] for q in qualified[1:]]
-        note = f"; also better than {control}: {', '.join(others)}" if others else ""
-        return (
-            t,
-            "winner",
-            f"winner: {t} beats {control} on {parts}, no metric significantly worse{note}",
-        )
-    status = {}
-    for t in treatments:
-        mine = [c for c in comparisons if c["treatment"] == t and c["significant"]]
-        better = any(c["diff"] > 0 for c in mine)
-        worse = any(c["diff"] < 0 for c in mine)
-        if better and worse:
-            status[t] = "mixed"
-        elif better:
-            status[t] = "below_practical_threshold"
-        elif any(c["diff"] < -threshold for c in mine):
-            status[t] = "worse"
-        else:
-            status[t] = "not_significant"
+    if not qualified:
+        return None
+    qualified.sort(key=lambda q: (q[0], q[1]), reverse=True)
+    _, _, t, wins = qualified[0]
+    parts = "; ".join(
+        f"{c['metric']} {c['diff']:+.4g} (CI {c['ci_low']:.4g}..{c['ci_high']:.4g}, "
+        f"p_adj={c['p_adjusted']:.2g})"
+        for c in wins
+    )
+    others = [q[2] for q in qualified[1:]]
+    note = f"; also better than {control}: {', '.join(others)}" if others else ""
+    return (
+        t,
+        "winner",
+        f"winner: {t} beats {control} on {parts}, no metric significantly worse{note}",
+    )
+
+
+def _treatment_status(comparisons: list[dict[str, Any]], treatment: str, threshold: float) -> str:
+    """mixed, below_practical_threshold, worse or not_significant (for a non-winner)."""
+    mine = [c for c in comparisons if c["treatment"] == treatment and c["significant"]]
+    better = any(c["diff"] > 0 for c in mine)
+    worse = any(c["diff"] < 0 for c in mine)
+    if better and worse:
+        return "mixed"
+    if better:
+        return "below_practical_threshold"
+    if any(c["diff"] < -threshold for c in mine):
+        return "worse"
+    return "not_significant"
+
+
+def _no_winner(
+    comparisons: list[dict[str, Any]], control: str, treatments: Sequence[str], threshold: float
+) -> Decision:
+    """The decision when no treatment qualifies: the control wins when every treatment is
+    worse; otherwise no winner yet, for the most telling reason."""
+    status = {t: _treatment_status(comparisons, t, threshold) for t in treatments}
     if all(s == "worse" for s in status.values()):
         return (
             control,

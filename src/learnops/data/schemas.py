@@ -1,4 +1,4 @@
-"""pandera schemas of the exported tables (the data contracts of DESIGN.md)."""
+"""pandera schemas of the exported tables: the data contracts of learnops.contracts."""
 
 from __future__ import annotations
 

@@ -124,7 +124,7 @@ def plot_reliability(
     equal mass), each with the before (T = 1) and after (fitted T) curves and the diagonal.
 
     ``tables`` is keyed by (``before``|``after``, ``uniform``|``quantile``) as in
-    ``EvaluationResult.reliability``; ``ece_values`` (same keys) adds the ECE to the legend.
+    ``EvaluateResult.mlp.reliability``; ``ece_values`` (same keys) adds the ECE to the legend.
     """
     plt = _plt()
     strategies = sorted({s for _, s in tables}, key=lambda s: s != "uniform")

@@ -14,12 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from learnops.config import Params
+from learnops.config import ExportConfig, Params
 from learnops.data.splits import irt_holdout, mlp_holdout
 from learnops.data.store import EventStore
 from learnops.errors import LearnopsError, NoTrainingData
 from learnops.hashing import data_fingerprint
-from learnops.io import jsonable  # noqa: F401 (callers still import it from here)
 from learnops.lifecycle.gates import GateDecision, irt_gate, mlp_gate
 from learnops.lifecycle.registry import Registry, VersionInfo, code_fingerprint
 
@@ -134,6 +133,50 @@ def register_candidate(
 
     digest = _tree_digest(Path(artifact_dir))
     same = None if version else registry.find_identical(model_type, data_fp, digest)
+    prod, prod_metrics, decision = _gate(registry, params, model_type, metrics, evaluate_production)
+    win = {"since": window[0].isoformat(), "until": window[1].isoformat()} if window else {}
+
+    if same is not None:
+        decision.reasons.insert(0, f"identical to {same.version} (same data and artifacts)")
+        name, deployed, status, reused = same.version, same.status == "deployed", same.status, True
+    else:
+        v = version or registry.start(
+            model_type,
+            config=dict(config or {}),
+            data_count=data_count,
+            window=window,
+            data_fp=data_fp,
+            code_fp=code_fingerprint(params.root),
+        )
+        prod_info = {"version": prod.version if prod else None, "metrics": prod_metrics}
+        deployed = _complete(
+            registry, model_type, v.version, artifact_dir, metrics, decision, prod_info, auto_deploy
+        )
+        name, status, reused = v.version, registry.get(model_type, v.version).status, False
+    return RetrainOutcome(
+        model_type,
+        name,
+        data_count,
+        seconds,
+        dict(metrics),
+        prod.version if prod else None,
+        prod_metrics,
+        decision,
+        deployed,
+        status,
+        win,
+        reused=reused,
+    )
+
+
+def _gate(
+    registry: Registry,
+    params: Params,
+    model_type: str,
+    metrics: Mapping[str, Any],
+    evaluate_production: Callable[[Any], dict],
+) -> tuple[VersionInfo | None, dict | None, GateDecision]:
+    """(production version, its metrics on the candidate's held-out set, the gate decision)."""
     prod, prod_metrics, prod_note = _production_metrics(registry, model_type, evaluate_production)
     if model_type == "mlp":
         decision = mlp_gate(metrics, prod_metrics, params.registry, params.evaluate.targets)
@@ -141,55 +184,38 @@ def register_candidate(
         decision = irt_gate(metrics, prod_metrics, params.registry)
     if prod_note:
         decision.reasons.append(prod_note)
-    win = {"since": window[0].isoformat(), "until": window[1].isoformat()} if window else {}
+    return prod, prod_metrics, decision
 
-    def outcome(version_name: str, deployed: bool, status: str, reused: bool) -> RetrainOutcome:
-        return RetrainOutcome(
-            model_type,
-            version_name,
-            data_count,
-            seconds,
-            dict(metrics),
-            prod.version if prod else None,
-            prod_metrics,
-            decision,
-            deployed,
-            status,
-            win,
-            reused=reused,
-        )
 
-    if same is not None:
-        decision.reasons.insert(0, f"identical to {same.version} (same data and artifacts)")
-        return outcome(same.version, same.status == "deployed", same.status, reused=True)
-    v = version or registry.start(
-        model_type,
-        config=dict(config or {}),
-        data_count=data_count,
-        window=window,
-        data_fp=data_fp,
-        code_fp=code_fingerprint(params.root),
-    )
+def _complete(
+    registry: Registry,
+    model_type: str,
+    version: str,
+    artifact_dir: str | Path,
+    metrics: Mapping[str, Any],
+    decision: GateDecision,
+    production: dict[str, Any],
+    auto_deploy: bool,
+) -> bool:
+    """Store the artifacts and the gate record of a started ``version``, deploy it when the gate
+    passes and ``auto_deploy``, record its evaluation; whether it was deployed. Any error marks
+    the version failed and is raised again."""
     try:
-        record = {
-            **metrics,
-            "gate": decision.as_dict(),
-            "production": {"version": prod.version if prod else None, "metrics": prod_metrics},
-        }
-        registry.complete(model_type, v.version, artifact_dir, record)
+        record = {**metrics, "gate": decision.as_dict(), "production": production}
+        registry.complete(model_type, version, artifact_dir, record)
         deployed = False
         if decision.deploy and auto_deploy:
-            registry.deploy(model_type, v.version)
+            registry.deploy(model_type, version)
             deployed = True
         elif decision.deploy:
             decision.reasons.append("auto-deploy disabled: deploy with `learnops models deploy`")
         registry.store.record_evaluation(
-            model_type, v.version, metrics, accuracy=metrics.get("accuracy")
+            model_type, version, metrics, accuracy=metrics.get("accuracy")
         )
     except Exception as exc:
-        registry.fail(model_type, v.version, f"{type(exc).__name__}: {exc}")
+        registry.fail(model_type, version, f"{type(exc).__name__}: {exc}")
         raise
-    return outcome(v.version, deployed, registry.get(model_type, v.version).status, reused=False)
+    return deployed
 
 
 # -- the full retrain -------------------------------------------------------------------------
@@ -240,66 +266,100 @@ def retrain(
         raise LearnopsError(f"unknown model type(s) {unknown}: use mlp, irt or all")
     store = EventStore(params.db_url)
     registry = Registry(store, params.path(params.paths.models_dir) / "registry")
-    updates: dict[str, Any] = {"min_data_points": min(params.export.min_data_points, 1)}
-    if since is not None:
-        updates["since"] = since
-    if limit is not None:
-        updates["limit"] = limit
-    cfg = params.export.model_copy(update=updates)
+    cfg = _export_config(params, since, limit)
     outcomes: list[RetrainOutcome] = []
     with registry.training_lock(), tempfile.TemporaryDirectory(prefix="learnops-retrain-") as tmp:
         exported = export(store, cfg, Path(tmp) / "data")
         window = (exported.window.since, exported.window.until)
         for model_type in models:
             table = exported.decisions if model_type == "mlp" else exported.responses
-            if len(table) < max(1, params.export.min_data_points):
-                raise NoTrainingData(
-                    f"{len(table)} {'decisions' if model_type == 'mlp' else 'responses'} in "
-                    f"the window (min_data_points={params.export.min_data_points})"
+            outcomes.append(
+                _retrain_one(
+                    registry,
+                    params,
+                    model_type,
+                    table,
+                    Path(tmp) / model_type,
+                    window,
+                    limit=limit,
+                    auto_deploy=auto_deploy,
+                    progress=progress,
+                    on_version=on_version,
                 )
-            t0 = time.perf_counter()
-            art = Path(tmp) / model_type
-            trainer = _train_mlp if model_type == "mlp" else _train_irt
-            cfg_record = {
-                "seed": params.seed,
-                "window": {"since": str(window[0]), "until": str(window[1])},
-                "limit": limit,
-                "test_split": params.evaluate.test_split,
-                **(params.mlp.model_dump() if model_type == "mlp" else params.irt.model_dump()),
-            }
-            data_fp = data_fingerprint(table)
-            version = registry.start(
-                model_type,
-                config=cfg_record,
-                data_count=len(table),
-                window=window,
-                data_fp=data_fp,
-                code_fp=code_fingerprint(params.root),
             )
-            if on_version:
-                on_version(model_type, version.version)
-            try:
-                metrics, eval_prod = trainer(table, params, art, progress)
-            except Exception as exc:
-                registry.fail(model_type, version.version, f"{type(exc).__name__}: {exc}")
-                raise
-            outcome = register_candidate(
-                registry,
-                params,
-                model_type,
-                art,
-                metrics,
-                eval_prod,
-                data_count=len(table),
-                data_fp=data_fp,
-                window=window,
-                seconds=time.perf_counter() - t0,
-                auto_deploy=auto_deploy,
-                config=cfg_record,
-                version=version,
-            )
-            outcomes.append(outcome)
     return outcomes
+
+
+def _export_config(params: Params, since: date | None, limit: int | None) -> ExportConfig:
+    """params.export with ``since``/``limit`` when given (min_data_points: checked per model)."""
+    updates: dict[str, Any] = {"min_data_points": min(params.export.min_data_points, 1)}
+    if since is not None:
+        updates["since"] = since
+    if limit is not None:
+        updates["limit"] = limit
+    return params.export.model_copy(update=updates)
+
+
+def _retrain_one(
+    registry: Registry,
+    params: Params,
+    model_type: str,
+    table: pd.DataFrame,
+    art: Path,
+    window: tuple,
+    *,
+    limit: int | None,
+    auto_deploy: bool,
+    progress: bool,
+    on_version: Callable[[str, str], None] | None,
+) -> RetrainOutcome:
+    """Start a version of ``model_type``, train it on ``table`` into ``art``, then gate, register
+    and deploy it (:func:`register_candidate`). A failed training leaves the version failed."""
+    if len(table) < max(1, params.export.min_data_points):
+        raise NoTrainingData(
+            f"{len(table)} {'decisions' if model_type == 'mlp' else 'responses'} in "
+            f"the window (min_data_points={params.export.min_data_points})"
+        )
+    t0 = time.perf_counter()
+    trainer = _train_mlp if model_type == "mlp" else _train_irt
+    cfg_record = {
+        "seed": params.seed,
+        "window": {"since": str(window[0]), "until": str(window[1])},
+        "limit": limit,
+        "test_split": params.evaluate.test_split,
+        **(params.mlp.model_dump() if model_type == "mlp" else params.irt.model_dump()),
+    }
+    data_fp = data_fingerprint(table)
+    version = registry.start(
+        model_type,
+        config=cfg_record,
+        data_count=len(table),
+        window=window,
+        data_fp=data_fp,
+        code_fp=code_fingerprint(params.root),
+    )
+    if on_version:
+        on_version(model_type, version.version)
+    try:
+        metrics, eval_prod = trainer(table, params, art, progress)
+    except Exception as exc:
+        registry.fail(model_type, version.version, f"{type(exc).__name__}: {exc}")
+        raise
+    return register_candidate(
+        registry,
+        params,
+        model_type,
+        art,
+        metrics,
+        eval_prod,
+        data_count=len(table),
+        data_fp=data_fp,
+        window=window,
+        seconds=time.perf_counter() - t0,
+        auto_deploy=auto_deploy,
+        config=cfg_record,
+        version=version,
+    )
 
 
 def register_pipeline(

@@ -14,6 +14,8 @@ import math
 import platform
 import time
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -176,6 +178,144 @@ def _versions() -> dict[str, str]:
     }
 
 
+@dataclass
+class _DeltaTarget:
+    """The difficulty_delta regression target: standardized on the training split, only for
+    adjust_difficulty rows; ``trained`` is False (mean 0, std 1) with fewer than 2 training rows."""
+
+    raw: np.ndarray  # difficulty_delta per row, NaN where missing
+    mask: np.ndarray  # adjust_difficulty rows with a finite difficulty_delta
+    trained: bool
+    mean: float
+    std: float
+    target: np.ndarray  # (raw - mean) / std on masked rows, 0 elsewhere
+
+
+def _delta_target(decisions: pd.DataFrame, y: np.ndarray, tr: np.ndarray) -> _DeltaTarget:
+    delta = np.full(len(decisions), np.nan)
+    if "difficulty_delta" in decisions.columns:
+        delta = pd.to_numeric(decisions["difficulty_delta"], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+    has_delta = (y == ADJUST) & np.isfinite(delta)
+    trained = int(has_delta[tr].sum()) >= 2
+    mean, std = 0.0, 1.0
+    if trained:
+        mean = float(delta[tr][has_delta[tr]].mean())
+        std = float(delta[tr][has_delta[tr]].std())
+        std = std if std > 1e-9 else 1.0
+    target = np.where(has_delta, (np.nan_to_num(delta) - mean) / std, 0.0)
+    return _DeltaTarget(delta, has_delta, trained, mean, std, target)
+
+
+@dataclass
+class _Prepared:
+    """Model inputs drawn from the decisions table (features standardized on the training split)."""
+
+    y: np.ndarray
+    split: SplitInfo
+    stats: FeatureStats
+    Z: np.ndarray
+    delta: _DeltaTarget
+    class_w: np.ndarray
+
+
+def _prepare(decisions: pd.DataFrame, config: MlpConfig, seed: int) -> _Prepared:
+    if len(decisions) == 0:
+        raise NoTrainingData("the decisions table is empty")
+    require_columns(decisions, ("action",), what="decisions")
+    X_raw = feature_matrix(decisions)
+    y = encode_actions(decisions["action"])
+    learners = decisions["learner_hash"] if "learner_hash" in decisions.columns else None
+    split = split_by_learner(learners, len(decisions), config.val_split, seed)
+    tr = split.train_index
+    stats = FeatureStats.fit(X_raw[tr])
+    return _Prepared(
+        y=y,
+        split=split,
+        stats=stats,
+        Z=stats.transform(X_raw),
+        delta=_delta_target(decisions, y, tr),
+        class_w=_class_weights(y[tr], config.class_weights),
+    )
+
+
+@dataclass
+class _FitData:
+    """Tensors of the minibatch loop; ``class_w`` is None without class weighting."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor
+    delta_mask: torch.Tensor
+    Xv: torch.Tensor
+    yv: torch.Tensor
+    class_w: torch.Tensor | None
+    delta_on: bool
+
+    @classmethod
+    def of(cls, prep: _Prepared, weighted: bool) -> _FitData:
+        tr, va, d = prep.split.train_index, prep.split.val_index, prep.delta
+        return cls(
+            X=torch.from_numpy(prep.Z[tr]),
+            y=torch.from_numpy(prep.y[tr]),
+            target=torch.from_numpy(d.target[tr].astype(np.float32)),
+            delta_mask=torch.from_numpy(d.mask[tr].astype(np.float32)),
+            Xv=torch.from_numpy(prep.Z[va]),
+            yv=torch.from_numpy(prep.y[va]),
+            class_w=torch.from_numpy(prep.class_w.astype(np.float32)) if weighted else None,
+            delta_on=d.trained,
+        )
+
+
+@dataclass
+class _Validation:
+    """Outputs of the trained network on the validation split, and the fitted temperature."""
+
+    y: np.ndarray
+    logits: np.ndarray
+    delta_pred: np.ndarray  # standardized difficulty_delta head
+    temperature: float = 1.0
+
+
+@contextmanager
+def _deterministic_torch() -> Iterator[None]:
+    """One thread and deterministic algorithms, restored on exit: byte-identical weights."""
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(prev_threads)
+        torch.use_deterministic_algorithms(prev_det)
+
+
+def _open_live(live_dir: str | Path | None) -> Any:
+    if live_dir is None:
+        return None
+    from dvclive import Live
+
+    return Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
+
+
+def _init_net(config: MlpConfig, seed: int) -> DecisionNet:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return DecisionNet(hidden=tuple(config.hidden), dropout=config.dropout)
+
+
+def _validate(net: DecisionNet, prep: _Prepared) -> _Validation:
+    va = prep.split.val_index
+    net.eval()
+    with torch.inference_mode():
+        logits, delta = net(torch.from_numpy(prep.Z[va]))
+    return _Validation(
+        y=prep.y[va], logits=logits.double().numpy(), delta_pred=delta.double().numpy()
+    )
+
+
 def train(
     decisions: pd.DataFrame,
     config: MlpConfig | None = None,
@@ -194,104 +334,87 @@ def train(
     """
     config = config or MlpConfig()
     t_start = time.perf_counter()
-    if len(decisions) == 0:
-        raise NoTrainingData("the decisions table is empty")
-    require_columns(decisions, ("action",), what="decisions")
-    X_raw = feature_matrix(decisions)
-    y = encode_actions(decisions["action"])
-    learners = decisions["learner_hash"] if "learner_hash" in decisions.columns else None
-    split = split_by_learner(learners, len(decisions), config.val_split, seed)
-    tr, va = split.train_index, split.val_index
+    prep = _prepare(decisions, config, seed)
+    with _deterministic_torch():
+        live = _open_live(live_dir)
+        net = _init_net(config, seed)
+        data = _FitData.of(prep, bool(config.class_weights))
+        history, best_epoch = _fit(net, data, config, seed, live, progress)
+        val = _validate(net, prep)
+    val.temperature = fit_temperature(val.y, val.logits)
+    metrics = _metrics(prep, val, history, best_epoch, t_start)
+    if live is not None:
+        _log_summary(live, metrics)
+    model = MlpModel(
+        net=net,
+        stats=prep.stats,
+        temperature=val.temperature,
+        delta_trained=prep.delta.trained,
+        delta_mean=prep.delta.mean,
+        delta_std=prep.delta.std,
+        metadata=_metadata(decisions, prep, config, seed, metrics),
+    )
+    return TrainResult(
+        model=model,
+        history=history,
+        temperature=val.temperature,
+        metrics=metrics,
+        split=prep.split,
+        val_y=val.y,
+        val_logits=val.logits,
+    )
 
-    stats = FeatureStats.fit(X_raw[tr])
-    Z = stats.transform(X_raw)
 
-    # difficulty_delta target (standardized on the training split), only for adjust_difficulty rows.
-    delta = np.full(len(decisions), np.nan)
-    if "difficulty_delta" in decisions.columns:
-        delta = pd.to_numeric(decisions["difficulty_delta"], errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
-    has_delta = (y == ADJUST) & np.isfinite(delta)
-    delta_on = int(has_delta[tr].sum()) >= 2
-    d_mean, d_std = 0.0, 1.0
-    if delta_on:
-        d_mean = float(delta[tr][has_delta[tr]].mean())
-        d_std = float(delta[tr][has_delta[tr]].std())
-        d_std = d_std if d_std > 1e-9 else 1.0
-    target = np.where(has_delta, (np.nan_to_num(delta) - d_mean) / d_std, 0.0)
-
-    cw = _class_weights(y[tr], config.class_weights)
-
-    prev_threads = torch.get_num_threads()
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    live = None
-    try:
-        if live_dir is not None:
-            from dvclive import Live
-
-            live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = DecisionNet(hidden=tuple(config.hidden), dropout=config.dropout)
-        history, best_epoch = _fit(
-            net,
-            torch.from_numpy(Z[tr]),
-            torch.from_numpy(y[tr]),
-            torch.from_numpy(target[tr].astype(np.float32)),
-            torch.from_numpy(has_delta[tr].astype(np.float32)),
-            torch.from_numpy(Z[va]),
-            torch.from_numpy(y[va]),
-            torch.from_numpy(cw.astype(np.float32)),
-            config,
-            seed,
-            delta_on,
-            live,
-            progress,
-        )
-        net.eval()
-        with torch.inference_mode():
-            val_logits_t, val_delta_t = net(torch.from_numpy(Z[va]))
-        val_logits = val_logits_t.double().numpy()
-    finally:
-        torch.set_num_threads(prev_threads)
-        torch.use_deterministic_algorithms(prev_det)
-
-    temperature = fit_temperature(y[va], val_logits)
-    cal = classification_metrics(y[va], apply_temperature(val_logits, temperature))
-    uncal = classification_metrics(y[va], apply_temperature(val_logits, 1.0))
-    seconds = time.perf_counter() - t_start
+def _metrics(
+    prep: _Prepared, val: _Validation, history: pd.DataFrame, best_epoch: int, t_start: float
+) -> dict[str, Any]:
+    """Validation metrics (calibrated, plus uncalibrated ECE/NLL) and training bookkeeping."""
+    proba = apply_temperature(val.logits, val.temperature)
+    cal = classification_metrics(val.y, proba)
+    uncal = classification_metrics(val.y, apply_temperature(val.logits, 1.0))
     metrics: dict[str, Any] = {
         **cal,
         "ece_uncalibrated": uncal["ece"],
         "nll_uncalibrated": uncal["nll"],
-        "temperature": temperature,
+        "temperature": val.temperature,
         "best_epoch": best_epoch,
         "epochs_run": int(len(history)),
-        "n_train": int(len(tr)),
-        "n_val": int(len(va)),
-        "train_seconds": seconds,
+        "n_train": int(len(prep.split.train_index)),
+        "n_val": int(len(prep.split.val_index)),
+        "train_seconds": time.perf_counter() - t_start,
     }
-    if delta_on:
-        vm = has_delta[va]
-        if vm.any():
-            pred = val_delta_t.double().numpy()[vm] * d_std + d_mean
-            metrics["difficulty_delta_mae"] = float(np.abs(pred - delta[va][vm]).mean())
-    pcs = per_class_accuracy(y[va], apply_temperature(val_logits, temperature))
+    d = prep.delta
+    vm = d.mask[prep.split.val_index]
+    if d.trained and vm.any():
+        pred = val.delta_pred[vm] * d.std + d.mean
+        metrics["difficulty_delta_mae"] = float(
+            np.abs(pred - d.raw[prep.split.val_index][vm]).mean()
+        )
+    pcs = per_class_accuracy(val.y, proba)
     metrics["per_class_recall"] = {
         r.action: (None if np.isnan(r.recall) else float(r.recall)) for r in pcs.itertuples()
     }
-    if live is not None:
-        for key in ("accuracy", "nll", "ece", "ece_uncalibrated", "macro_f1", "temperature"):
-            live.summary[f"val/{key}"] = float(metrics[key])
-        live.end()
+    return metrics
 
-    metadata = {
+
+def _log_summary(live: Any, metrics: dict[str, Any]) -> None:
+    for key in ("accuracy", "nll", "ece", "ece_uncalibrated", "macro_f1", "temperature"):
+        live.summary[f"val/{key}"] = float(metrics[key])
+    live.end()
+
+
+def _metadata(
+    decisions: pd.DataFrame,
+    prep: _Prepared,
+    config: MlpConfig,
+    seed: int,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    y, d = prep.y, prep.delta
+    return {
         "format": "learnops.mlp/1",
         "features": list(FEATURES),
-        "feature_stats": stats.to_dict(),
+        "feature_stats": prep.stats.to_dict(),
         "actions": list(ACTIONS),
         "action_index": {a: i for i, a in enumerate(ACTIONS)},
         "architecture": {
@@ -301,14 +424,14 @@ def train(
             "activation": "relu",
             "dropout": config.dropout,
         },
-        "temperature": temperature,
+        "temperature": metrics["temperature"],
         "difficulty_delta": {
-            "trained": delta_on,
-            "mean": d_mean,
-            "std": d_std,
-            "n_train": int(has_delta[tr].sum()),
+            "trained": d.trained,
+            "mean": d.mean,
+            "std": d.std,
+            "n_train": int(d.mask[prep.split.train_index].sum()),
         },
-        "class_weights": [float(v) for v in cw],
+        "class_weights": [float(v) for v in prep.class_w],
         "params": config.model_dump(mode="json"),
         "seed": seed,
         "data": {
@@ -316,29 +439,11 @@ def train(
             "n_rows": int(len(decisions)),
             "action_counts": {a: int((y == i).sum()) for i, a in enumerate(ACTIONS)},
         },
-        "split": split.summary(),
+        "split": prep.split.summary(),
         # no wall-clock values: same data + params + seed must give byte-identical artifacts
         "metrics": {k: v for k, v in metrics.items() if k != "train_seconds"},
         "versions": _versions(),
     }
-    model = MlpModel(
-        net=net,
-        stats=stats,
-        temperature=temperature,
-        delta_trained=delta_on,
-        delta_mean=d_mean,
-        delta_std=d_std,
-        metadata=metadata,
-    )
-    return TrainResult(
-        model=model,
-        history=history,
-        temperature=temperature,
-        metrics=metrics,
-        split=split,
-        val_y=y[va],
-        val_logits=val_logits,
-    )
 
 
 class _GradFn:
@@ -409,132 +514,190 @@ class _GradFn:
                 d = torch.addmm(self.zero, d, ws[li], beta=0.0, alpha=sc[li])
 
 
-def _adam_step(P: torch.Tensor, G: torch.Tensor, lr: float, wd: float) -> Any:
-    """One Adam update of P from gradient G (PyTorch semantics, L2 weight decay): step(t)."""
-    mom, vel = torch.zeros_like(P), torch.zeros_like(P)
-    fused = getattr(torch, "_fused_adam_", None)
-    if fused is not None:
-        step_t = torch.zeros((), dtype=torch.float32)
+@dataclass
+class _Adam:
+    """Adam update of P from gradient G (PyTorch semantics, L2 weight decay): ``adam(step)``.
 
-        def fused_step(step: int) -> None:
-            step_t.fill_(step)
-            fused(
-                [P], [G], [mom], [vel], [], [step_t],
+    Uses torch's fused kernel when present, else the same update written out."""
+
+    P: torch.Tensor
+    G: torch.Tensor
+    lr: float
+    wd: float
+    mom: torch.Tensor = field(init=False, repr=False)
+    vel: torch.Tensor = field(init=False, repr=False)
+    step_t: torch.Tensor = field(init=False, repr=False)
+    fused: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.mom, self.vel = torch.zeros_like(self.P), torch.zeros_like(self.P)
+        self.step_t = torch.zeros((), dtype=torch.float32)
+        self.fused = getattr(torch, "_fused_adam_", None)
+
+    def __call__(self, step: int) -> None:
+        P, G, mom, vel, lr, wd = self.P, self.G, self.mom, self.vel, self.lr, self.wd
+        if self.fused is not None:
+            self.step_t.fill_(step)
+            self.fused(
+                [P], [G], [mom], [vel], [], [self.step_t],
                 lr=lr, beta1=_BETA1, beta2=_BETA2, weight_decay=wd, eps=_EPS,
                 amsgrad=False, maximize=False,
             )  # fmt: skip
-
-        return fused_step
-
-    def step_fn(step: int) -> None:
+            return
         g = G.add(P, alpha=wd) if wd else G
         mom.lerp_(g, 1.0 - _BETA1)
         vel.mul_(_BETA2).addcmul_(g, g, value=1.0 - _BETA2)
         denom = vel.sqrt().div_(math.sqrt(1.0 - _BETA2**step)).add_(_EPS)
         P.addcdiv_(mom, denom, value=-lr / (1.0 - _BETA1**step))
 
-    return step_fn
 
+@dataclass
+class _Minibatches:
+    """Per-epoch shuffling, dropout masks and the minibatch updates (the step count spans epochs).
 
-def _fit(
-    net: DecisionNet,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    target: torch.Tensor,
-    delta_mask: torch.Tensor,
-    Xv: torch.Tensor,
-    yv: torch.Tensor,
-    class_w: torch.Tensor,
-    config: MlpConfig,
-    seed: int,
-    delta_on: bool,
-    live: Any,
-    progress: bool,
-) -> tuple[pd.DataFrame, int]:
-    """Minibatch Adam with hand-written backprop; restores the best-validation weights into net."""
-    flat = _Flat(net)
-    ws, bs = flat.p_views[0::2], flat.p_views[1::2]
-    n, k = len(X), len(ACTIONS)
-    B = config.batch_size
-    p_drop = config.dropout
-    grads = _GradFn(flat, p_drop, delta_on, B)
-    onehot = F.one_hot(y, k).to(torch.float32)
-    weighted = bool(config.class_weights)
-    row_w = class_w[y].unsqueeze(1)
-    tgt = target.unsqueeze(1)
-    dmask = (delta_mask * (2.0 * DELTA_LOSS_WEIGHT)).unsqueeze(1)
-    gen = torch.Generator().manual_seed(seed)
-    adam = _adam_step(flat.P, flat.G, config.lr, config.weight_decay)
-    step = 0
-    best_loss, best_epoch, best_P = math.inf, 0, flat.P.clone()
-    rows: list[dict[str, float]] = []
-    epochs = range(1, config.epochs + 1)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    ``target``/``dmask`` are None without the delta head, ``row_w`` without class weighting."""
 
-        bar = tqdm(epochs, desc="train mlp", unit="epoch")
-        epochs = bar
+    X: torch.Tensor
+    onehot: torch.Tensor
+    target: torch.Tensor | None
+    dmask: torch.Tensor | None
+    row_w: torch.Tensor | None
+    hidden: tuple[int, ...]
+    dropout: float
+    batch_size: int
+    gen: torch.Generator
+    grads: _GradFn
+    adam: _Adam
+    step: int = 0
 
-    for epoch in epochs:
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=gen)
-        Xp, OHp, TP, DMp = X[perm], onehot[perm], tgt[perm], dmask[perm]
-        RWp = row_w[perm] if weighted else None
+    @classmethod
+    def of(
+        cls, net: DecisionNet, flat: _Flat, data: _FitData, config: MlpConfig, seed: int
+    ) -> _Minibatches:
+        delta_on, B = data.delta_on, config.batch_size
+        dmask = (data.delta_mask * (2.0 * DELTA_LOSS_WEIGHT)).unsqueeze(1)
+        return cls(
+            X=data.X,
+            onehot=F.one_hot(data.y, len(ACTIONS)).to(torch.float32),
+            target=data.target.unsqueeze(1) if delta_on else None,
+            dmask=dmask if delta_on else None,
+            row_w=data.class_w[data.y].unsqueeze(1) if data.class_w is not None else None,
+            hidden=tuple(net.hidden),
+            dropout=config.dropout,
+            batch_size=B,
+            gen=torch.Generator().manual_seed(seed),
+            grads=_GradFn(flat, config.dropout, delta_on, B),
+            adam=_Adam(flat.P, flat.G, config.lr, config.weight_decay),
+        )
+
+    def _split(self, t: torch.Tensor | None, perm: torch.Tensor) -> Iterable[Any]:
+        return t[perm].split(self.batch_size) if t is not None else repeat(None)
+
+    def run_epoch(self) -> None:
+        n, p, B = len(self.X), self.dropout, self.batch_size
+        perm = torch.randperm(n, generator=self.gen)
         masks = (
-            [(torch.rand(n, h, generator=gen) >= p_drop).to(torch.float32) for h in net.hidden]
-            if p_drop > 0
+            [(torch.rand(n, h, generator=self.gen) >= p).to(torch.float32) for h in self.hidden]
+            if p > 0
             else []
         )
-        parts = [Xp.split(B), OHp.split(B)]
-        parts.append(TP.split(B) if delta_on else repeat(None))
-        parts.append(DMp.split(B) if delta_on else repeat(None))
-        parts.append(RWp.split(B) if RWp is not None else repeat(None))
+        parts = [self._split(t, perm) for t in (self.X, self.onehot, self.target, self.dmask)]
+        parts.append(self._split(self.row_w, perm))
         parts.append(zip(*(m.split(B) for m in masks), strict=True) if masks else repeat(()))
         for xb, ohb, tb, dmb, rwb, mbs in zip(*parts, strict=False):  # repeat() is endless
-            grads(xb, ohb, tb, dmb, rwb, mbs)
-            step += 1
-            adam(step)
+            self.grads(xb, ohb, tb, dmb, rwb, mbs)
+            self.step += 1
+            self.adam(self.step)
 
-        cw = class_w if weighted else None
-        logits, _ = _eval_forward(ws, bs, X)
-        train_loss = float(F.cross_entropy(logits, y, weight=cw))
-        train_acc = float((logits.argmax(1) == y).float().mean())
-        vlogits, _ = _eval_forward(ws, bs, Xv)
-        val_loss = float(F.cross_entropy(vlogits, yv, weight=cw))
-        val_acc = float((vlogits.argmax(1) == yv).float().mean())
-        if not math.isfinite(train_loss):
-            raise LearnopsError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
-        rows.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_accuracy": train_acc,
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
-                "seconds": time.perf_counter() - t0,
-            }
-        )
-        if live is not None:
-            live.log_metric("train/loss", train_loss)
-            live.log_metric("train/accuracy", train_acc)
-            live.log_metric("val/loss", val_loss)
-            live.log_metric("val/accuracy", val_acc)
-            live.next_step()
-        if bar is not None:
-            bar.set_postfix(train_loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}")
-        if val_loss < best_loss:
-            best_loss, best_epoch = val_loss, epoch
-            best_P.copy_(flat.P)
-        elif epoch - best_epoch >= config.patience:
-            break
+
+@dataclass
+class _EarlyStopping:
+    """Lowest validation loss so far, its epoch and a copy of its weights."""
+
+    patience: int
+    best_P: torch.Tensor
+    best_loss: float = math.inf
+    best_epoch: int = 0
+
+    def update(self, epoch: int, val_loss: float, P: torch.Tensor) -> bool:
+        """Record an epoch's validation loss; True when training should stop."""
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch = val_loss, epoch
+            self.best_P.copy_(P)
+            return False
+        return epoch - self.best_epoch >= self.patience
+
+
+def _evaluate(flat: _Flat, data: _FitData, epoch: int) -> dict[str, float]:
+    """Training and validation loss/accuracy of the current weights (dropout off)."""
+    ws, bs = flat.p_views[0::2], flat.p_views[1::2]
+    logits, _ = _eval_forward(ws, bs, data.X)
+    train_loss = float(F.cross_entropy(logits, data.y, weight=data.class_w))
+    train_acc = float((logits.argmax(1) == data.y).float().mean())
+    vlogits, _ = _eval_forward(ws, bs, data.Xv)
+    val_loss = float(F.cross_entropy(vlogits, data.yv, weight=data.class_w))
+    val_acc = float((vlogits.argmax(1) == data.yv).float().mean())
+    if not math.isfinite(train_loss):
+        raise LearnopsError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_accuracy": train_acc,
+        "val_loss": val_loss,
+        "val_accuracy": val_acc,
+    }
+
+
+def _log_epoch(live: Any, bar: Any, row: dict[str, float]) -> None:
+    if live is not None:
+        live.log_metric("train/loss", row["train_loss"], timestamp=False)
+        live.log_metric("train/accuracy", row["train_accuracy"], timestamp=False)
+        live.log_metric("val/loss", row["val_loss"], timestamp=False)
+        live.log_metric("val/accuracy", row["val_accuracy"], timestamp=False)
+        live.next_step()
     if bar is not None:
-        bar.close()
+        bar.set_postfix(train_loss=f"{row['train_loss']:.4f}", val_loss=f"{row['val_loss']:.4f}")
 
+
+def _epoch_range(n_epochs: int, progress: bool) -> tuple[Iterable[int], Any]:
+    """Epoch numbers 1..n, and the tqdm bar iterating them (None without progress)."""
+    epochs = range(1, n_epochs + 1)
+    if not progress:
+        return epochs, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(epochs, desc="train mlp", unit="epoch")
+    return bar, bar
+
+
+def _load_flat(net: DecisionNet, P: torch.Tensor) -> None:
     off = 0
     with torch.no_grad():
         for prm in net.parameters():
             k = prm.numel()
-            prm.copy_(best_P[off : off + k].view_as(prm))
+            prm.copy_(P[off : off + k].view_as(prm))
             off += k
-    return pd.DataFrame(rows), best_epoch
+
+
+def _fit(
+    net: DecisionNet, data: _FitData, config: MlpConfig, seed: int, live: Any, progress: bool
+) -> tuple[pd.DataFrame, int]:
+    """Minibatch Adam with hand-written backprop; restores the best-validation weights into net."""
+    flat = _Flat(net)
+    batches = _Minibatches.of(net, flat, data, config, seed)
+    stopping = _EarlyStopping(config.patience, flat.P.clone())
+    rows: list[dict[str, float]] = []
+    epochs, bar = _epoch_range(config.epochs, progress)
+    for epoch in epochs:
+        t0 = time.perf_counter()
+        batches.run_epoch()
+        row = _evaluate(flat, data, epoch)
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        _log_epoch(live, bar, row)
+        if stopping.update(epoch, row["val_loss"], flat.P):
+            break
+    if bar is not None:
+        bar.close()
+    _load_flat(net, stopping.best_P)
+    return pd.DataFrame(rows), stopping.best_epoch

@@ -184,59 +184,66 @@ def decision_lines(
     return lines
 
 
-def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
-    """Analyse the experiment in the processed decisions (with CUPED covariates when
-    ``use_cuped`` and a pre-period exists, and without), write results.json and the ``ab``
-    metrics, and return the tables and figure inputs."""
-    import pandas as pd
+def load_events(params: Params) -> pd.DataFrame:
+    """The learner events of the experiment in the processed decisions (``simulate.ab_test``
+    when present, else the only A/B test there); ``attrs["experiment"]`` names it."""
+    from learnops.ab.analysis import events_from_decisions
+    from learnops.io import read_table
 
-    from learnops.ab.analysis import (
-        analyze,
-        cumulative_effects,
-        events_from_decisions,
-        flat_metrics,
-        learner_table,
-    )
-    from learnops.io import read_table, write_json
-    from learnops.stages import write_metrics
-
-    ab = params.ab
-    metrics = list(ab.metrics)
     decisions = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
     present = set(decisions["ab_test"].dropna().astype(str))
     wanted = params.simulate.ab_test if params.simulate.ab_test in present else None
-    events = events_from_decisions(decisions, wanted)
-    experiment = events.attrs["experiment"]
-    covariates = {m: f"pre_{m}" for m in metrics if use_cuped and f"pre_{m}" in events}
+    return events_from_decisions(decisions, wanted)
+
+
+def analyze_both(
+    params: Params, events: pd.DataFrame, covariates: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(results with ``covariates``, results without), both with the ``ab`` params."""
+    from learnops.ab.analysis import analyze
+
+    ab = params.ab
     common = {
         "control": ab.control,
-        "metrics": metrics,
+        "metrics": list(ab.metrics),
         "alpha": ab.alpha,
         "practical_threshold": ab.practical_threshold,
         "min_sample_size": ab.min_sample_size,
         "planned_split": dict(params.simulate.ab_groups),
         "power": ab.power,
     }
-    results = analyze(events, covariates=covariates, **common)
-    unadjusted = analyze(events, **common)
-    flat = flat_metrics(results)
-    write_json(params.path(params.paths.reports_dir) / "ab" / "results.json", results)
-    write_metrics(params, "ab", flat)
+    return analyze(events, covariates=covariates, **common), analyze(events, **common)
 
-    table = comparison_table(results, unadjusted)
+
+def groups_table(results: dict[str, Any]) -> pd.DataFrame:
+    """Learners and decisions per group, with the learners the planned split expects and each
+    group's share."""
+    import pandas as pd
+
     groups = pd.DataFrame(results["groups"]).T.rename_axis("group")
     groups["expected_learners"] = pd.Series(results["srm"]["expected"])
     groups["share"] = groups["n_learners"] / groups["n_learners"].sum()
-    primary = "engagement" if "engagement" in metrics else metrics[0]
-    power = power_inputs(results, primary, ab.alpha, ab.power, ab.practical_threshold)
-    lines = decision_lines(results, covariates, power)
+    return groups
+
+
+def summary_table(
+    experiment: str,
+    events: pd.DataFrame,
+    results: dict[str, Any],
+    primary: str,
+    covariates: dict[str, str],
+) -> pd.DataFrame:
+    """The experiment at a glance: its size, period, pre-period coverage, covariates and
+    decision."""
+    import pandas as pd
+
     pre_col = f"pre_{primary}"
     pre_share = (
         float(events.groupby("learner_id")[pre_col].first().notna().mean())
         if pre_col in events
         else math.nan
     )
-    summary = pd.DataFrame(
+    return pd.DataFrame(
         {
             "value": [
                 experiment,
@@ -260,6 +267,29 @@ def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
             "decision (reason code)",
         ],
     )
+
+
+def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
+    """Analyse the experiment in the processed decisions (with CUPED covariates when
+    ``use_cuped`` and a pre-period exists, and without), write results.json and the ``ab``
+    metrics, and return the tables and figure inputs."""
+    from learnops.ab.analysis import cumulative_effects, flat_metrics, learner_table
+    from learnops.io import write_json
+    from learnops.stages import write_metrics
+
+    ab = params.ab
+    metrics = list(ab.metrics)
+    events = load_events(params)
+    experiment = events.attrs["experiment"]
+    covariates = {m: f"pre_{m}" for m in metrics if use_cuped and f"pre_{m}" in events}
+    results, unadjusted = analyze_both(params, events, covariates)
+    flat = flat_metrics(results)
+    write_json(params.path(params.paths.reports_dir) / "ab" / "results.json", results)
+    write_metrics(params, "ab", flat)
+
+    table = comparison_table(results, unadjusted)
+    primary = "engagement" if "engagement" in metrics else metrics[0]
+    power = power_inputs(results, primary, ab.alpha, ab.power, ab.practical_threshold)
     return AbAnalysisResult(
         experiment=experiment,
         use_cuped=use_cuped,
@@ -271,12 +301,12 @@ def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
         unadjusted=unadjusted,
         table=table,
         ci_widths=ci_widths(results, unadjusted),
-        groups=groups,
+        groups=groups_table(results),
         learners=learner_table(events, metrics),
         effects_vs_truth=effects_vs_truth(table, dict(params.simulate.ab_effect), ab.control),
         cumulative=cumulative_effects(events, primary, control=ab.control, alpha=ab.alpha),
         power=power,
-        decision_lines=lines,
-        summary=summary,
+        decision_lines=decision_lines(results, covariates, power),
+        summary=summary_table(experiment, events, results, primary, covariates),
         flat_metrics=flat,
     )

@@ -87,6 +87,12 @@ class MlpScores:
     bootstrap: pd.DataFrame
     """Learner-clustered bootstrap estimate and 95% interval per metric."""
 
+    @property
+    def ece_values(self) -> dict[tuple[str, str], float]:
+        """ECE keyed like ``reliability`` (for the legend of the reliability diagrams)."""
+        cal = self.calibration
+        return {(w, s): float(cal.loc[w, f"ece_{s}"]) for w, s in self.reliability}
+
 
 @dataclass
 class MlpDecisions:
@@ -106,82 +112,21 @@ class MlpDecisions:
     outcomes_by_action: pd.DataFrame
     outcomes_by_decider: pd.DataFrame
 
-
-@dataclass
-class IrtScores:
-    """The IRT model's P(correct) on each learner's last responses and its metrics."""
-
-    test: pd.DataFrame
-    metrics: dict[str, Any]
-    by_module: pd.DataFrame
-    calibration: pd.DataFrame
-
-
-@dataclass
-class EvaluateResult:
-    """Everything the evaluate stage measured: tables and arrays for the report, ``metrics``
-    (the document written to ``reports/metrics/evaluate.json``) and ``timings`` (the wall-clock
-    document written to ``reports/timings/evaluate.json``)."""
-
-    model_version: str
-    temperature: float
-    targets: Targets
-    """``params.evaluate.targets``, the thresholds the verdict checks."""
-    test: pd.DataFrame
-    y: np.ndarray
-    proba: np.ndarray
-    proba_uncalibrated: np.ndarray
-    report: dict[str, Any]
-    per_class: pd.DataFrame
-    confusion: pd.DataFrame
-    confusion_normalized: pd.DataFrame
-    calibration: pd.DataFrame
-    reliability: dict[tuple[str, str], pd.DataFrame]
-    ece_values: dict[tuple[str, str], float]
-    """ECE keyed like ``reliability`` (for the legend of the reliability diagrams)."""
-    bootstrap: pd.DataFrame
-    headline: pd.DataFrame
-    """``bootstrap`` indexed by metric, with the target each metric is checked against."""
-    agreement_by_action: pd.DataFrame
-    agreement_by_confidence: pd.DataFrame
-    agreement_overall: pd.DataFrame
-    thresholds: pd.DataFrame
-    threshold_choice: ThresholdChoice
-    current_threshold: float
-    threshold_summary: pd.DataFrame
-    """ML usage and accuracy at the current and at the chosen threshold."""
-    outcomes_by_action: pd.DataFrame
-    outcomes_by_decider: pd.DataFrame
-    ope: pd.DataFrame
-    """One row per (policy, estimator), plus the logged policy's observed mean."""
-    irt_test: pd.DataFrame
-    irt_metrics: dict[str, Any]
-    irt_by_module: pd.DataFrame
-    irt_calibration: pd.DataFrame
-    latency_ms: np.ndarray
-    latency: dict[str, float]
-    recommendation: dict[str, Any]
-    """The verdict on every target, latency included (the report's view)."""
-    checks: pd.DataFrame
-    """One row per target check of ``recommendation``."""
-    summary: pd.DataFrame
-    """One row per headline fact (for the top of the report)."""
-    conclusion: str
-    """The report's closing paragraph: verdict, intervals, threshold and off-policy findings."""
-    metrics: dict[str, Any]
-    timings: dict[str, Any]
-    paths: dict[str, Path] = field(default_factory=dict)
-    evaluation_id: int | None = None
-
     @property
-    def irt_metrics_table(self) -> pd.DataFrame:
-        """``irt_metrics`` as a one-column table (metric → value on the held-out responses)."""
-        return pd.Series(self.irt_metrics, name="held-out", dtype=float).to_frame()
-
-    @property
-    def latency_table(self) -> pd.DataFrame:
-        """``latency`` as a one-column table (statistic → milliseconds)."""
-        return pd.Series(self.latency, name="ms", dtype=float).to_frame()
+    def threshold_summary(self) -> pd.DataFrame:
+        """ML usage and ML accuracy at the current threshold and at the chosen one."""
+        c = self.threshold_choice
+        return pd.DataFrame(
+            [
+                {
+                    "threshold": self.current_threshold,
+                    "ml_usage": self.ml_usage_at_current,
+                    "ml_accuracy": self.ml_accuracy_at_current,
+                },
+                {"threshold": c.threshold, "ml_usage": c.ml_usage, "ml_accuracy": c.ml_accuracy},
+            ],
+            index=pd.Index(["current", "chosen"], name="threshold in use"),
+        ).astype(float)
 
     @property
     def outcomes_summary_by_action(self) -> pd.DataFrame:
@@ -192,6 +137,72 @@ class EvaluateResult:
     def outcomes_summary_by_decider(self) -> pd.DataFrame:
         """Mean outcome [95% CI] per decider (rows) and outcome (columns)."""
         return interval_pivot(self.outcomes_by_decider, "decided_by")
+
+
+@dataclass
+class IrtScores:
+    """The IRT model's P(correct) on each learner's last responses and its metrics."""
+
+    test: pd.DataFrame
+    metrics: dict[str, Any]
+    by_module: pd.DataFrame
+    calibration: pd.DataFrame
+
+    @property
+    def metrics_table(self) -> pd.DataFrame:
+        """``metrics`` as a one-column table (metric → value on the held-out responses)."""
+        return pd.Series(self.metrics, name="held-out", dtype=float).to_frame()
+
+
+@dataclass
+class EvaluateResult:
+    """Everything the evaluate stage measured, composed of its parts (``mlp``, ``decisions``,
+    ``irt``), with ``metrics`` (the document written to ``reports/metrics/evaluate.json``) and
+    ``timings`` (the wall-clock document written to ``reports/timings/evaluate.json``). The
+    report's tables derived from them are properties."""
+
+    model_version: str
+    temperature: float
+    targets: Targets
+    """``params.evaluate.targets``, the thresholds the verdict checks."""
+    mlp: MlpScores
+    decisions: MlpDecisions
+    ope: pd.DataFrame
+    """One row per (policy, estimator), plus the logged policy's observed mean."""
+    irt: IrtScores
+    latency_ms: np.ndarray
+    latency: dict[str, float]
+    recommendation: dict[str, Any]
+    """The verdict on every target, latency included (the report's view)."""
+    metrics: dict[str, Any]
+    timings: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+    evaluation_id: int | None = None
+
+    @property
+    def headline(self) -> pd.DataFrame:
+        """``mlp.bootstrap`` indexed by metric, with the target each metric is checked against."""
+        return headline_table(self.mlp.bootstrap, self.targets)
+
+    @property
+    def latency_table(self) -> pd.DataFrame:
+        """``latency`` as a one-column table (statistic → milliseconds)."""
+        return pd.Series(self.latency, name="ms", dtype=float).to_frame()
+
+    @property
+    def checks(self) -> pd.DataFrame:
+        """One row per target check of ``recommendation``."""
+        return checks_table(self.recommendation)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per headline fact (for the top of the report)."""
+        return summary_table(self.model_version, self.metrics, self.irt, self.recommendation)
+
+    @property
+    def conclusion(self) -> str:
+        """The report's closing paragraph: verdict, intervals, threshold and off-policy findings."""
+        return conclusion_text(self.metrics, self.decisions, self.latency, self.recommendation)
 
 
 # -- models and latency -------------------------------------------------------------------------
@@ -551,22 +562,6 @@ def headline_table(bootstrap: pd.DataFrame, targets: Any) -> pd.DataFrame:
     return out
 
 
-def threshold_summary(dec: MlpDecisions) -> pd.DataFrame:
-    """ML usage and ML accuracy at the current threshold and at the chosen one."""
-    c = dec.threshold_choice
-    return pd.DataFrame(
-        [
-            {
-                "threshold": dec.current_threshold,
-                "ml_usage": dec.ml_usage_at_current,
-                "ml_accuracy": dec.ml_accuracy_at_current,
-            },
-            {"threshold": c.threshold, "ml_usage": c.ml_usage, "ml_accuracy": c.ml_accuracy},
-        ],
-        index=pd.Index(["current", "chosen"], name="threshold in use"),
-    ).astype(float)
-
-
 def interval_pivot(table: pd.DataFrame, by: str) -> pd.DataFrame:
     """An ``outcomes_by`` table as text cells ``mean [ci_low, ci_high]``: one row per ``by``
     group, one column per outcome (large values, e.g. milliseconds, without decimals)."""
@@ -648,8 +643,8 @@ def write_outputs(params: Params, res: EvaluateResult) -> dict[str, Path]:
     """Write the DVC metrics, the timings and the DVC plot data; return their paths."""
     from learnops.stages import write_metrics, write_plot_data, write_timings
 
-    test, thresholds = res.test, res.thresholds
-    cal = res.reliability[("after", "uniform")]
+    test, thresholds = res.decisions.test, res.decisions.thresholds
+    cal = res.mlp.reliability[("after", "uniform")]
     thr = thresholds.loc[
         thresholds["ml_accuracy"].notna(), ["threshold", "ml_usage", "ml_accuracy"]
     ]
@@ -715,44 +710,17 @@ def run(
     rec = recommend(scores, dec, latency, params.evaluate.targets)
     timings = {"latency_ms": latency, "latency_calls": latency_calls, "recommendation": rec}
 
-    cal = scores.calibration
     result = EvaluateResult(
         model_version=version,
         temperature=float(model.temperature),
         targets=params.evaluate.targets,
-        test=dec.test,
-        y=y,
-        proba=scores.proba,
-        proba_uncalibrated=scores.proba_uncalibrated,
-        report=scores.report,
-        per_class=scores.per_class,
-        confusion=scores.confusion,
-        confusion_normalized=scores.confusion_normalized,
-        calibration=cal,
-        reliability=scores.reliability,
-        ece_values={(w, s): float(cal.loc[w, f"ece_{s}"]) for w, s in scores.reliability},
-        bootstrap=scores.bootstrap,
-        headline=headline_table(scores.bootstrap, params.evaluate.targets),
-        agreement_by_action=dec.agreement_by_action,
-        agreement_by_confidence=dec.agreement_by_confidence,
-        agreement_overall=dec.agreement_overall,
-        thresholds=dec.thresholds,
-        threshold_choice=dec.threshold_choice,
-        current_threshold=dec.current_threshold,
-        threshold_summary=threshold_summary(dec),
-        outcomes_by_action=dec.outcomes_by_action,
-        outcomes_by_decider=dec.outcomes_by_decider,
+        mlp=scores,
+        decisions=dec,
         ope=ope_table,
-        irt_test=irt_scores.test,
-        irt_metrics=irt_scores.metrics,
-        irt_by_module=irt_scores.by_module,
-        irt_calibration=irt_scores.calibration,
+        irt=irt_scores,
         latency_ms=latencies,
         latency=latency,
         recommendation=rec,
-        checks=checks_table(rec),
-        summary=summary_table(version, metrics, irt_scores, rec),
-        conclusion=conclusion_text(metrics, dec, latency, rec),
         metrics=metrics,
         timings=timings,
     )

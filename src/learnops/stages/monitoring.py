@@ -3,9 +3,9 @@
 Reads ``data/processed/decisions.parquet``, splits it by time into a training reference (the first
 70 %) and recent traffic (the rest), and computes rolling metrics, metrics per model version,
 feature drift (PSI, KS) and alerts against ``evaluate.targets``. Writes the DVC metric
-``reports/metrics/monitoring.json`` (deterministic values only) and the latency figures, which are
-wall-clock measurements of the service, to ``reports/timings/monitoring.json``. Returns what
-notebook 06 shows.
+``reports/metrics/monitoring.json``: every value, the service's logged latencies included, is a
+function of the exported decisions, so a rerun on the same export writes the same bytes. Returns
+what notebook 06 shows.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ VERSION_COLUMNS: tuple[str, ...] = (
     "fallback_next_accuracy",
     "fallback_next_engagement",
 )
-#: Marks a wall-clock key (or alert metric): it goes to the timings, not the DVC metric.
-WALL_CLOCK = "latency"
 
 
 @dataclass
@@ -58,7 +56,6 @@ class MonitoringResult:
     alerts_table: pd.DataFrame
     report: dict[str, Any]
     metrics: dict[str, Any]
-    timings: dict[str, Any]
     targets: dict[str, float]
     psi_threshold: float
 
@@ -98,48 +95,14 @@ def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "feature", "value", "threshold", "model_version"])
 
 
-def _is_clock(key: str) -> bool:
-    return WALL_CLOCK in key
-
-
-def _without_clock(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if not _is_clock(k)}
-
-
-def _clock_only(record: dict[str, Any], ids: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k in ids or _is_clock(k)}
-
-
-def split_wall_clock(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the report without wall-clock values, the wall-clock values in the same structure):
-    every key naming latency, and every alert on latency, moves to the second dict. Per-row
-    records keep their identifying key (window, version) beside the moved values."""
-    ids = ("window", "version")
-    metrics: dict[str, Any] = {}
-    timings: dict[str, Any] = {}
-    for key, value in report.items():
-        if key == "alerts":
-            metrics[key] = [a for a in value if not _is_clock(a["metric"])]
-            timings[key] = [a for a in value if _is_clock(a["metric"])]
-        elif isinstance(value, dict):
-            metrics[key] = _without_clock(value)
-            timings[key] = _clock_only(value)
-        elif isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            metrics[key] = [_without_clock(r) for r in value]
-            timings[key] = [_clock_only(r, ids) for r in value if any(map(_is_clock, r))]
-        else:
-            metrics[key] = value
-    return metrics, {k: v for k, v in timings.items() if v}
-
-
 def run(params: Params) -> MonitoringResult:
     """Monitor the exported decisions: split, rolling and per-version metrics, drift, alerts;
-    write monitoring.json (metrics) and the latency figures (timings)."""
+    write monitoring.json."""
     import pandas as pd
 
     from learnops.io import jsonable
     from learnops.monitoring import metrics as mon
-    from learnops.stages import write_metrics, write_timings
+    from learnops.stages import write_metrics
 
     t = params.evaluate.targets
     decisions = pd.read_parquet(params.path(params.paths.processed_dir) / "decisions.parquet")
@@ -147,9 +110,7 @@ def run(params: Params) -> MonitoringResult:
     drift = mon.drift_report(reference, recent, psi_threshold=mon.DRIFT_PSI)
     alerts = mon.check_alerts(recent, reference, params=params, psi_max=mon.DRIFT_PSI)
     report = jsonable(mon.monitoring_report(recent, reference, params=params, window=WINDOW))
-    metrics, timings = split_wall_clock(report)
-    write_metrics(params, "monitoring", metrics)
-    write_timings(params, "monitoring", timings)
+    write_metrics(params, "monitoring", report)
     by_version = mon.metrics_by_version(decisions).set_index("version")
     return MonitoringResult(
         decisions=decisions,
@@ -163,8 +124,7 @@ def run(params: Params) -> MonitoringResult:
         alerts=alerts,
         alerts_table=alerts_table(alerts),
         report=report,
-        metrics=metrics,
-        timings=timings,
+        metrics=report,
         targets={
             "accuracy": t.accuracy,
             "ml_usage": t.ml_usage,

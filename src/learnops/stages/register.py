@@ -192,8 +192,9 @@ def run(params: Params, outcomes_path: str | Path | None = None) -> RegisterResu
     """Register the pipeline's models (or read ``outcomes_path``, as ``learnops retrain``
     passes) and gather the verdicts, the comparison with production and the history."""
     from learnops.data.store import EventStore
+    from learnops.io import jsonable
     from learnops.lifecycle.registry import Registry
-    from learnops.lifecycle.retrain import jsonable, register_pipeline
+    from learnops.lifecycle.retrain import register_pipeline
 
     if outcomes_path is None:
         outcomes = jsonable(register_pipeline(params))
