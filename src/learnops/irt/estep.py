@@ -194,13 +194,20 @@ def _sparse_chunk(ch: Chunk, m: np.ndarray, logw: np.ndarray) -> tuple[float, An
     """Log-likelihood, stacked (correct; wrong) counts and posterior of a sparse chunk, given
     the stacked (log P; log(1 − P)) table ``m``."""
     post = ch.x @ m
+    loglik = _posterior_inplace(post, logw)
+    return loglik, ch.x.T @ post, post
+
+
+def _posterior_inplace(post: np.ndarray, logw: np.ndarray) -> float:
+    """Turn per-learner log-likelihoods at the nodes into posteriors (in place, stable
+    log-sum-exp with the log prior weights ``logw``); return the marginal log-likelihood."""
     post += logw
     mx = post.max(axis=1, keepdims=True)
     post -= mx
     np.exp(post, out=post)
     tot = post.sum(axis=1, keepdims=True)
     post /= tot
-    return float(mx.sum() + np.log(tot).sum()), ch.x.T @ post, post
+    return float(mx.sum() + np.log(tot).sum())
 
 
 def _centered_rank2(
@@ -312,14 +319,9 @@ def _torch_chunk(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarr
 
     idx, off, idx_t, off_t = ch.torch_idx
     post = embedding_bag(idx, m32, off, mode="sum").numpy().astype(np.float64)
-    post += logw
-    mx = post.max(axis=1, keepdims=True)
-    post -= mx
-    np.exp(post, out=post)
-    tot = post.sum(axis=1, keepdims=True)
-    post /= tot
+    loglik = _posterior_inplace(post, logw)
     counts = embedding_bag(idx_t, torch.from_numpy(post.astype(np.float32)), off_t, mode="sum")
-    return float(mx.sum() + np.log(tot).sum()), counts.numpy().astype(np.float64), post
+    return loglik, counts.numpy().astype(np.float64), post
 
 
 def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:
