@@ -1,9 +1,10 @@
 """The DVC graph tells the truth: every learnops module a stage runs is one of its deps.
 
-Each stage's import closure is computed from its notebook: the ``learnops`` modules the notebook
-imports, then, transitively, every ``learnops`` module those modules import anywhere (top level,
-inside functions, under ``TYPE_CHECKING`` for lazy package exports, or by name through
-``importlib.import_module``). Every file of the closure must be covered by a dep of the stage in
+Each stage's import closure is computed from its command (``python -m learnops.stages.notebook``,
+the report runner) and its notebook: the ``learnops`` modules they import, then, transitively,
+every ``learnops`` module those modules import anywhere (top level, inside functions, lazily
+exported package attributes, or by name through ``importlib.import_module``; not what is named
+only under ``TYPE_CHECKING``). Every file of the closure must be covered by a dep of the stage in
 ``dvc.yaml`` (the file itself or a folder above it), and no stage may depend on all of ``src/``.
 """
 
@@ -144,10 +145,18 @@ def notebook_imports(notebook: Path) -> frozenset[str]:
     return frozenset(imported_names(ast.parse(source)))
 
 
+def command_modules(stage: str) -> frozenset[str]:
+    """``learnops`` modules the stage's command runs (``python -m learnops.x.y …``)."""
+    found = re.findall(r"-m\s+(learnops(?:\.\w+)*)", DVC[stage]["cmd"])
+    assert found, f"{stage}: the command runs no learnops module with python -m"
+    return frozenset(found)
+
+
 def stage_closure(stage: str) -> frozenset[Path]:
+    """Every learnops source file the stage runs: its command's and its notebook's imports."""
     notebooks = [ROOT / d for d in _deps(stage) if d.endswith(".ipynb")]
     assert len(notebooks) == 1, f"{stage}: exactly one notebook among its deps"
-    return closure(notebook_imports(notebooks[0]))
+    return closure(notebook_imports(notebooks[0]) | command_modules(stage))
 
 
 def _deps(stage: str) -> list[str]:

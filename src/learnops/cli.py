@@ -151,21 +151,9 @@ def notebook(
     params: Path = typer.Option(Path("params.yaml"), "--params", help="Passed as params_path."),
 ) -> None:
     """Execute a pipeline notebook with papermill and render its HTML report."""
-    from learnops.stages.notebook import run_notebook
+    from learnops.stages.notebook import render_report
 
-    try:
-        out = run_notebook(
-            notebook, report, executed_dir, parameters={"params_path": str(params.resolve())}
-        )
-    except Exception as exc:  # papermill wraps the cell error; show its last line
-        name = type(exc).__name__
-        if name == "PapermillExecutionError":
-            raise LearnopsError(
-                f"{notebook} failed in a cell: {exc.ename}: {exc.evalue} "
-                f"(executed copy in {executed_dir})"
-            ) from None
-        raise
-    typer.echo(f"wrote {out}")
+    typer.echo(f"wrote {render_report(notebook, report, params, executed_dir)}")
 
 
 @app.command()

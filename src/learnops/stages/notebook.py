@@ -1,5 +1,9 @@
 """Run a stage notebook with papermill and render it to HTML without code cells.
 
+``python -m learnops.stages.notebook NOTEBOOK --report HTML [--params P]`` is the command of every
+DVC stage (the same as ``learnops notebook``, without loading the CLI, so that a stage depends on
+this runner and not on the whole command line).
+
 The kernel always draws with matplotlib's inline backend, whatever ``MPLBACKEND`` the caller has
 (a non-interactive backend such as ``Agg`` in the kernel's environment would leave every report
 without figures). Wall-clock metadata (papermill timings, execution timestamps) is dropped from
@@ -8,12 +12,15 @@ the executed notebook so that a rerun on the same inputs writes the same file.
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from learnops.errors import LearnopsError
 from learnops.io import write_text
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -124,3 +131,52 @@ def run_notebook(
         if tmp.exists():
             tmp.unlink()
     return render_html(executed, html_out)
+
+
+def render_report(
+    notebook: str | Path,
+    report: str | Path,
+    params: str | Path = "params.yaml",
+    executed_dir: str | Path = "reports/executed",
+) -> Path:
+    """Run a stage notebook with ``params_path`` set to ``params`` and write its HTML report.
+
+    ``params_path`` is given relative to the notebook's folder (the kernel's working directory),
+    so the executed notebook is the same wherever the repository is checked out. A failing cell
+    raises a LearnopsError naming the cell's error.
+    """
+    nb = Path(notebook)
+    if not nb.is_file():
+        raise LearnopsError(f"notebook not found: {nb}")
+    if not Path(params).is_file():
+        raise LearnopsError(f"params file not found: {params}")
+    params_path = os.path.relpath(Path(params).resolve(), nb.resolve().parent)
+    try:
+        return run_notebook(nb, report, executed_dir, parameters={"params_path": params_path})
+    except Exception as exc:  # papermill wraps the cell error; show its last line
+        if type(exc).__name__ == "PapermillExecutionError":
+            raise LearnopsError(
+                f"{nb} failed in a cell: {exc.ename}: {exc.evalue} "
+                f"(executed copy in {executed_dir})"
+            ) from None
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m learnops.stages.notebook``: user errors print one line and exit 2."""
+    parser = argparse.ArgumentParser(prog="python -m learnops.stages.notebook")
+    parser.add_argument("notebook", help="notebook to run")
+    parser.add_argument("--report", required=True, help="HTML report to write (no code cells)")
+    parser.add_argument("--params", default="params.yaml", help="passed as params_path")
+    parser.add_argument("--executed-dir", default="reports/executed")
+    args = parser.parse_args(argv)
+    try:
+        out = render_report(args.notebook, args.report, args.params, args.executed_dir)
+    except LearnopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
