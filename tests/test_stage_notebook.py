@@ -3,6 +3,7 @@ errors."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -27,7 +28,7 @@ def _notebook(path, *sources):
 
 
 @pytest.mark.slow
-def test_figures_render_inline_even_under_agg_and_reruns_are_identical(tmp_path, monkeypatch):
+def test_inline_figures_under_agg_and_identical_reruns_anywhere(tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")  # what the old Makefile exported: no figures at all
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "params.yaml").write_text("seed: 1\n")
@@ -44,9 +45,16 @@ def test_figures_render_inline_even_under_agg_and_reruns_are_identical(tmp_path,
     assert "seed: 1" in html.read_text()  # params_path reached the kernel (relative path)
     render_report(nb, tmp_path / "plot.html", tmp_path / "params.yaml", executed)
     assert (executed / "plot.ipynb").read_bytes() == first
+    other = tmp_path / "elsewhere"  # the same project checked out somewhere else
+    shutil.copytree(tmp_path / "notebooks", other / "notebooks")
+    shutil.copy(tmp_path / "params.yaml", other / "params.yaml")
+    render_report(
+        other / "notebooks" / "plot.ipynb", other / "plot.html", other / "params.yaml", other / "ex"
+    )
+    assert (other / "ex" / "plot.ipynb").read_bytes() == first
 
 
-def test_strip_wall_clock_removes_timings_and_the_random_parameters_id():
+def test_strip_wall_clock_removes_timings_paths_and_the_random_parameters_id():
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x = 1")
     cell.metadata["tags"] = ["injected-parameters"]
@@ -54,6 +62,7 @@ def test_strip_wall_clock_removes_timings_and_the_random_parameters_id():
     cell.metadata["papermill"] = {"start_time": "t0", "end_time": "t1", "duration": 1.0}
     nb.cells = [cell]
     nb.metadata["papermill"] = {"start_time": "t0", "end_time": "t1", "duration": 1.0, "x": 1}
+    nb.metadata["papermill"] |= {"input_path": "/a/n.ipynb", "output_path": "/a/out/n.ipynb"}
     strip_wall_clock(nb)
     assert nb.metadata["papermill"] == {"x": 1}
     assert "execution" not in cell.metadata and cell.metadata["papermill"] == {}

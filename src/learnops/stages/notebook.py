@@ -69,11 +69,11 @@ def count_images(notebook: Any) -> int:
 
 
 def strip_wall_clock(nb: Any) -> Any:
-    """Drop papermill's timings, the kernel's execution timestamps and the random id of the
-    injected-parameters cell (in place), so that a rerun writes the same notebook."""
-    nb.metadata.get("papermill", {}).pop("start_time", None)
-    nb.metadata.get("papermill", {}).pop("end_time", None)
-    nb.metadata.get("papermill", {}).pop("duration", None)
+    """Drop papermill's timings and absolute paths, the kernel's execution timestamps and the
+    random id of the injected-parameters cell (in place), so that a rerun, in this checkout or
+    another one, writes the same notebook."""
+    for key in ("start_time", "end_time", "duration", "input_path", "output_path"):
+        nb.metadata.get("papermill", {}).pop(key, None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if "injected-parameters" in cell.metadata.get("tags", []):
