@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # no MPLBACKEND here: the report kernels must use matplotlib's inline backend (figures in HTML)
 unexport MPLBACKEND
 
-.PHONY: help setup repro test lint format pytest nbval bench clean
+.PHONY: help setup repro test lint format pytest nbval bench audit clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ nbval: setup ## Execute every notebook in order on CI-size params (scratch copy 
 
 bench: setup ## Benchmarks (numbers land in benchmarks/results/)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+audit: setup ## Security audit: bandit over src/, pip-audit over the installed packages
+	$(BIN)/bandit -r src -q
+	$(BIN)/pip-audit --local --skip-editable --progress-spinner off
 
 clean: ## Remove build outputs (keeps .venv and data)
 	rm -rf build .pytest_cache .ruff_cache

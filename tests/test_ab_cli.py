@@ -120,3 +120,41 @@ def test_cli_module_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# --- issue 22 item 12: non-finite and out-of-range metric values ---
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "match"),
+    [
+        ("engagement", "inf", r"'engagement' has 1 non-finite value"),
+        ("accuracy", "-inf", r"'accuracy' has 1 non-finite value"),
+        ("accuracy", "1.5", r"'accuracy' must be in \[0, 1\]; 1 value\(s\) outside, e.g. 1.5"),
+        ("engagement", "-0.2", r"'engagement' must be in \[0, 1\]"),
+        ("success", "2", r"'success' must be in \[0, 1\]"),
+    ],
+)
+def test_analyze_refuses_non_finite_or_out_of_range_metrics(tmp_path, metric, value, match):
+    events = tmp_path / "events.csv"
+    df = _write_events(events)
+    df[metric] = df[metric].astype(object)
+    df.loc[7, metric] = value
+    df.to_csv(events, index=False)
+    res = runner.invoke(app, ["analyze", str(events), "--out", str(tmp_path / "o")])
+    assert isinstance(res.exception, LearnopsError), res.output
+    assert re.search(match, str(res.exception)), str(res.exception)
+    assert "\n" not in str(res.exception)
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_analyze_refuses_values_whose_variance_overflows(tmp_path):
+    events = tmp_path / "events.csv"
+    df = _write_events(events).assign(clicks=1.0)
+    df.loc[3, "clicks"] = 1e200  # finite, but its square (the variance) is inf
+    df.to_csv(events, index=False)
+    res = runner.invoke(
+        app, ["analyze", str(events), "--out", str(tmp_path / "o"), "--metrics", "clicks"]
+    )
+    assert isinstance(res.exception, LearnopsError), res.output
+    assert "too large to analyze" in str(res.exception)

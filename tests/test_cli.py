@@ -103,3 +103,50 @@ def test_stage_user_errors_are_one_line(args, message):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+# --- issue 22: `store salt-fingerprint`, `store import --hashed-with` (6), one-line errors ---
+
+
+def _learnops(args, tmp_path, **env):
+    import os
+
+    code = f"import sys; sys.argv = ['learnops', *{args!r}]\nfrom learnops.cli import main\nmain()"
+    full_env = {**os.environ, "LEARNOPS_DB_URL": f"sqlite:///{tmp_path / 'ev.db'}", **env}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=full_env
+    )
+
+
+def test_salt_fingerprint_names_the_salt_without_revealing_it(tmp_path):
+    from learnops.hashing import salt_fingerprint
+
+    a = _learnops(["store", "salt-fingerprint"], tmp_path, LEARNOPS_SALT="s3cret")
+    b = _learnops(["store", "salt-fingerprint"], tmp_path, LEARNOPS_SALT="other")
+    assert a.returncode == 0, a.stderr
+    fp = a.stdout.strip()
+    assert len(fp) == 16 and fp == salt_fingerprint(b"s3cret") and "s3cret" not in a.stdout
+    assert b.stdout.strip() != fp
+
+
+def test_store_import_hashed_with(tmp_path, small_sim):
+    from learnops.hashing import learner_hash
+
+    salt = {"LEARNOPS_SALT": "s3cret"}
+    fp = _learnops(["store", "salt-fingerprint"], tmp_path, **salt).stdout.strip()
+    df = small_sim.responses.iloc[:6].drop(columns=["learner_hash"])
+    df["learner_hash"] = [learner_hash(f"u{i}", b"s3cret") for i in range(6)]
+    f = tmp_path / "pre.csv"
+    df.to_csv(f, index=False)
+    imp = ["store", "import", str(f), "--kind", "responses"]
+    for args, env, message in [
+        (imp, salt, "only with --hashed-with FINGERPRINT"),
+        ([*imp, "--hashed-with", fp], {"LEARNOPS_SALT": "other"}, "not this store's salt"),
+    ]:
+        done = _learnops(args, tmp_path, **env)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: ") and message in lines[0]
+    done = _learnops([*imp, "--hashed-with", fp], tmp_path, **salt)
+    assert done.returncode == 0, done.stderr
+    assert "imported 6 rows" in done.stdout

@@ -115,3 +115,73 @@ def test_parquet_bytes_do_not_depend_on_the_index_or_the_run():
     assert parquet_bytes(df) == parquet_bytes(shuffled) == parquet_bytes(df.copy())
     assert parquet_bytes(df) != parquet_bytes(df.assign(a=[1.5, 2.5, 3.5]))
     assert pd.read_parquet(io.BytesIO(parquet_bytes(df))).equals(df)
+
+
+# --- issue 22 item 14: a window with one table empty exports it with its schema ---
+
+
+@pytest.mark.parametrize("only", ["decisions", "responses"])
+def test_window_with_one_empty_table_exports_it_with_its_schema(store, small_sim, tmp_path, only):
+    from learnops.data.schemas import DECISION_SCHEMA, RESPONSE_SCHEMA
+
+    if only == "decisions":
+        store.insert_decisions(small_sim.decisions)
+    else:
+        store.insert_responses(small_sim.responses)
+    res = export(store, ExportConfig(last_days=None, min_data_points=10), tmp_path)
+    empty = "responses" if only == "decisions" else "decisions"
+    assert res.empty == [empty]
+    assert len(getattr(res, only)) == len(getattr(small_sim, only))
+    on_disk = pd.read_parquet(tmp_path / f"{empty}.parquet")
+    assert on_disk.empty
+    schema = RESPONSE_SCHEMA if empty == "responses" else DECISION_SCHEMA
+    assert list(on_disk.columns) == [c for c in getattr(res, empty).columns]
+    assert set(on_disk.columns) == set(schema.columns)
+    assert str(on_disk["timestamp"].dtype) == "datetime64[ns, UTC]"
+    summary = res.summary()
+    assert summary[f"n_{empty}"] == 0 and summary[f"n_{only}"] > 0
+
+
+def test_export_cli_says_a_table_is_empty(store, small_sim, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from learnops.cli import app
+
+    store.insert_decisions(small_sim.decisions)
+    monkeypatch.setenv("LEARNOPS_DB_URL", str(store.engine.url))
+    res = CliRunner().invoke(
+        app, ["export", "--out", str(tmp_path / "out"), "--min-data-points", "10"]
+    )
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "note: no responses in the window: responses.parquet is empty" in res.output
+
+
+@pytest.mark.parametrize(
+    ("stage", "table", "model"),
+    [("fit_irt", "responses", "irt"), ("train_mlp", "decisions", "mlp")],
+)
+def test_model_stage_on_an_empty_table_says_no_data_and_keeps_the_model(
+    store, small_sim, tmp_path, stage, table, model
+):
+    import importlib
+
+    from conftest import tiny_params
+
+    params = tiny_params(tmp_path / "proj")
+    if table == "responses":
+        store.insert_decisions(small_sim.decisions)
+    else:
+        store.insert_responses(small_sim.responses)
+    res = export(store, ExportConfig(last_days=None, min_data_points=10), params.path("data/x"))
+    processed = params.path(params.paths.processed_dir)
+    processed.mkdir(parents=True, exist_ok=True)
+    for name, path in res.paths.items():
+        (processed / f"{name}.parquet").write_bytes(path.read_bytes())
+    previous = params.path(params.paths.models_dir) / model / "fit.json"
+    previous.parent.mkdir(parents=True, exist_ok=True)
+    previous.write_text("previous model")
+    with pytest.raises(NoTrainingData, match=f"no {table} in the export window") as exc:
+        importlib.import_module(f"learnops.stages.{stage}").run(params)
+    assert "left as it was" in str(exc.value) and "\n" not in str(exc.value)
+    assert previous.read_text() == "previous model"
+    assert sorted(p.name for p in previous.parent.iterdir()) == ["fit.json"]

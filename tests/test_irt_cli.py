@@ -185,3 +185,75 @@ def test_cli_module_imports_no_numpy():
     code = "import sys, learnops.irt.cli; print('numpy' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+# --- issue 22: degenerate fits (10) and bad --out paths (11) ---
+
+
+def _frame(n_learners: int, n_items: int) -> pd.DataFrame:
+    rows = [
+        {"learner_id": f"l{j}", "item_id": f"i{i}", "correct": (i + j) % 2}
+        for j in range(n_learners)
+        for i in range(n_items)
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("model", ["1pl", "2pl", "3pl", "heuristic"])
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (_frame(1, 5), "1 learner(s) (needs at least 2)"),
+        (_frame(20, 1), "1 item(s) (needs at least 2)"),
+    ],
+)
+def test_degenerate_fit_is_refused_with_the_minimum(tmp_path, model, frame, message):
+    src = tmp_path / "few.csv"
+    frame.to_csv(src, index=False)
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["fit", str(src), "--model", model, "--out", str(out)])
+    assert isinstance(res.exception, LearnopsError), res.output
+    assert message in str(res.exception) and "\n" not in str(res.exception)
+    assert not out.exists()
+
+
+def test_fewer_responses_than_parameters_is_refused(tmp_path):
+    # 3 learners, 4 items, 4 responses < 4 items x 2 parameters (2PL)
+    frame = pd.DataFrame(
+        {
+            "learner_id": ["a", "b", "c", "c"],
+            "item_id": ["w", "x", "y", "z"],
+            "correct": [1, 0, 1, 0],
+        }
+    )
+    with pytest.raises(LearnopsError, match=r"4 response\(s\) for 8 item parameter\(s\)"):
+        irt.fit(frame, "2pl")
+
+
+def test_fit_out_is_an_existing_file(responses, tmp_path):
+    out = tmp_path / "model.csv"
+    out.write_text("keep me")
+    res = runner.invoke(app, ["fit", str(responses), "--model", "1pl", "--out", str(out)])
+    assert isinstance(res.exception, LearnopsError), repr(res.exception)
+    assert "exists and is not a directory" in str(res.exception)
+    assert out.read_text() == "keep me"
+
+
+def test_fit_out_unwritable_path(responses, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = runner.invoke(app, ["fit", str(responses), "--out", str(blocker / "sub" / "model")])
+    assert isinstance(res.exception, LearnopsError), repr(res.exception)
+    assert "is not a directory" in str(res.exception) and "\n" not in str(res.exception)
+
+
+def test_fit_out_save_failure_is_one_line(responses, tmp_path, monkeypatch):
+    from learnops.irt.model import IrtFit
+
+    def deny(self, directory, timing=True):
+        raise PermissionError(13, "Permission denied", str(directory))
+
+    monkeypatch.setattr(IrtFit, "save", deny)
+    res = runner.invoke(app, ["fit", str(responses), "--model", "1pl", "--out", str(tmp_path)])
+    assert isinstance(res.exception, LearnopsError), repr(res.exception)
+    assert "cannot write the model: Permission denied" in str(res.exception)

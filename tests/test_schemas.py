@@ -53,3 +53,33 @@ def test_extra_columns_are_dropped_and_order_is_the_contract(small_sim):
     out = validate_responses(df)
     assert "extra" not in out.columns
     assert list(out.columns)[:3] == ["response_id", "learner_hash", "item_id"]
+
+
+# --- issue 22: empty tables (14), absent A/B columns (8), blank / control characters (13) ---
+
+
+def test_empty_object_tables_validate_with_the_contract_dtypes():
+    import pandas as pd
+
+    from learnops.contracts import DECISION_COLUMNS, RESPONSE_COLUMNS
+
+    d = validate_decisions(pd.DataFrame({c: pd.Series([], dtype=object) for c in DECISION_COLUMNS}))
+    r = validate_responses(pd.DataFrame({c: pd.Series([], dtype=object) for c in RESPONSE_COLUMNS}))
+    assert d.empty and r.empty
+    assert str(r["timestamp"].dtype) == "datetime64[ns, UTC]" and r["correct"].dtype == "int64"
+
+
+def test_absent_optional_columns_are_added_as_null(small_sim):
+    out = validate_decisions(
+        small_sim.decisions.drop(columns=["ab_test", "ab_group", "confidence"])
+    )
+    assert out["ab_group"].isna().all() and out["confidence"].isna().all()
+
+
+@pytest.mark.parametrize("value", [" ", "a\x00b", "x\ny", "\x7f"])
+def test_blank_and_control_characters_are_rejected(small_sim, value):
+    bad = small_sim.decisions.copy()
+    bad.loc[bad.index[0], "ab_group"] = value
+    with pytest.raises(LearnopsError, match="ab_group: non-blank text") as exc:
+        validate_decisions(bad)
+    assert "\n" not in str(exc.value) and "\x00" not in str(exc.value)

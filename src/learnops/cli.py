@@ -102,6 +102,8 @@ def export_cmd(
         f"exported {s['n_decisions']} decisions and {s['n_responses']} responses "
         f"({s['since'][:10]} .. {s['until'][:10]}) to {result.paths['decisions'].parent}"
     )
+    for name in result.empty:
+        typer.echo(f"note: no {name} in the window: {name}.parquet is empty (schema only)")
 
 
 def _date(value: str | None, flag: str) -> date | None:
@@ -119,13 +121,40 @@ def store_import(
     kind: str = typer.Option(..., help="responses | decisions | mongo (seed TrainingData)."),
     params: Path = ParamsOpt,
     db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
+    hashed_with: str | None = typer.Option(
+        None,
+        "--hashed-with",
+        metavar="FINGERPRINT",
+        help="Salt fingerprint of a pre-hashed learner_hash column (`store salt-fingerprint`).",
+    ),
 ) -> None:
-    """Import external data into the event store (all rows or none)."""
+    """Import external data into the event store (all rows or none).
+
+    Learner ids come as learner_id (raw ids, hashed with LEARNOPS_SALT on import) or as
+    learner_hash, pre-hashed with this store's salt, with --hashed-with FINGERPRINT."""
     from learnops.data.importers import import_mongo_jsonl, import_table
 
+    if kind == "mongo" and hashed_with is not None:
+        raise LearnopsError("--hashed-with is for tables with a learner_hash column, not mongo")
     _, store = _store(params, db_url)
-    n = import_mongo_jsonl(store, path) if kind == "mongo" else import_table(store, path, kind)
+    if kind == "mongo":
+        n = import_mongo_jsonl(store, path)
+    else:
+        n = import_table(store, path, kind, hashed_with=hashed_with)
     typer.echo(f"imported {n} rows into {store!r}")
+
+
+@store_app.command("salt-fingerprint")
+def store_salt_fingerprint() -> None:
+    """Print the fingerprint of the salt (LEARNOPS_SALT) learner ids are hashed with: pass it as
+    `store import --hashed-with` with a table of pre-hashed learner_hash values."""
+    import os
+
+    from learnops.hashing import salt_fingerprint
+
+    if "LEARNOPS_SALT" not in os.environ:
+        typer.secho("note: LEARNOPS_SALT is not set: this is the public demo salt", err=True)
+    typer.echo(salt_fingerprint())
 
 
 @store_app.command("info")

@@ -109,6 +109,13 @@ class RegisterConfig(_Section):
     irt_min_accuracy: float = Field(0.75, ge=0, le=1)
 
 
+class ServeConfig(_Section):
+    """The HTTP server (``learnops serve``)."""
+
+    #: Larger request bodies are answered 413 before they are read or parsed.
+    max_body_bytes: int = Field(65_536, ge=1)
+
+
 class Params(_Section):
     """All pipeline settings; ``root`` is the directory relative paths resolve against."""
 
@@ -121,6 +128,7 @@ class Params(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     ab: AbConfig = AbConfig()
     registry: RegisterConfig = RegisterConfig()
+    serve: ServeConfig = ServeConfig()
     root: Path = Path(".")
 
     def path(self, relative: str | Path) -> Path:

@@ -28,7 +28,7 @@ LEARNER_FEATURES: tuple[str, ...] = (
 )
 #: The 18 decision-model features, in the fixed order the MLP consumes them.
 FEATURES: tuple[str, ...] = PERFORMANCE_FEATURES + SESSION_FEATURES + LEARNER_FEATURES
-assert len(FEATURES) == 18
+assert len(FEATURES) == 18  # a static invariant, no security check  # nosec B101
 
 #: The five teaching actions, in the fixed order of the model's output units.
 ACTIONS: tuple[str, ...] = (

@@ -23,6 +23,16 @@ def learner_hash(learner_id: str, key: bytes | None = None) -> str:
     return hmac.new(key or salt(), str(learner_id).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+#: The message whose HMAC identifies a salt without revealing it (see :func:`salt_fingerprint`).
+SALT_CHECK_MESSAGE = b"learnops-salt-check"
+
+
+def salt_fingerprint(key: bytes | None = None) -> str:
+    """The first 16 hex of HMAC-SHA256(salt, "learnops-salt-check"): names the salt (so that a
+    file of pre-hashed ids can say which salt made them) without revealing it."""
+    return hmac.new(key or salt(), SALT_CHECK_MESSAGE, hashlib.sha256).hexdigest()[:16]
+
+
 def is_learner_hash(value: str) -> bool:
     """True when ``value`` looks like a learner hash (64 lowercase hex characters)."""
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)

@@ -28,6 +28,12 @@ OUTCOME_METRICS: dict[str, str] = {
     "next_engagement": "engagement",
     "session_completed": "success",
 }
+#: declared ranges of the built-in metrics (values outside are refused by :func:`learner_table`)
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "engagement": (0.0, 1.0),
+    "success": (0.0, 1.0),
+}
 #: (winner or None, reason code, decision sentence)
 Decision = tuple[str | None, str, str]
 RESULT_KEYS: tuple[str, ...] = (
@@ -87,6 +93,7 @@ def learner_table(
     )
     for col in value_cols:
         df[col] = _numeric(events[col], col)
+        _check_values(df[col].to_numpy(), col)
 
     groups_per_learner = df.groupby("learner_id", sort=False)["group"].nunique()
     mixed = groups_per_learner[groups_per_learner > 1]
@@ -120,6 +127,38 @@ def _check_metrics(metrics: Sequence[str] | str) -> list[str]:
     if len(set(metrics)) != len(metrics):
         raise LearnopsError(f"duplicate metric names: {', '.join(metrics)}")
     return metrics
+
+
+def _check_range(values: np.ndarray, name: str) -> None:
+    """Refuse values outside the metric's declared range (:data:`METRIC_RANGES`)."""
+    if name not in METRIC_RANGES:
+        return
+    lo, hi = METRIC_RANGES[name]
+    bad = ~np.isnan(values) & ((values < lo) | (values > hi))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise LearnopsError(
+            f"events: metric {name!r} must be in [{lo:g}, {hi:g}]; {int(bad.sum())} value(s) "
+            f"outside, e.g. {values[first]:.6g} in row {first + 1}"
+        )
+
+
+def _check_values(values: np.ndarray, name: str) -> None:
+    """Refuse infinite values and values so large that their variance overflows (missing
+    values are allowed)."""
+    present = ~np.isnan(values)
+    if (present & ~np.isfinite(values)).any():
+        bad = present & ~np.isfinite(values)
+        raise LearnopsError(
+            f"events: column {name!r} has {int(bad.sum())} non-finite value(s) (inf), "
+            f"e.g. row {int(np.flatnonzero(bad)[0]) + 1}"
+        )
+    with np.errstate(over="ignore"):
+        overflow = not np.isfinite(np.sum(np.square(values[present])))
+    if overflow:
+        raise LearnopsError(
+            f"events: column {name!r} has values too large to analyze (their variance overflows)"
+        )
 
 
 def _numeric(col: pd.Series, name: str) -> np.ndarray:
@@ -160,11 +199,15 @@ def analyze(
     are then CUPED-adjusted (raw means in ``raw_mean_*``). P-values are Holm-adjusted over all
     comparisons; ``significant`` means p_adjusted < alpha. The SRM check compares learner counts
     with ``planned_split`` (default: equal). Returns the results.json dict (no NaNs: None).
+    Infinite values, values whose variance overflows and values of a built-in metric outside
+    its range (:data:`METRIC_RANGES`: accuracy, engagement, success in [0, 1]) are refused.
     """
     _check_options(alpha, practical_threshold)
     metrics = _check_metrics(metrics)
     covariates = dict(covariates or {})
     learners = learner_table(events, metrics, covariates)
+    for m in metrics:  # the built-in metrics have declared ranges
+        _check_range(_numeric(events[m], m), m)
     groups, treatments = _groups(learners, control)
     counts = learners["group"].value_counts()
     n_learners = {g: int(counts.get(g, 0)) for g in groups}

@@ -3,6 +3,11 @@
 The export is byte-stable: rows are sorted by (timestamp, id) and a Parquet file whose bytes would
 not change is left untouched, so re-running the export on an unchanged store changes nothing (the
 DVC stage runs on every ``dvc repro`` to pick up new rows in the store).
+
+A window with decisions but no responses (e.g. only today's served traffic), or the reverse,
+exports the empty table with its schema (``Exported.empty`` names it); the model stages that
+read it then stop with *No training data available* and leave their previous model alone.
+``min_data_points`` applies to each table that has rows; a window with no rows at all fails.
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ class Exported:
     responses: pd.DataFrame
     paths: dict[str, Path]
     written: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> list[str]:
+        """The tables exported without rows (written with their schema only)."""
+        return [n for n, df in (("decisions", self.decisions), ("responses", self.responses))
+                if df.empty]  # fmt: skip
 
     def summary(self) -> dict:
         return {
@@ -126,7 +137,7 @@ def export(store: EventStore, cfg: ExportConfig, out_dir: str | Path) -> Exporte
             f"no decisions or responses between {window.since:%Y-%m-%d} and {window.until:%Y-%m-%d}"
         )
     for name, df in (("decisions", decisions), ("responses", responses)):
-        if len(df) < cfg.min_data_points:
+        if 0 < len(df) < cfg.min_data_points:
             raise LearnopsError(
                 f"not enough {name} in the window: {len(df)} < min_data_points="
                 f"{cfg.min_data_points} ({window.since:%Y-%m-%d} .. {window.until:%Y-%m-%d})"

@@ -12,6 +12,17 @@ from learnops.errors import LearnopsError
 _UTC = pd.DatetimeTZDtype("ns", "UTC")
 _unit = [pa.Check.in_range(0.0, 1.0)]
 _nonneg = [pa.Check.ge(0.0)]
+_CONTROL = r"[\x00-\x1f\x7f]"
+
+
+def _clean_text(s: pd.Series) -> pd.Series:
+    """Not blank (nor only whitespace) and without control characters (NUL, newline, …)."""
+    text = s.astype(str)
+    return (text.str.strip().str.len() > 0) & ~text.str.contains(_CONTROL, regex=True)
+
+
+#: ids and labels: non-blank text without control characters (nulls are not checked here)
+_text = pa.Check(_clean_text, name="non-blank text without control characters")
 
 _feature_checks: dict[str, list[pa.Check]] = {
     "recent_accuracy": _unit,
@@ -32,21 +43,21 @@ _feature_checks: dict[str, list[pa.Check]] = {
 
 DECISION_SCHEMA = pa.DataFrameSchema(
     {
-        "decision_id": pa.Column(str, unique=True),
-        "learner_hash": pa.Column(str, pa.Check.str_length(1, 64)),
+        "decision_id": pa.Column(str, [_text], unique=True, coerce=True),
+        "learner_hash": pa.Column(str, [pa.Check.str_length(1, 64), _text], coerce=True),
         "timestamp": pa.Column(_UTC, coerce=True),
         **{f: pa.Column(float, _feature_checks.get(f, []), coerce=True) for f in FEATURES},
-        "action": pa.Column(str, pa.Check.isin(ACTIONS)),
-        "decided_by": pa.Column(str, pa.Check.isin(DECIDERS)),
+        "action": pa.Column(str, pa.Check.isin(ACTIONS), coerce=True),
+        "decided_by": pa.Column(str, pa.Check.isin(DECIDERS), coerce=True),
         "confidence": pa.Column(float, _unit, nullable=True, coerce=True),
         "propensity": pa.Column(
             float, [pa.Check.in_range(0.0, 1.0, include_min=False)], nullable=True, coerce=True
         ),
         "latency_ms": pa.Column(float, _nonneg, nullable=True, coerce=True),
-        "model_version": pa.Column(str, nullable=True),
+        "model_version": pa.Column(str, [_text], nullable=True, coerce=True),
         "difficulty_delta": pa.Column(float, nullable=True, coerce=True),
-        "ab_test": pa.Column(str, nullable=True),
-        "ab_group": pa.Column(str, nullable=True),
+        "ab_test": pa.Column(str, [_text], nullable=True, coerce=True),
+        "ab_group": pa.Column(str, [_text], nullable=True, coerce=True),
         "next_accuracy": pa.Column(float, _unit, nullable=True, coerce=True),
         "next_engagement": pa.Column(float, _unit, nullable=True, coerce=True),
         "session_completed": pa.Column("boolean", nullable=True, coerce=True),
@@ -59,10 +70,10 @@ DECISION_SCHEMA = pa.DataFrameSchema(
 
 RESPONSE_SCHEMA = pa.DataFrameSchema(
     {
-        "response_id": pa.Column(str, unique=True),
-        "learner_hash": pa.Column(str, pa.Check.str_length(1, 64)),
-        "item_id": pa.Column(str, pa.Check.str_length(1, 128)),
-        "module": pa.Column(str, nullable=True),
+        "response_id": pa.Column(str, [_text], unique=True, coerce=True),
+        "learner_hash": pa.Column(str, [pa.Check.str_length(1, 64), _text], coerce=True),
+        "item_id": pa.Column(str, [pa.Check.str_length(1, 128), _text], coerce=True),
+        "module": pa.Column(str, [_text], nullable=True, coerce=True),
         "correct": pa.Column("int64", pa.Check.isin([0, 1]), coerce=True),
         "response_time_ms": pa.Column(float, _nonneg, nullable=True, coerce=True),
         "timestamp": pa.Column(_UTC, coerce=True),
@@ -73,15 +84,34 @@ RESPONSE_SCHEMA = pa.DataFrameSchema(
 )
 
 
+def _show(value: object) -> str:
+    """An example failure value for a one-line message (control characters escaped)."""
+    text = str(value)
+    if not text.isprintable() or not text.strip():
+        text = repr(text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def validate(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """Validate (and coerce) a table; raise one LearnopsError summarising every failure."""
+    """Validate (and coerce) a table; raise one LearnopsError summarising every failure.
+
+    Optional (nullable) columns that are absent are added as all-null, and empty or all-null
+    text columns (``object``/float from a CSV or an empty read) are coerced to the string dtype,
+    so an empty table, or a CSV without A/B columns, validates like the same rows in Parquet."""
+    missing = {
+        name: pd.Series(index=df.index, dtype=col.dtype.type)
+        for name, col in schema.columns.items()
+        if col.nullable and name not in df.columns
+    }
+    if missing:
+        df = df.assign(**missing)
     try:
         out = schema.validate(df, lazy=True)
     except SchemaErrors as exc:
         cases = exc.failure_cases
         lines = []
         for (col, check), grp in cases.groupby(["column", "check"], dropna=False, sort=True):
-            examples = ", ".join(map(str, grp["failure_case"].head(3).tolist()))
+            examples = ", ".join(map(_show, grp["failure_case"].head(3).tolist()))
             lines.append(f"{col}: {check} ({len(grp)} row(s), e.g. {examples})")
         raise LearnopsError(
             f"{schema.name}: {len(cases)} schema violation(s): " + "; ".join(lines)

@@ -203,7 +203,8 @@ def simulate(cfg: SimulateConfig, seed: int, progress: bool = False) -> Simulati
 
         learner_iter = tqdm(learner_iter, desc="simulate learners", unit="learner")
     for j in learner_iter:
-        _simulate_learner(j, random.Random(int(child_seeds[j])), cfg, bank, tl, rows)
+        rng = random.Random(int(child_seeds[j]))  # seeded simulation, not security  # nosec B311
+        _simulate_learner(j, rng, cfg, bank, tl, rows)
     return _assemble(cfg, seed, tl, items, rows)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -39,10 +40,21 @@ from learnops.contracts import (
     RESPONSE_COLUMNS,
 )
 from learnops.errors import LearnopsError
-from learnops.hashing import is_learner_hash, learner_hash
+from learnops.hashing import learner_hash
 from learnops.io import jsonable
 
 BATCH_SIZE = 50_000
+
+#: The outcome fields of a decision (each recorded at most once).
+OUTCOME_FIELDS = ("next_accuracy", "next_engagement", "session_completed", "total_session_time_ms")
+
+
+class OutcomeConflict(LearnopsError):
+    """An outcome field is already recorded with another value (outcomes are write-once)."""
+
+    def __init__(self, message: str, fields: list[str]) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 class UTCDateTime(TypeDecorator):
@@ -139,6 +151,8 @@ class ModelVersion(Base):
     training_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     training_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deployed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Until when the retrain of a ``training`` version is taken to be alive (it renews this).
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EvaluationResult(Base):
@@ -266,6 +280,39 @@ def decision_row(
     return row
 
 
+#: Columns added to a table after it was first released: added on open to stores created before.
+ADDED_COLUMNS = (("model_versions", "lease_expires_at"),)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """``ALTER TABLE … ADD COLUMN`` for each of :data:`ADDED_COLUMNS` an existing table lacks
+    (all nullable); the ``table.column`` names added."""
+    from sqlalchemy import inspect, text
+
+    added = []
+    for table_name, column in ADDED_COLUMNS:
+        insp = inspect(engine)
+        if not insp.has_table(table_name):
+            continue
+        if column in {c["name"] for c in insp.get_columns(table_name)}:
+            continue
+        col = Base.metadata.tables[table_name].c[column]
+        quote = engine.dialect.identifier_preparer.quote
+        ddl = (
+            f"ALTER TABLE {quote(table_name)} ADD COLUMN {quote(column)} "
+            f"{col.type.compile(dialect=engine.dialect)}"
+        )
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(ddl))
+        except Exception:  # another process added it first
+            if column not in {c["name"] for c in inspect(engine).get_columns(table_name)}:
+                raise
+            continue
+        added.append(f"{table_name}.{column}")
+    return added
+
+
 class EventStore:
     """Transactional access to the learnops tables at one database URL."""
 
@@ -275,6 +322,7 @@ class EventStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if create:
             Base.metadata.create_all(self.engine)
+            add_missing_columns(self.engine)
 
     def __repr__(self) -> str:
         return f"EventStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -302,23 +350,50 @@ class EventStore:
             s.add(Decision(**row))
         return row["decision_id"]
 
-    def record_outcome(self, decision_id: str, outcome: Mapping[str, Any]) -> None:
-        """Attach the observed outcome to a logged decision."""
-        allowed = {"next_accuracy", "next_engagement", "session_completed", "total_session_time_ms"}
-        unknown = set(outcome) - allowed
+    def record_outcome(self, decision_id: str, outcome: Mapping[str, Any]) -> bool:
+        """Attach the observed outcome to a logged decision; each field is written once.
+
+        ``None`` values are ignored (they never erase a recorded field); an outcome without any
+        value raises ``LearnopsError``; a value that differs from the one recorded raises
+        ``OutcomeConflict`` and changes nothing. Returns True when a field was newly recorded,
+        False for an identical repeat."""
+        unknown = set(outcome) - set(OUTCOME_FIELDS)
         if unknown:
             raise LearnopsError(f"unknown outcome field(s): {', '.join(sorted(unknown))}")
+        values = {k: _clean(v) for k, v in outcome.items() if _clean(v) is not None}
+        if not values:
+            raise LearnopsError(f"an outcome needs at least one of {', '.join(OUTCOME_FIELDS)}")
         for key in ("next_accuracy", "next_engagement"):
-            v = outcome.get(key)
+            v = values.get(key)
             if v is not None and not 0.0 <= float(v) <= 1.0:
                 raise LearnopsError(f"{key} must be within 0..1, got {v}")
+        if "session_completed" in values:
+            values["session_completed"] = bool(values["session_completed"])
+        for key in ("next_accuracy", "next_engagement", "total_session_time_ms"):
+            if key in values:
+                values[key] = float(values[key])
+        table = Decision.__table__
+        pk = table.c.decision_id
         with self.session() as s:
-            d = s.get(Decision, decision_id)
-            if d is None:
+            written = 0
+            for key, value in values.items():  # set only where unset: atomic under concurrency
+                written += s.execute(
+                    update(table)
+                    .where(pk == decision_id, table.c[key].is_(None))
+                    .values({key: value})
+                ).rowcount
+            row = s.execute(select(*[table.c[k] for k in values]).where(pk == decision_id)).first()
+            if row is None:
                 raise LearnopsError(f"unknown decision id {decision_id!r}")
-            for key, value in outcome.items():
-                setattr(d, key, _clean(value))
-            d.outcome_at = utcnow()
+            conflicts = sorted(k for k, v in zip(values, row, strict=True) if v != values[k])
+            if conflicts:  # raising rolls back the fields written above
+                raise OutcomeConflict(
+                    f"outcome already recorded with other values: {', '.join(conflicts)}",
+                    conflicts,
+                )
+            if written:
+                s.execute(update(table).where(pk == decision_id).values(outcome_at=utcnow()))
+        return bool(written)
 
     def record_response(
         self,
@@ -400,8 +475,9 @@ class EventStore:
         dialect = self.engine.dialect
         quote = dialect.identifier_preparer.quote
         mark = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
+        # names come from the ORM metadata, quoted by the dialect; values are bound parameters
         sql = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in cols)}) "
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in cols)}) "  # nosec B608
             f"VALUES ({', '.join([mark] * len(cols))})"
         )
         starts = range(0, len(rows), BATCH_SIZE)
@@ -555,6 +631,7 @@ def _db_values(col: pd.Series, sqltype: Any, dialect: str) -> list[Any]:
 
 
 def _as_hash(learner_id: str) -> str:
-    """Hash a clear learner id; an id that is already a learner hash is kept."""
-    s = str(learner_id)
-    return s if is_learner_hash(s) else learner_hash(s)
+    """HMAC a learner id as a client sent it, always: an id that merely looks like a hash (64
+    hex characters, e.g. an unsalted sha256 of an email) is hashed like any other. Pre-hashed
+    ids enter only through the importer, which checks them."""
+    return learner_hash(str(learner_id))

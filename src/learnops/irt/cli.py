@@ -13,6 +13,25 @@ RESPONSES_HELP = "CSV/Parquet: learner_id|learner_hash, item_id, correct."
 OUT_DIR_HELP = "Output directory (items.csv, abilities.csv, fit.json)."
 
 
+def check_out_dir(out: Path) -> None:
+    """``--out`` must be a directory, or a path where one can be created, that we can write:
+    checked before fitting (nothing is created), so a bad path fails in one line, not after the
+    fit with a traceback."""
+    import os
+
+    from learnops.errors import LearnopsError
+
+    if out.exists() and not out.is_dir():
+        raise LearnopsError(f"--out {out}: exists and is not a directory (give a directory)")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise LearnopsError(f"--out {out}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LearnopsError(f"--out {out}: {parent} is not writable")
+
+
 @app.command("fit")
 def fit_cmd(
     responses: Path = typer.Argument(..., help=RESPONSES_HELP),
@@ -40,9 +59,13 @@ def fit_cmd(
         updates["quad_points"] = quad_points
     if updates:
         cfg = IrtConfig(**{**cfg.model_dump(), **updates})
+    check_out_dir(out)
     df = read_table(responses)
     result = fit(df, model, config=cfg, seed=seed, progress=True, priors=not no_priors)
-    result.save(out)
+    try:
+        result.save(out)
+    except OSError as exc:
+        raise LearnopsError(f"--out {out}: cannot write the model: {exc.strerror or exc}") from None
     for w in result.warnings:
         typer.secho(f"warning: {w}", err=True, fg=typer.colors.YELLOW)
     state = "converged" if result.converged else "NOT converged"

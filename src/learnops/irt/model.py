@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from learnops.irt.data import Encoded
 
 MODELS = ("1pl", "2pl", "3pl", "heuristic")
+#: Item parameters each model estimates per item (the minimum number of responses counts them).
+PARAMS_PER_ITEM = {"1pl": 1, "2pl": 2, "3pl": 3, "heuristic": 1}
 #: Proportion correct → ability lookup used by the seed's heuristic (linear interpolation).
 HEURISTIC_TABLE = ((0.1, -2.0), (0.25, -1.0), (0.5, 0.0), (0.75, 1.0), (0.9, 2.0))
 
@@ -166,6 +168,7 @@ def fit(
         raise LearnopsError(f"unknown IRT model {model!r} (use one of {', '.join(MODELS)})")
     t0 = time.perf_counter()
     enc = encode(responses)
+    check_identifiable(enc, model)
     warns = data_warnings(enc)
     if model == "heuristic":
         result = _fit_heuristic(enc, cfg, warns)
@@ -190,6 +193,24 @@ def fit(
     result.info["seed"] = int(seed)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def check_identifiable(enc: Encoded, model: str) -> None:
+    """Refuse data a model cannot be fitted on: at least 2 learners, 2 items and as many
+    responses as item parameters (one line, with the minimum)."""
+    n_params = PARAMS_PER_ITEM[model] * enc.n_items
+    problems = []
+    if enc.n_learners < 2:
+        problems.append(f"{enc.n_learners} learner(s) (needs at least 2)")
+    if enc.n_items < 2:
+        problems.append(f"{enc.n_items} item(s) (needs at least 2)")
+    if enc.n_responses < n_params:
+        problems.append(
+            f"{enc.n_responses} response(s) for {n_params} item parameter(s) (needs at least "
+            f"{PARAMS_PER_ITEM[model]} per item)"
+        )
+    if problems:
+        raise LearnopsError(f"cannot fit {model}: the responses have " + "; ".join(problems))
 
 
 def _assemble(

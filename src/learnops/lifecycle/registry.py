@@ -1,29 +1,44 @@
 """Model registry over the event store: versions v1, v2, … per model type, immutable artifacts,
-one production version per type, atomic deploy and rollback, and a retrain lock."""
+one production version per type, atomic deploy and rollback, a retrain lock and training leases.
+
+A version in ``training`` holds a lease (``lease_expires_at``) that its retrain renews every
+``HEARTBEAT_S`` seconds; a process killed mid-training stops renewing it, and once it has expired
+the next server start or retrain marks the version ``failed`` with error ``interrupted``."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404: fixed git arguments for the code fingerprint, no shell
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from learnops.data.store import EventStore, ModelVersion, utcnow
 from learnops.errors import LearnopsError, TrainingInProgress
 from learnops.io import jsonable, write_json
 
+log = logging.getLogger("learnops.registry")
+
 MODEL_TYPES = ("mlp", "irt")
 STATUSES = ("training", "completed", "deployed", "archived", "failed")
+#: How long a training version's lease lasts without a heartbeat (seconds).
+LEASE_S = 30.0
+#: How often a running retrain renews its lease (seconds).
+HEARTBEAT_S = 5.0
+#: The error of a version whose retrain died (its lease expired while it was training).
+INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,7 @@ class VersionInfo:
     training_started_at: datetime | None
     training_completed_at: datetime | None
     deployed_at: datetime | None
+    lease_expires_at: datetime | None
 
     @classmethod
     def of(cls, row: ModelVersion) -> VersionInfo:
@@ -63,7 +79,7 @@ class VersionInfo:
 def code_fingerprint(repo: str | Path = ".") -> str:
     """``git:<commit>`` plus ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
     try:
-        commit = subprocess.run(
+        commit = subprocess.run(  # nosec B603 B607 (fixed git command, no shell, timeout)
             ["git", "rev-parse", "HEAD"],
             cwd=repo,
             capture_output=True,
@@ -71,7 +87,7 @@ def code_fingerprint(repo: str | Path = ".") -> str:
             timeout=10,
             check=True,
         ).stdout.strip()
-        dirty = subprocess.run(
+        dirty = subprocess.run(  # nosec B603 B607 (fixed git command, no shell, timeout)
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=repo,
             capture_output=True,
@@ -96,9 +112,18 @@ class Registry:
     """Versions and their artifacts; the database row is the source of truth, the artifact
     directory ``root/<type>/<version>/`` is written once and made read-only."""
 
-    def __init__(self, store: EventStore, root: str | Path) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        root: str | Path,
+        *,
+        lease_s: float | None = None,
+        heartbeat_s: float | None = None,
+    ) -> None:
         self.store = store
         self.root = Path(root)
+        self.lease_s = float(LEASE_S if lease_s is None else lease_s)
+        self.heartbeat_s = float(HEARTBEAT_S if heartbeat_s is None else heartbeat_s)
 
     # -- queries -------------------------------------------------------------------------------
     def list(self, model_type: str | None = None) -> list[VersionInfo]:
@@ -150,7 +175,8 @@ class Registry:
         data_fp: str | None = None,
         code_fp: str | None = None,
     ) -> VersionInfo:
-        """Open a new version in status ``training``; numbers are never reused."""
+        """Open a new version in status ``training`` (its lease runs for ``lease_s`` seconds:
+        renew it with :meth:`lease`); numbers are never reused."""
         _check_type(model_type)
         for _ in range(5):
             try:
@@ -177,6 +203,7 @@ class Registry:
                         config=dict(config or {}),
                         created_at=now,
                         training_started_at=now,
+                        lease_expires_at=now + timedelta(seconds=self.lease_s),
                     )
                     s.add(row)
                     s.flush()
@@ -225,6 +252,83 @@ class Registry:
             row.error = error[:4000]
             row.training_completed_at = utcnow()
             return VersionInfo.of(row)
+
+    # -- training leases -----------------------------------------------------------------------
+    def renew_lease(self, model_type: str, version: str) -> bool:
+        """Extend the lease of a ``training`` version by ``lease_s`` from now; False when the
+        version is no longer training (finished, or marked interrupted meanwhile)."""
+        _check_type(model_type)
+        expires = utcnow() + timedelta(seconds=self.lease_s)
+        with self.store.session() as s:
+            result = s.execute(
+                update(ModelVersion)
+                .where(
+                    ModelVersion.model_type == model_type,
+                    ModelVersion.version == version,
+                    ModelVersion.status == "training",
+                )
+                .values(lease_expires_at=expires)
+            )
+            return bool(result.rowcount)
+
+    @contextmanager
+    def lease(self, model_type: str, version: str) -> Iterator[None]:
+        """Renew the lease of a training version every ``heartbeat_s`` seconds (in a background
+        thread) while the block runs. A failed renewal (a locked or unreachable database) is
+        logged and retried at the next beat."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while True:
+                try:
+                    if not self.renew_lease(model_type, version):
+                        return
+                except Exception as exc:
+                    log.warning("lease of %s %s not renewed: %s", model_type, version, exc)
+                if stop.wait(self.heartbeat_s):
+                    return
+
+        thread = threading.Thread(target=beat, name=f"lease-{model_type}-{version}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=self.heartbeat_s + 1)
+
+    def _lease_end(self, row: ModelVersion | VersionInfo) -> datetime:
+        """When the lease of a training version ends (versions from before leases: their start
+        plus ``lease_s``)."""
+        if row.lease_expires_at is not None:
+            return row.lease_expires_at
+        start = row.training_started_at or row.created_at
+        return start + timedelta(seconds=self.lease_s)
+
+    def recover_interrupted(self, *, holding_lock: bool = False) -> list[VersionInfo]:
+        """Mark ``failed`` (error ``interrupted``) every ``training`` version whose lease has
+        expired: its retrain died. Nothing is marked while another process holds the retrain
+        lock (its heartbeat may only be stalled); a caller holding the lock says so with
+        ``holding_lock``. The versions marked."""
+        if not holding_lock and self.is_training():
+            return []
+        now = utcnow()
+        out = []
+        with self.store.session() as s:
+            rows = s.scalars(select(ModelVersion).where(ModelVersion.status == "training"))
+            for row in rows:
+                if self._lease_end(row) <= now:
+                    row.status = "failed"
+                    row.error = INTERRUPTED
+                    row.training_completed_at = now
+                    out.append(VersionInfo.of(row))
+        for v in out:
+            log.warning("%s %s: retrain interrupted, marked failed", v.model_type, v.version)
+        return out
+
+    def next_lease_end(self) -> datetime | None:
+        """The earliest lease end of the versions in ``training`` (None: nothing training)."""
+        ends = [self._lease_end(v) for v in self.list() if v.status == "training"]
+        return min(ends) if ends else None
 
     def deploy(self, model_type: str, version: str) -> VersionInfo:
         """Make ``version`` production in one transaction; the previous one is archived."""
@@ -286,30 +390,56 @@ class Registry:
         return row
 
     # -- lock ----------------------------------------------------------------------------------
+    # Two files: ``.retrain.lock`` decides who trains (flock LOCK_EX|LOCK_NB, the only lock a
+    # retrain contends for); its holder also holds ``.retrain.busy`` exclusively, which status
+    # readers probe with a shared lock. Readers never touch ``.retrain.lock``, so polling the
+    # status cannot make a retrain refuse; the kernel drops both locks when a holder dies.
     @contextmanager
     def training_lock(self) -> Iterator[None]:
         """Hold the retrain lock; a second holder gets 'Training already in progress'."""
         self.root.mkdir(parents=True, exist_ok=True)
         fh = open(self.root / ".retrain.lock", "a+")  # noqa: SIM115 (held for the block)
+        busy = None
         try:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise TrainingInProgress() from None
+            busy = open(self.root / ".retrain.busy", "a+")  # noqa: SIM115
+            _flock_busy(busy)
             yield
         finally:
+            if busy is not None:
+                busy.close()
             fh.close()
 
     def is_training(self) -> bool:
-        """True while another process holds the retrain lock."""
+        """True while a retrain (in any process) holds the retrain lock. Takes no lock a
+        retrain waits for: a shared probe of ``.retrain.busy`` only."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".retrain.lock", "a+") as fh:
+        with open(self.root / ".retrain.busy", "a+") as fh:
             try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 return True
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
             return False
+
+
+def _flock_busy(fh: Any, timeout: float = 5.0) -> None:
+    """Take ``.retrain.busy`` exclusively: status readers hold it shared for microseconds, so
+    this waits at most briefly; past ``timeout`` the retrain goes on (status may then show it
+    as not training) rather than wait on readers."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= end:
+                log.warning("retrain lock taken, but status readers kept %s busy", fh.name)
+                return
+            time.sleep(0.001)
 
 
 def _check_type(model_type: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -149,9 +150,11 @@ def register_candidate(
             code_fp=code_fingerprint(params.root),
         )
         prod_info = {"version": prod.version if prod else None, "metrics": prod_metrics}
-        deployed = _complete(
-            registry, model_type, v.version, artifact_dir, metrics, decision, prod_info, auto_deploy
-        )
+        with nullcontext() if version else registry.lease(model_type, v.version):
+            deployed = _complete(
+                registry, model_type, v.version, artifact_dir, metrics, decision, prod_info,
+                auto_deploy,
+            )  # fmt: skip
         name, status, reused = v.version, registry.get(model_type, v.version).status, False
     return RetrainOutcome(
         model_type,
@@ -258,7 +261,8 @@ def retrain(
     """Export the window (default: params.export, i.e. the last 90 days), retrain each model
     type, gate and deploy. Refuses a concurrent run ("Training already in progress") and an
     empty window ("No training data available"); a failed model leaves its version ``failed``
-    and production untouched."""
+    and production untouched. Versions left ``training`` by a retrain that died (their lease
+    expired) are marked ``failed`` ("interrupted") first."""
     from learnops.data.export import export
 
     unknown = [m for m in models if m not in MODELS]
@@ -269,6 +273,7 @@ def retrain(
     cfg = _export_config(params, since, limit)
     outcomes: list[RetrainOutcome] = []
     with registry.training_lock(), tempfile.TemporaryDirectory(prefix="learnops-retrain-") as tmp:
+        registry.recover_interrupted(holding_lock=True)
         exported = export(store, cfg, Path(tmp) / "data")
         window = (exported.window.since, exported.window.until)
         for model_type in models:
@@ -314,7 +319,8 @@ def _retrain_one(
     on_version: Callable[[str, str], None] | None,
 ) -> RetrainOutcome:
     """Start a version of ``model_type``, train it on ``table`` into ``art``, then gate, register
-    and deploy it (:func:`register_candidate`). A failed training leaves the version failed."""
+    and deploy it (:func:`register_candidate`), renewing its lease meanwhile. A failed training
+    leaves the version failed."""
     if len(table) < max(1, params.export.min_data_points):
         raise NoTrainingData(
             f"{len(table)} {'decisions' if model_type == 'mlp' else 'responses'} in "
@@ -338,28 +344,29 @@ def _retrain_one(
         data_fp=data_fp,
         code_fp=code_fingerprint(params.root),
     )
-    if on_version:
-        on_version(model_type, version.version)
-    try:
-        metrics, eval_prod = trainer(table, params, art, progress)
-    except Exception as exc:
-        registry.fail(model_type, version.version, f"{type(exc).__name__}: {exc}")
-        raise
-    return register_candidate(
-        registry,
-        params,
-        model_type,
-        art,
-        metrics,
-        eval_prod,
-        data_count=len(table),
-        data_fp=data_fp,
-        window=window,
-        seconds=time.perf_counter() - t0,
-        auto_deploy=auto_deploy,
-        config=cfg_record,
-        version=version,
-    )
+    with registry.lease(model_type, version.version):  # renewed until registered or failed
+        if on_version:
+            on_version(model_type, version.version)
+        try:
+            metrics, eval_prod = trainer(table, params, art, progress)
+        except Exception as exc:
+            registry.fail(model_type, version.version, f"{type(exc).__name__}: {exc}")
+            raise
+        return register_candidate(
+            registry,
+            params,
+            model_type,
+            art,
+            metrics,
+            eval_prod,
+            data_count=len(table),
+            data_fp=data_fp,
+            window=window,
+            seconds=time.perf_counter() - t0,
+            auto_deploy=auto_deploy,
+            config=cfg_record,
+            version=version,
+        )
 
 
 def register_pipeline(
@@ -375,6 +382,7 @@ def register_pipeline(
     models_dir = params.path(params.paths.models_dir)
     outcomes = []
     with registry.training_lock():
+        registry.recover_interrupted(holding_lock=True)
         for model_type in models:
             art = models_dir / model_type
             if model_type == "mlp":

@@ -55,7 +55,8 @@ def save(result_or_model: Any, directory: str | Path) -> Path:
             history.drop(columns=["seconds"], errors="ignore").to_csv(
                 tmp / HISTORY_FILE, index=False
             )
-        os.chmod(tmp, 0o755)
+        # mkdtemp made it 0o700: model dirs are read by serving users and written by none
+        os.chmod(tmp, 0o755)  # nosec B103
         old = None
         if target.exists():
             old = target.parent / f".{target.name}.old-{os.getpid()}"

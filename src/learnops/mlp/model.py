@@ -91,7 +91,7 @@ class MlpModel:
         """Logits and standardized delta (k + 1 values per row) for raw features, in numpy."""
         z = (x - self._mean) * self._inv_std
         np.clip(z, -self.stats.clip, self.stats.clip, out=z)
-        assert self._np_layers is not None
+        assert self._np_layers is not None  # type narrowing (set in __post_init__)  # nosec B101
         for w, b in self._np_layers[:-1]:
             z = z @ w
             z += b

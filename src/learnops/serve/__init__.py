@@ -7,7 +7,8 @@ Public API: ``create_app``, ``run``, ``FallbackTeacher``, ``RuleTeacher``, ``Tok
 Modules: ``app`` (create_app, run), ``state`` (ModelHolder, RetrainState, ServeState),
 ``deps`` (state and token dependencies), ``routes_decide`` (/decide, /outcomes),
 ``routes_admin`` (/api/mlops/*), ``routes_ops`` (/metrics, /health), ``schemas`` (request and
-response bodies), ``fallback``, ``auth``, ``decision_log``, ``metrics``, ``cli``.
+response bodies), ``middleware`` (body size limit, request ids, 5xx counting), ``fallback``,
+``auth``, ``decision_log``, ``metrics``, ``cli``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _WHERE = {
     "create_app": "app",
     "run": "app",
     "Tokens": "auth",
-    "hash_token": "auth",
+    "hash_token": "auth",  # a submodule name, not a password  # nosec B105
     "FallbackTeacher": "fallback",
     "RuleTeacher": "fallback",
 }

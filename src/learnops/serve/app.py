@@ -3,7 +3,8 @@
 
 Where things are: learnops.serve.state (served model, retrain state, ``ServeState``),
 routes_decide (/decide, /outcomes), routes_admin (/api/mlops/*), routes_ops (/metrics,
-/health), deps (state and token dependencies).
+/health), deps (state and token dependencies), middleware (request ids, body limit, 5xx
+counting, 422s without the input).
 """
 
 from __future__ import annotations
@@ -13,12 +14,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from learnops.config import Params
 from learnops.data.store import EventStore
 from learnops.serve import routes_admin, routes_decide, routes_ops
 from learnops.serve.auth import Tokens
 from learnops.serve.fallback import FallbackTeacher
+from learnops.serve.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    install_log_filter,
+    validation_error_handler,
+)
 from learnops.serve.state import CHECK_INTERVAL_S, ModelHolder, ServeState
 
 __all__ = ["ModelHolder", "create_app", "run"]
@@ -40,7 +48,8 @@ def create_app(
     (``LEARNOPS_ADMIN_TOKENS``, ``LEARNOPS_TOKENS``); ``retrain_fn`` defaults to
     ``learnops.lifecycle.retrain.retrain``. The state is ``app.state.serve``; its parts are also
     ``app.state.params``, ``.store``, ``.registry``, ``.holder``, ``.metrics``, ``.retrain`` and
-    ``.decision_log``.
+    ``.decision_log``. Request bodies over ``params.serve.max_body_bytes`` get 413 before
+    they are parsed; every response carries ``X-Request-ID``.
     """
     state = ServeState.build(
         params,
@@ -67,6 +76,11 @@ def create_app(
     app.include_router(routes_decide.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_ops.router)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    # the last added is the outermost: ids and 5xx counting wrap the body limit
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=params.serve.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=state.metrics)
+    install_log_filter()
     return app
 
 

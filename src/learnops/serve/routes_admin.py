@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 
 from learnops.data.store import utcnow
 from learnops.errors import LearnopsError, NoTrainingData, TrainingInProgress
@@ -24,9 +25,18 @@ router = APIRouter(prefix="/api/mlops", dependencies=[Depends(require_admin)])
 
 
 def _model_type(model: str) -> str:
-    """``model`` when it is a known model type (422 otherwise)."""
+    """``model`` when it is a known model type; otherwise a 422 in FastAPI's validation format
+    (the documented error schema) that names the parameter, not the value sent."""
     if model not in MODEL_TYPES:
-        raise HTTPException(422, f"unknown model type {model!r}")
+        raise RequestValidationError(
+            [
+                {
+                    "type": "enum",
+                    "loc": ("query", "model"),
+                    "msg": f"unknown model type: use {' or '.join(MODEL_TYPES)}",
+                }
+            ]
+        )
     return model
 
 
@@ -115,7 +125,8 @@ def version_detail(
     try:
         return state.registry.get(_model_type(model), version).as_dict()
     except LearnopsError:
-        raise HTTPException(404, f"unknown {model} version {version!r}") from None
+        # the path value is not echoed: versions look like v1, v2, …
+        raise HTTPException(404, f"unknown {model} version") from None
 
 
 @router.get("/production")
@@ -137,7 +148,7 @@ def deploy(
     try:
         state.registry.get(model_type, version)
     except LearnopsError:
-        raise HTTPException(404, f"unknown {model_type} version {version!r}") from None
+        raise HTTPException(404, f"unknown {model_type} version") from None  # value not echoed
     try:
         info = state.registry.deploy(model_type, version)
     except LearnopsError as exc:

@@ -9,8 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
+from sqlalchemy.exc import OperationalError
 
 from learnops.contracts import ACTIONS
+from learnops.data.store import OUTCOME_FIELDS, OutcomeConflict
 from learnops.errors import LearnopsError
 from learnops.serve.decision_log import decision_row
 from learnops.serve.deps import get_state, require_client
@@ -84,14 +86,18 @@ async def decide(body: DecideRequest, state: ServeState = Depends(get_state)) ->
     out, low = decide_once(state, features)
     out["latency_ms"] = (time.perf_counter() - t0) * 1000.0
     out["decision_id"] = uuid.uuid4().hex
-    state.decision_log.submit(
-        decision_row(
-            body.learner_id,
-            features,
-            {**out, "ab_test": body.ab_test, "ab_group": body.ab_group},
-        )
+    row = decision_row(
+        body.learner_id, features, {**out, "ab_test": body.ab_test, "ab_group": body.ab_group}
     )
-    state.metrics.observe_decision(out["decided_by"], out["action"], out["latency_ms"], low)
+    try:  # durable (journal fsync'd) before the answer
+        await state.decision_log.submit_async(row)
+    except Exception as exc:
+        state.metrics.observe_error("decision_log")
+        log.error("decision %s could not be logged: %s", out["decision_id"], type(exc).__name__)
+        raise HTTPException(503, "the decision could not be logged; retry") from None
+    # the metric is the server-side time of the whole decision, journaling included
+    total_ms = (time.perf_counter() - t0) * 1000.0
+    state.metrics.observe_decision(out["decided_by"], out["action"], total_ms, low)
     out.pop("propensity")
     return out
 
@@ -99,12 +105,23 @@ async def decide(body: DecideRequest, state: ServeState = Depends(get_state)) ->
 @router.post("/outcomes")
 def outcomes(body: OutcomeRequest, state: ServeState = Depends(get_state)) -> dict[str, Any]:
     """Attach the observed outcome to a logged decision."""
+    outcome = {k: v for k, v in body.outcome().items() if v is not None}
+    if not outcome:  # null never erases, so an outcome without values records nothing
+        raise HTTPException(422, f"an outcome needs at least one of {', '.join(OUTCOME_FIELDS)}")
     state.decision_log.flush()
     try:
-        state.store.record_outcome(body.decision_id, body.outcome())
+        new = state.store.record_outcome(body.decision_id, outcome)
+    except OutcomeConflict as exc:
+        raise HTTPException(
+            409, f"outcome already recorded with other values: {', '.join(exc.fields)}"
+        ) from None
     except LearnopsError as exc:
         if "unknown decision id" in str(exc):
             raise HTTPException(404, "unknown decision id") from None
         raise HTTPException(422, str(exc)) from None
-    state.metrics.observe_outcome()
-    return {"decision_id": body.decision_id, "status": "recorded"}
+    except OperationalError:
+        state.metrics.observe_error("store")
+        raise HTTPException(503, "the event store is unavailable; retry") from None
+    if new:
+        state.metrics.observe_outcome()
+    return {"decision_id": body.decision_id, "status": "recorded"}  # a repeat is idempotent

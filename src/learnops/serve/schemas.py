@@ -1,11 +1,17 @@
-"""Request and response bodies of the HTTP API (pydantic, with the feature ranges)."""
+"""Request and response bodies of the HTTP API (pydantic, with the feature ranges).
+
+Requests are strict: a feature is a JSON number (not ``"0.5"`` or ``true``), a flag is a JSON
+boolean (not ``"yes"`` or ``1``), and text (ids, A/B arms) is neither blank nor holds control
+characters or lone surrogates. NaN and infinities are refused.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from learnops.contracts import ACTIONS, FEATURES
 
@@ -15,6 +21,7 @@ __all__ = [
     "DecideResponse",
     "OutcomeRequest",
     "RetrainRequest",
+    "Text",
 ]
 
 _BIG = 1e6
@@ -39,11 +46,29 @@ FEATURE_RANGES: dict[str, tuple[float, float]] = {
     "sessions_completed": (0.0, _BIG),
     "days_since_last_session": (0.0, 36_500.0),
 }
-assert tuple(FEATURE_RANGES) == FEATURES
+assert tuple(FEATURE_RANGES) == FEATURES  # nosec B101 (an import-time invariant)
+
+#: Unicode categories refused in request text: control characters, lone surrogates, line and
+#: paragraph separators.
+_BAD_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _clean_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if any(unicodedata.category(c) in _BAD_CATEGORIES for c in value):
+        raise ValueError("must not contain control characters or lone surrogates")
+    return value
+
+
+#: Request text: a JSON string, not blank, without control characters or lone surrogates.
+Text = Annotated[str, AfterValidator(_clean_text)]
+
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 _Features = create_model(  # type: ignore[call-overload]
     "_Features",
-    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    __config__=_STRICT,
     **{f: (float, Field(ge=lo, le=hi)) for f, (lo, hi) in FEATURE_RANGES.items()},
 )
 
@@ -51,9 +76,9 @@ _Features = create_model(  # type: ignore[call-overload]
 class DecideRequest(_Features):  # type: ignore[misc, valid-type]
     """The 18 features of the learner's situation, the learner id and the optional A/B arm."""
 
-    learner_id: str = Field(min_length=1, max_length=256)
-    ab_test: str | None = Field(None, max_length=64)
-    ab_group: str | None = Field(None, max_length=32)
+    learner_id: Text = Field(min_length=1, max_length=256)
+    ab_test: Text | None = Field(None, max_length=64)
+    ab_group: Text | None = Field(None, max_length=32)
 
     def features(self) -> dict[str, float]:
         """The 18 features as a plain dict."""
@@ -76,13 +101,21 @@ class DecideResponse(BaseModel):
 class OutcomeRequest(BaseModel):
     """The observed outcome of a logged decision."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = _STRICT
 
-    decision_id: str = Field(min_length=1, max_length=64)
+    decision_id: Text = Field(min_length=1, max_length=64)
     next_accuracy: float | None = Field(None, ge=0.0, le=1.0)
     next_engagement: float | None = Field(None, ge=0.0, le=1.0)
     session_completed: bool | None = None
     total_session_time_ms: float | None = Field(None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some_outcome(self) -> OutcomeRequest:
+        """An outcome without values is refused here (a 422 in the validation-error shape)."""
+        if all(v is None for v in self.model_dump(exclude={"decision_id"}).values()):
+            fields = ", ".join(f for f in type(self).model_fields if f != "decision_id")
+            raise ValueError(f"an outcome needs at least one of {fields}")
+        return self
 
     def outcome(self) -> dict[str, Any]:
         """The outcome fields that were given."""
@@ -92,8 +125,8 @@ class OutcomeRequest(BaseModel):
 class RetrainRequest(BaseModel):
     """Options of an API-triggered retrain (camelCase like the seed's admin API)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(**_STRICT, populate_by_name=True)
 
     limit: int | None = Field(None, ge=1)
     auto_deploy: bool = Field(True, alias="autoDeploy")
-    since: date | None = None
+    since: date | None = Field(None, strict=False)  # an ISO date string, as JSON has no dates

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from learnops.config import Params
-from learnops.data.store import EventStore
+from learnops.data.store import EventStore, utcnow
 from learnops.lifecycle.registry import Registry
 from learnops.serve.auth import Tokens
-from learnops.serve.decision_log import DecisionLog
+from learnops.serve.decision_log import DecisionLog, journal_dir
 from learnops.serve.fallback import FallbackTeacher, RuleTeacher
 from learnops.serve.metrics import ServeMetrics
 
@@ -147,6 +147,8 @@ class ServeState:
     run_retrain: Callable[..., Any] = default_retrain
     retrain: RetrainState = field(default_factory=RetrainState)
     own_store: bool = False
+    _recovery: threading.Timer | None = field(default=None, repr=False)
+    _closed: bool = field(default=False, repr=False)
 
     @property
     def teacher_name(self) -> str:
@@ -176,15 +178,44 @@ class ServeState:
             registry=registry,
             holder=ModelHolder(registry, interval=check_interval, on_swap=metrics.observe_reload),
             metrics=metrics,
-            decision_log=DecisionLog(store, on_error=lambda n: metrics.observe_error("store", n)),
+            decision_log=DecisionLog(
+                store,
+                journal_dir(store.url, params.root),
+                on_error=lambda n: metrics.observe_error("store", n),
+            ),
             tokens=tokens,
             teacher=fallback if fallback is not None else RuleTeacher(),
             threshold=float(params.mlp.confidence_threshold),
             run_retrain=retrain_fn or default_retrain,
             own_store=own_store,
         )
+        state.recover_interrupted()
         state.holder.refresh()
         return state
+
+    def recover_interrupted(self) -> None:
+        """Mark versions left ``training`` by a dead retrain ``failed`` ("interrupted"), at
+        start; versions whose lease is still valid are checked again when it ends (a retrain
+        killed just before this start), and so on while any version is training."""
+        self._recovery = None
+        if self._closed:
+            return
+        try:
+            self.registry.recover_interrupted()
+            end = self.registry.next_lease_end()
+        except Exception as exc:  # a locked or unreachable database: serve anyway
+            log.warning("interrupted retrains not checked: %s", exc)
+            return
+        if end is None:
+            return
+        remaining = (end - utcnow()).total_seconds()
+        # an ended lease left alone (its retrain holds the lock): look again a heartbeat later
+        delay = remaining + 0.5 if remaining > 0 else self.registry.heartbeat_s
+        timer = threading.Timer(delay, self.recover_interrupted)
+        timer.daemon = True
+        timer.name = "lease-check"
+        self._recovery = timer
+        timer.start()
 
     def is_training(self) -> bool:
         """True while an API retrain runs or another process holds the registry's lock."""
@@ -192,6 +223,9 @@ class ServeState:
 
     def close(self) -> None:
         """Wait briefly for a running retrain, store the queued decisions, release the store."""
+        self._closed = True
+        if self._recovery is not None:
+            self._recovery.cancel()
         thread = self.retrain.thread
         if thread is not None:
             thread.join(timeout=5)

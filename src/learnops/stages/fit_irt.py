@@ -6,6 +6,12 @@ Reads ``data/processed/responses.parquet``, holds out each learner's latest answ
 of the held-out answers, saves the configured model (fitted on the training part, so that the
 ``evaluate`` stage measures it on answers it never saw) to ``models/irt`` and writes
 ``reports/metrics/irt.json``. Fit seconds go to ``reports/timings/fit_irt.json``.
+
+No data: when the export window holds no responses (e.g. only served decisions), the stage
+stops before fitting with *No training data available: … no responses …* and writes nothing, so
+``models/irt`` and ``irt.json`` stay as the last fit left them (a run outside DVC keeps using
+that model; ``dvc repro`` stops here, as for an empty window). A degenerate window (one learner
+or one item) fails the same way, with the minimum it needs (:func:`learnops.irt.fit`).
 """
 
 from __future__ import annotations
@@ -150,11 +156,18 @@ def run(params: Params) -> FitIrtResult:
     """Fit and compare the IRT models, save the configured one, write metrics and timings."""
     from learnops import irt
     from learnops.data.splits import irt_holdout
+    from learnops.errors import NoTrainingData
     from learnops.io import jsonable, read_table
     from learnops.stages import write_metrics, write_timings
 
     t0 = time.perf_counter()
-    responses = read_table(params.path(params.paths.processed_dir) / "responses.parquet")
+    path = params.path(params.paths.processed_dir) / "responses.parquet"
+    responses = read_table(path)
+    if responses.empty:
+        raise NoTrainingData(
+            f"{STAGE}: no responses in the export window ({path} is empty); fit skipped, "
+            "the previous IRT model is left as it was"
+        )
     lcol = "learner_hash" if "learner_hash" in responses.columns else "learner_id"
     train, test = irt_holdout(responses, params)
     fits = {

@@ -5,6 +5,11 @@ Reads ``data/processed/decisions.parquet``, holds out the evaluation learners
 ``reports/dvclive/train_mlp``), saves ``models/mlp``, compares it with the majority and logistic
 regression baselines and writes ``reports/metrics/train_mlp.json``. Training seconds go to
 ``reports/timings/train_mlp.json``.
+
+No data: when the export window holds no decisions (e.g. only imported responses), the stage
+stops before training with *No training data available: … no decisions …* and writes nothing,
+so ``models/mlp`` and ``train_mlp.json`` stay as the last training left them (a run outside DVC
+keeps using that model; ``dvc repro`` stops here, as for an empty window).
 """
 
 from __future__ import annotations
@@ -166,6 +171,7 @@ def metrics_document(result: TrainResult, baselines: pd.DataFrame) -> dict[str, 
 def run(params: Params) -> TrainMlpResult:
     """Train, save and measure the decision model; write its metrics and timings."""
     from learnops.data.splits import mlp_holdout
+    from learnops.errors import NoTrainingData
     from learnops.io import jsonable, read_table
     from learnops.mlp import save, train
     from learnops.mlp.baselines import compare_baselines
@@ -173,7 +179,13 @@ def run(params: Params) -> TrainMlpResult:
     from learnops.stages import write_metrics, write_timings
 
     t0 = time.perf_counter()
-    exported = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
+    path = params.path(params.paths.processed_dir) / "decisions.parquet"
+    exported = read_table(path)
+    if exported.empty:
+        raise NoTrainingData(
+            f"{STAGE}: no decisions in the export window ({path} is empty); training skipped, "
+            "the previous decision model is left as it was"
+        )
     decisions, held_out = mlp_holdout(exported, params)
     live_dir = params.path(params.paths.reports_dir) / "dvclive" / STAGE
     result = train(decisions, params.mlp, seed=params.seed, live_dir=live_dir)
