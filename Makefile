@@ -52,7 +52,7 @@ nbval: setup ## Execute every notebook in order on CI-size params (scratch copy 
 		--rootdir=. -o addopts="" notebooks
 
 bench: setup ## Benchmarks (numbers land in benchmarks/results/)
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
 audit: setup ## Security audit: bandit over src/, pip-audit over the installed packages
 	$(BIN)/bandit -r src -q

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _server import scratch_project, stop, wait_healthy
 
 from learnops.contracts import FEATURES
 from learnops.io import write_json
@@ -80,13 +81,16 @@ def _summary(rows: list[tuple[int | str, int, float]]) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", required=True, type=Path)
+    ap.add_argument(
+        "--params", type=Path, default=None, help="project to serve (default: a scratch one)"
+    )
     ap.add_argument("--port", type=int, default=8811)
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--mb", type=float, default=5.0)
     ap.add_argument("--shape", choices=["keys", "pad"], default="keys")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    args.params = args.params or scratch_project()
     learnops = Path(sys.executable).with_name("learnops")
     server = subprocess.Popen(
         [str(learnops), "serve", "--params", str(args.params), "--port", str(args.port)],
@@ -97,15 +101,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     big = _decide_body(int(args.mb * 1_000_000), args.shape)
     try:
-        for _ in range(1200):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise SystemExit(f"server did not start (exit code {server.poll()})")
+        wait_healthy(base, server)
         normal = _send(base, _decide_body(), chunked=False)
         rss_before = _rss_mb(server.pid)
         sized = [_send(base, big, chunked=False) for _ in range(args.requests)]
@@ -114,12 +110,7 @@ def main() -> None:
         rss_after = _rss_mb(server.pid)
         after = _send(base, _decide_body(), chunked=False)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop(server)
     result = {
         "body_bytes": len(big),
         "body_shape": args.shape,

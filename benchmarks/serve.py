@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import yaml
+from _server import stop, wait_healthy
 
 from learnops.config import MlpConfig, load_params
 from learnops.contracts import FEATURES
@@ -81,21 +82,6 @@ def _cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return float("nan")
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode}")
-        try:
-            r = httpx.get(url + "/health", timeout=1.0)
-            if r.status_code == 200:
-                return r.json()
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("server did not become healthy")
 
 
 async def _load(url: str, bodies: list[dict], n: int, concurrency: int) -> dict:
@@ -170,19 +156,14 @@ def main() -> None:
             stderr=subprocess.PIPE,
         )
         try:
-            health = _wait_healthy(url, proc)
+            health = wait_healthy(url, proc, timeout=60.0)
             load_before = os.getloadavg()[0]
             cpu0 = _cpu_seconds(proc.pid)
             result = asyncio.run(_load(url, bodies, args.requests, args.concurrency))
             cpu1 = _cpu_seconds(proc.pid)
             metrics_text = httpx.get(url + "/metrics", timeout=5.0).text
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop(proc)
     result.update(
         server_cpu_ms_per_request=(cpu1 - cpu0) * 1e3 / (args.requests + 50),
         load_average_before=load_before,

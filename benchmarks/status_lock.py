@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 import httpx
+from _server import scratch_project, wait_healthy
+from _server import stop as stop_server
 
 from learnops.config import load_params
 from learnops.io import write_json
@@ -56,12 +58,15 @@ def _free_port() -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", required=True, type=Path)
+    ap.add_argument(
+        "--params", type=Path, default=None, help="project to serve (default: a scratch one)"
+    )
     ap.add_argument("--attempts", type=int, default=3000)
     ap.add_argument("--pollers", type=int, default=4)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
+    args.params = args.params or scratch_project()
     params = load_params(args.params)
     root = params.path(params.paths.models_dir) / "registry"
     port = args.port or _free_port()
@@ -80,15 +85,7 @@ def main() -> None:
     training_seen = [0] * args.pollers
     stop = threading.Event()
     try:
-        for _ in range(1200):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise SystemExit(f"server did not start (exit code {server.poll()})")
+        wait_healthy(base, server)
 
         def poll(i: int) -> None:
             with httpx.Client(base_url=base, headers=headers, timeout=10) as c:
@@ -116,12 +113,7 @@ def main() -> None:
             t.join(30)
     finally:
         stop.set()
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_server(server)
     refused = int(__import__("json").loads(out.stdout)["refused"])
     result = {
         "attempts": args.attempts,

@@ -42,6 +42,22 @@ def run_stage(name: str, params: Params) -> Any:
     return importlib.import_module(f"learnops.stages.{name}").run(params)
 
 
+def read_training_table(params: Params, stage: str, table: str, model: str) -> pd.DataFrame:
+    """``data/processed/<table>.parquet`` for a training stage; an empty export (a window with no
+    such rows) raises NoTrainingData and writes nothing, so the previous model stays as it was."""
+    from learnops.errors import NoTrainingData
+    from learnops.io import read_table
+
+    path = params.path(params.paths.processed_dir) / f"{table}.parquet"
+    df = read_table(path)
+    if df.empty:
+        raise NoTrainingData(
+            f"{stage}: no {table} in the export window ({path} is empty); {stage} skipped, "
+            f"the previous {model} is left as it was"
+        )
+    return df
+
+
 def write_metrics(params: Params, stage: str, metrics: dict[str, Any]) -> Path:
     """Write ``reports/metrics/<stage>.json`` (a DVC metric: deterministic values only)."""
     path = params.path(params.paths.reports_dir) / "metrics" / f"{stage}.json"

@@ -156,18 +156,11 @@ def run(params: Params) -> FitIrtResult:
     """Fit and compare the IRT models, save the configured one, write metrics and timings."""
     from learnops import irt
     from learnops.data.splits import irt_holdout
-    from learnops.errors import NoTrainingData
     from learnops.io import jsonable, read_table
-    from learnops.stages import write_metrics, write_timings
+    from learnops.stages import read_training_table, write_metrics, write_timings
 
     t0 = time.perf_counter()
-    path = params.path(params.paths.processed_dir) / "responses.parquet"
-    responses = read_table(path)
-    if responses.empty:
-        raise NoTrainingData(
-            f"{STAGE}: no responses in the export window ({path} is empty); fit skipped, "
-            "the previous IRT model is left as it was"
-        )
+    responses = read_training_table(params, STAGE, "responses", "IRT model")
     lcol = "learner_hash" if "learner_hash" in responses.columns else "learner_id"
     train, test = irt_holdout(responses, params)
     fits = {

@@ -171,21 +171,14 @@ def metrics_document(result: TrainResult, baselines: pd.DataFrame) -> dict[str, 
 def run(params: Params) -> TrainMlpResult:
     """Train, save and measure the decision model; write its metrics and timings."""
     from learnops.data.splits import mlp_holdout
-    from learnops.errors import NoTrainingData
-    from learnops.io import jsonable, read_table
+    from learnops.io import jsonable
     from learnops.mlp import save, train
     from learnops.mlp.baselines import compare_baselines
     from learnops.mlp.features import feature_summary
-    from learnops.stages import write_metrics, write_timings
+    from learnops.stages import read_training_table, write_metrics, write_timings
 
     t0 = time.perf_counter()
-    path = params.path(params.paths.processed_dir) / "decisions.parquet"
-    exported = read_table(path)
-    if exported.empty:
-        raise NoTrainingData(
-            f"{STAGE}: no decisions in the export window ({path} is empty); training skipped, "
-            "the previous decision model is left as it was"
-        )
+    exported = read_training_table(params, STAGE, "decisions", "decision model")
     decisions, held_out = mlp_holdout(exported, params)
     live_dir = params.path(params.paths.reports_dir) / "dvclive" / STAGE
     result = train(decisions, params.mlp, seed=params.seed, live_dir=live_dir)
