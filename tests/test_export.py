@@ -148,7 +148,8 @@ def test_export_cli_says_a_table_is_empty(store, small_sim, tmp_path, monkeypatc
     from learnops.cli import app
 
     store.insert_decisions(small_sim.decisions)
-    monkeypatch.setenv("LEARNOPS_DB_URL", str(store.engine.url))
+    url = store.engine.url.render_as_string(hide_password=False)  # str() masks the password
+    monkeypatch.setenv("LEARNOPS_DB_URL", url)
     res = CliRunner().invoke(
         app, ["export", "--out", str(tmp_path / "out"), "--min-data-points", "10"]
     )
