@@ -42,3 +42,31 @@ def scratch_project() -> Path:
     root = Path(tempfile.mkdtemp(prefix="learnops-bench-"))
     (root / "params.yaml").write_text("seed: 1\n")
     return root / "params.yaml"
+
+
+def deploy_trained_mlp(params_path: Path, decisions, epochs: int, seed: int, out: Path) -> Path:
+    """Train an MLP on ``decisions``, save it to ``out``, register and deploy it in the
+    project of ``params_path``; returns the model directory."""
+    from learnops.config import MlpConfig, load_params
+    from learnops.data.store import EventStore
+    from learnops.lifecycle.registry import Registry
+    from learnops.mlp import save, train
+
+    params = load_params(params_path)
+    result = train(decisions, MlpConfig(epochs=epochs), seed=seed)
+    model_dir = Path(save(result, out))
+    store = EventStore(params.db_url)
+    try:
+        reg = Registry(store, params.path(params.paths.models_dir) / "registry")
+        v = reg.start("mlp", data_count=len(decisions))
+        reg.complete("mlp", v.version, model_dir, result.metrics)
+        reg.deploy("mlp", v.version)
+    finally:
+        store.dispose()
+    return model_dir
+
+
+def results_path(name: str, quick: bool) -> Path:
+    """``benchmarks/results/<name>.json``, or ``<name>.quick.json`` (git-ignored) for a quick run,
+    so that a quick run never overwrites the committed full results."""
+    return Path(__file__).resolve().parent / "results" / f"{name}{'.quick' if quick else ''}.json"

@@ -24,9 +24,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import yaml
-from _server import stop, wait_healthy
+from _server import deploy_trained_mlp, stop, wait_healthy
 
-from learnops.config import MlpConfig, load_params
 from learnops.contracts import FEATURES
 from learnops.io import write_json
 
@@ -53,21 +52,9 @@ def _project(root: Path, with_model: bool, seed: int) -> tuple[Path, list[dict]]
 
     params_path = root / "params.yaml"
     params_path.write_text(yaml.safe_dump({"seed": seed}))
-    params = load_params(params_path)
     df = simulate_decisions_table(3000, seed)
     if with_model:
-        from learnops.data.store import EventStore
-        from learnops.lifecycle.registry import Registry
-        from learnops.mlp import save, train
-
-        result = train(df, MlpConfig(epochs=5), seed=seed)
-        art = save(result, root / "mlp-train")
-        store = EventStore(params.db_url)
-        reg = Registry(store, params.path(params.paths.models_dir) / "registry")
-        v = reg.start("mlp", data_count=len(df))
-        reg.complete("mlp", v.version, art, result.metrics)
-        reg.deploy("mlp", v.version)
-        store.dispose()
+        deploy_trained_mlp(params_path, df, epochs=5, seed=seed, out=root / "mlp-train")
     bodies = [
         {**{f: float(r[f]) for f in FEATURES}, "learner_id": f"bench-{i % 500}"}
         for i, r in enumerate(df.to_dict("records"))

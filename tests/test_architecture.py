@@ -7,7 +7,17 @@ import ast
 from test_dvc_graph import PKG, imported_names
 
 #: Modules of the foundation layer: imported by every package, they import no package.
-FOUNDATION = {"config", "contracts", "errors", "io", "hashing", "_lazy", "__init__", "__main__"}
+FOUNDATION = {
+    "config",
+    "contracts",
+    "errors",
+    "io",
+    "hashing",
+    "policy",
+    "_lazy",
+    "__init__",
+    "__main__",
+}
 
 
 def _package_of(module: str) -> str:

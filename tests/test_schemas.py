@@ -83,3 +83,30 @@ def test_blank_and_control_characters_are_rejected(small_sim, value):
     with pytest.raises(LearnopsError, match="ab_group: non-blank text") as exc:
         validate_decisions(bad)
     assert "\n" not in str(exc.value) and "\x00" not in str(exc.value)
+
+
+def test_logging_distribution_and_propensity_are_checked(small_sim):
+    """The five p_<action> sum to 1 (or are all missing), lie in [0, 1], and the propensity is
+    the distribution's probability of the logged action."""
+    d = small_sim.decisions.head(50).copy()
+    assert len(validate_decisions(d)) == 50
+    bad_sum = d.copy()
+    bad_sum.loc[bad_sum.index[:3], "p_continue"] += 0.1
+    with pytest.raises(LearnopsError, match="sums to 1"):
+        validate_decisions(bad_sum)
+    partial = d.copy()
+    partial.loc[partial.index[0], "p_take_break"] = np.nan
+    with pytest.raises(LearnopsError, match="sums to 1"):
+        validate_decisions(partial)
+    mismatch = d.copy()
+    mismatch.loc[mismatch.index[:2], "propensity"] = 0.999
+    with pytest.raises(LearnopsError, match="propensity equals"):
+        validate_decisions(mismatch)
+    zero = d.copy()
+    zero.loc[zero.index[0], "propensity"] = 0.0
+    with pytest.raises(LearnopsError, match="propensity"):
+        validate_decisions(zero)
+    none = d.copy()  # older logs without a distribution still validate
+    none[[c for c in d.columns if c.startswith("p_")]] = np.nan
+    none["explored"] = None
+    assert len(validate_decisions(none)) == 50

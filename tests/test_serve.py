@@ -46,8 +46,11 @@ def _body(table, i=0, learner=SECRET_ID, **extra):
     return {**{f: float(row[f]) for f in FEATURES}, "learner_id": learner, **extra}
 
 
-def _params(tmp_path, threshold=0.6):
-    return Params(root=tmp_path, mlp={"confidence_threshold": threshold})
+def _params(tmp_path, threshold=0.6, epsilon=0.0):
+    """No exploration by default: these tests check which policy decided."""
+    return Params(
+        root=tmp_path, mlp={"confidence_threshold": threshold}, serve={"epsilon": epsilon}
+    )
 
 
 def _register(params, model_dir, deploy=True):
@@ -62,7 +65,10 @@ def _register(params, model_dir, deploy=True):
 
 
 def _client(params, **kwargs):
+    from learnops.serve import RuleTeacher
+
     kwargs.setdefault("tokens", Tokens.of(admin=[ADMIN]))
+    kwargs.setdefault("fallback", RuleTeacher(sample=False))  # the deterministic teacher
     return TestClient(create_app(params, **kwargs))
 
 
@@ -85,7 +91,10 @@ def test_no_model_every_decision_goes_to_the_fallback(tmp_path, table):
     logged = client.app.state.store.read_decisions()
     assert len(logged) == 5
     assert (logged["learner_hash"] == learner_hash(SECRET_ID)).all()
-    assert (logged["decided_by"] == "llm").all() and (logged["ab_group"] == "ml").all()
+    assert (logged["decided_by"] == "llm").all()
+    # no experiment runs: the client's claimed arm is ignored, the default policy served
+    assert logged["ab_test"].isna().all() and logged["ab_group"].isna().all()
+    assert (logged["propensity"] == 1.0).all() and not logged["explored"].any()
     assert logged["latency_ms"].notna().all() and logged["confidence"].notna().all()
 
 
@@ -377,6 +386,28 @@ def test_rule_teacher_matches_the_simulator_policy(table):
 
     p = teacher_probabilities(table[list(FEATURES)].to_numpy(float)[:20])
     for i in range(20):
-        action, probs = RuleTeacher().decide(table.iloc[i][list(FEATURES)].to_dict())
+        action, probs = RuleTeacher(sample=False).decide(table.iloc[i][list(FEATURES)].to_dict())
         assert action == ACTIONS[int(p[i].argmax())]
         np.testing.assert_allclose([probs[a] for a in ACTIONS], p[i])
+
+
+def test_sampling_rule_teacher_draws_from_its_distribution(table):
+    """The default teacher draws its action from teacher_probabilities: over many draws on one
+    situation the action frequencies match them (chi-square), and a seed repeats the draws."""
+    from scipy import stats
+
+    from learnops.data.simulate import teacher_probabilities
+    from learnops.serve import RuleTeacher
+
+    x = table.iloc[7][list(FEATURES)].to_dict()
+    p = teacher_probabilities(np.array([[x[f] for f in FEATURES]]))[0]
+    teacher = RuleTeacher(seed=4)
+    assert teacher.samples
+    draws = [teacher.decide(x)[0] for _ in range(4000)]
+    counts = np.array([draws.count(a) for a in ACTIONS])
+    keep = p * 4000 >= 5
+    expected = p[keep] * 4000
+    chi2 = stats.chisquare(counts[keep], expected * counts[keep].sum() / expected.sum())
+    assert chi2.pvalue > 1e-3
+    again = RuleTeacher(seed=4)
+    assert [again.decide(x)[0] for _ in range(50)] == draws[:50]

@@ -238,7 +238,7 @@ def test_logs_carry_request_ids_and_field_names_only(tmp_path, monkeypatch, capl
     assert r.status_code == 422
     ids.append(r.headers["x-request-id"])
 
-    def leak(learner_id, features, decision):  # an error whose message carries the body
+    def leak(learner_id, features, decision, **kw):  # an error whose message carries the body
         raise ValueError(f"cannot log decision of {learner_id}: {dict(features)}")
 
     monkeypatch.setattr(routes_decide, "decision_row", leak)

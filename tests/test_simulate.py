@@ -6,7 +6,13 @@ import pytest
 from scipy import stats
 
 from learnops.config import SimulateConfig
-from learnops.contracts import ACTIONS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
+from learnops.contracts import (
+    ACTIONS,
+    DECISION_COLUMNS,
+    FEATURES,
+    LOGGING_PROB_COLUMNS,
+    RESPONSE_COLUMNS,
+)
 from learnops.data.schemas import validate_decisions, validate_responses
 from learnops.data.simulate import simulate, teacher_probabilities
 
@@ -177,6 +183,13 @@ def test_simulation_is_pinned_bit_for_bit(case, monkeypatch):
     assert set(sim.learners["learner_hash"]) == {
         learner_hash(f"sim-learner-{j:06d}") for j in range(cfg.n_learners)
     }
-    assert _content_hash(sim.responses, sim.decisions) == data_hash
+    # the logging distribution columns came later: they are the truth's teacher probabilities
+    logged = [*LOGGING_PROB_COLUMNS, "explored"]
+    assert _content_hash(sim.responses, sim.decisions.drop(columns=logged)) == data_hash
+    assert not sim.decisions["explored"].any()
+    np.testing.assert_array_equal(
+        sim.decisions[list(LOGGING_PROB_COLUMNS)].to_numpy(),
+        sim.decision_truth[[f"p_true_{a}" for a in ACTIONS]].to_numpy(),
+    )
     truth = (sim.response_truth, sim.decision_truth, sim.items, sim.learners)
     assert _content_hash(*truth) == truth_hash

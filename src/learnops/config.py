@@ -114,6 +114,11 @@ class ServeConfig(_Section):
 
     #: Larger request bodies are answered 413 before they are read or parsed.
     max_body_bytes: int = Field(65_536, ge=1)
+    #: Exploration: with this probability the served action is drawn uniformly from the five
+    #: actions (0 turns exploration off; off-policy evaluation then covers fewer policies).
+    epsilon: float = Field(0.05, ge=0, le=1)
+    #: Seed of the server's exploration and teacher draws (None: fresh entropy every start).
+    seed: int | None = None
 
 
 class Params(_Section):

@@ -39,6 +39,12 @@ ACTIONS: tuple[str, ...] = (
     "change_activity",
 )
 DECIDERS: tuple[str, ...] = ("ml", "llm", "rule")
+#: The logging policy's probability of each action, one column per action (ACTIONS order).
+LOGGING_PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{a}" for a in ACTIONS)
+#: The arms of a decision-policy experiment: the model always, the fallback teacher always, and
+#: the model when confident else the teacher (the default policy when no experiment runs).
+ARMS: tuple[str, ...] = ("ml", "gpt4", "hybrid")
+DEFAULT_ARM = "hybrid"
 
 #: What the agent records about a decision besides its features (all but ``action`` nullable).
 DECISION_META: tuple[str, ...] = (
@@ -46,6 +52,8 @@ DECISION_META: tuple[str, ...] = (
     "decided_by",
     "confidence",
     "propensity",
+    *LOGGING_PROB_COLUMNS,
+    "explored",
     "latency_ms",
     "model_version",
     "difficulty_delta",

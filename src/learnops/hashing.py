@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import warnings
+from collections.abc import Mapping
+
+from learnops.errors import LearnopsError
 
 #: The documented demo salt. Set LEARNOPS_SALT in any deployment that stores real learners.
 DEMO_SALT = "learnops-demo-salt-change-me"
@@ -81,3 +85,32 @@ def data_fingerprint(*tables) -> str:
                 h.update(b"s" + text.encode())
             h.update(b"\n")
     return "sha256:" + h.hexdigest()
+
+
+def _normalized(weights: Mapping[str, float]) -> list[tuple[str, float]]:
+    if not weights:
+        raise LearnopsError("an A/B test needs at least one group")
+    items = sorted((str(g), float(w)) for g, w in weights.items())
+    if any(not math.isfinite(w) or w < 0 for _, w in items):
+        raise LearnopsError(f"group weights must be finite and >= 0, got {dict(weights)}")
+    total = sum(w for _, w in items)
+    if total <= 0:
+        raise LearnopsError(f"group weights must sum to > 0, got {dict(weights)}")
+    return [(g, w / total) for g, w in items]
+
+
+def assign_group(experiment: str, learner_hash: str, weights: Mapping[str, float]) -> str:
+    """The learner's group: depends only on (experiment, learner_hash) and the weights.
+
+    Groups are laid out in sorted-name order on [0, 1) with widths proportional to their
+    weights, so the dict order of ``weights`` does not matter and adding learners never moves
+    existing ones.
+    """
+    u = bucket(experiment, learner_hash)
+    edge = 0.0
+    items = _normalized(weights)
+    for g, w in items:
+        edge += w
+        if u < edge:
+            return g
+    return next(g for g, w in reversed(items) if w > 0)  # float round-off at the top edge

@@ -1,5 +1,8 @@
 """Deterministic group assignment and the A/B test lifecycle (start → record → stop → result).
 
+``assign_group`` lives in :mod:`learnops.hashing` (the simulator and the server use it too) and
+is re-exported here.
+
 Storage-agnostic: tests and results are plain dataclasses with ``to_record()`` dicts.
 """
 
@@ -12,39 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from learnops.errors import LearnopsError
-from learnops.hashing import bucket
+from learnops.hashing import _normalized, assign_group, bucket  # noqa: F401 (re-exported)
 
 DEFAULT_GROUPS: dict[str, float] = {"ml": 0.4, "gpt4": 0.4, "hybrid": 0.2}
 DEFAULT_METRICS: tuple[str, ...] = ("accuracy", "engagement", "success")
-
-
-def _normalized(weights: Mapping[str, float]) -> list[tuple[str, float]]:
-    if not weights:
-        raise LearnopsError("an A/B test needs at least one group")
-    items = sorted((str(g), float(w)) for g, w in weights.items())
-    if any(not math.isfinite(w) or w < 0 for _, w in items):
-        raise LearnopsError(f"group weights must be finite and >= 0, got {dict(weights)}")
-    total = sum(w for _, w in items)
-    if total <= 0:
-        raise LearnopsError(f"group weights must sum to > 0, got {dict(weights)}")
-    return [(g, w / total) for g, w in items]
-
-
-def assign_group(experiment: str, learner_hash: str, weights: Mapping[str, float]) -> str:
-    """The learner's group: depends only on (experiment, learner_hash) and the weights.
-
-    Groups are laid out in sorted-name order on [0, 1) with widths proportional to their
-    weights, so the dict order of ``weights`` does not matter and adding learners never moves
-    existing ones.
-    """
-    u = bucket(experiment, learner_hash)
-    edge = 0.0
-    items = _normalized(weights)
-    for g, w in items:
-        edge += w
-        if u < edge:
-            return g
-    return next(g for g, w in reversed(items) if w > 0)  # float round-off at the top edge
 
 
 def assign_groups(

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from learnops.contracts import ACTIONS, DECIDERS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
+from learnops.contracts import (
+    ACTIONS,
+    DECIDERS,
+    DECISION_COLUMNS,
+    FEATURES,
+    LOGGING_PROB_COLUMNS,
+    RESPONSE_COLUMNS,
+)
 from learnops.errors import LearnopsError
 
 _UTC = pd.DatetimeTZDtype("ns", "UTC")
@@ -53,6 +61,8 @@ DECISION_SCHEMA = pa.DataFrameSchema(
         "propensity": pa.Column(
             float, [pa.Check.in_range(0.0, 1.0, include_min=False)], nullable=True, coerce=True
         ),
+        **{c: pa.Column(float, _unit, nullable=True, coerce=True) for c in LOGGING_PROB_COLUMNS},
+        "explored": pa.Column("boolean", nullable=True, coerce=True),
         "latency_ms": pa.Column(float, _nonneg, nullable=True, coerce=True),
         "model_version": pa.Column(str, [_text], nullable=True, coerce=True),
         "difficulty_delta": pa.Column(float, nullable=True, coerce=True),
@@ -63,10 +73,43 @@ DECISION_SCHEMA = pa.DataFrameSchema(
         "session_completed": pa.Column("boolean", nullable=True, coerce=True),
         "total_session_time_ms": pa.Column(float, _nonneg, nullable=True, coerce=True),
     },
+    checks=[
+        pa.Check(
+            lambda df: _distribution_ok(df),
+            name="logging distribution p_<action> sums to 1 (all given or none)",
+        ),
+        pa.Check(
+            lambda df: _propensity_matches(df),
+            name="propensity equals the logging distribution's p_<action>",
+        ),
+    ],
     strict="filter",
     ordered=False,
     name="decisions",
 )
+
+
+def _distribution_ok(df: pd.DataFrame) -> pd.Series:
+    """Rows whose five p_<action> are all null, or all given and summing to 1 (±1e-6)."""
+    p = df[list(LOGGING_PROB_COLUMNS)].astype(float)
+    given = p.notna()
+    total = p.sum(axis=1, min_count=1)
+    return given.all(axis=1) & ((total - 1.0).abs() <= 1e-6) | ~given.any(axis=1)
+
+
+def _propensity_matches(df: pd.DataFrame) -> pd.Series:
+    """Where both are logged, the propensity is the distribution's probability of the action."""
+    p = df[list(LOGGING_PROB_COLUMNS)].to_numpy(dtype=float)
+    idx = df["action"].map({a: i for i, a in enumerate(ACTIONS)})
+    ok = pd.Series(True, index=df.index)
+    known = idx.notna().to_numpy() & df["propensity"].notna().to_numpy()
+    if known.any():
+        rows = np.flatnonzero(known)
+        p_a = p[rows, idx.to_numpy()[rows].astype(int)]
+        prop = df["propensity"].to_numpy(dtype=float)[rows]
+        ok.iloc[rows] = np.isnan(p_a) | (np.abs(p_a - prop) <= 1e-6)
+    return ok
+
 
 RESPONSE_SCHEMA = pa.DataFrameSchema(
     {

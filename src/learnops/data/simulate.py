@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from learnops.ab.assign import assign_group
 from learnops.config import SimulateConfig
 from learnops.contracts import ACTIONS, DECISION_COLUMNS, FEATURES, RESPONSE_COLUMNS
-from learnops.hashing import learner_hash
+from learnops.hashing import assign_group, learner_hash
 
 #: Inverse temperature of the teacher: larger means a more decisive (less noisy) logging policy.
 TEACHER_BETA = 2.0
@@ -447,6 +446,8 @@ def _decide(
         decided_by=decided_by,
         confidence=conf,
         propensity=float(probs[a_idx]),
+        **{f"p_{name}": float(v) for name, v in zip(ACTIONS, probs, strict=True)},
+        explored=False,
         latency_ms=round(latency, 2),
         model_version=version,
         difficulty_delta=delta,

@@ -37,6 +37,7 @@ from learnops.contracts import (
     DECISION_COLUMNS,
     DECISION_META,
     FEATURES,
+    LOGGING_PROB_COLUMNS,
     RESPONSE_COLUMNS,
 )
 from learnops.errors import LearnopsError
@@ -96,6 +97,8 @@ class Decision(Base):
     decided_by: Mapped[str] = mapped_column(String(8))
     confidence: Mapped[float | None] = mapped_column(Float)
     propensity: Mapped[float | None] = mapped_column(Float)
+    #: The logging policy drew the action uniformly at random (epsilon exploration).
+    explored: Mapped[bool | None] = mapped_column(Boolean)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str | None] = mapped_column(String(32))
     difficulty_delta: Mapped[float | None] = mapped_column(Float)
@@ -108,9 +111,11 @@ class Decision(Base):
     outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-# the 18 feature columns, declared once from the contract
+# the 18 feature columns and the logging distribution, declared once from the contract
 for _name in FEATURES:
     setattr(Decision, _name, mapped_column(_name, Float, nullable=False))
+for _name in LOGGING_PROB_COLUMNS:
+    setattr(Decision, _name, mapped_column(_name, Float, nullable=True))
 
 
 class Response(Base):
@@ -198,6 +203,10 @@ class ABTest(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     results: Mapped[dict | None] = mapped_column(JSON)
     winner: Mapped[str | None] = mapped_column(String(32))
+    #: The arm the others are compared with (None in stores written before it was recorded).
+    control: Mapped[str | None] = mapped_column(String(32))
+    #: Who started it (``cli`` or ``api``).
+    created_by: Mapped[str | None] = mapped_column(String(32))
 
 
 class ABAssignment(Base):
@@ -258,8 +267,10 @@ def decision_row(
     context: Mapping[str, Any],
     decision: Mapping[str, Any],
     timestamp: datetime | None = None,
+    hashed: bool = False,
 ) -> dict[str, Any]:
-    """A validated decision row in the store's format: learner id hashed, id and time filled."""
+    """A validated decision row in the store's format: learner id hashed (``hashed``: it is
+    the server's HMAC already), id and time filled."""
     missing = [f for f in FEATURES if f not in context]
     if missing:
         raise LearnopsError(f"decision context misses feature(s): {', '.join(missing)}")
@@ -274,14 +285,20 @@ def decision_row(
     row["decided_by"] = row["decided_by"] or "ml"
     row.update(
         decision_id=decision.get("decision_id") or uuid.uuid4().hex,
-        learner_hash=_as_hash(learner_id),
+        learner_hash=str(learner_id) if hashed else _as_hash(learner_id),
         timestamp=timestamp or utcnow(),
     )
     return row
 
 
 #: Columns added to a table after it was first released: added on open to stores created before.
-ADDED_COLUMNS = (("model_versions", "lease_expires_at"),)
+ADDED_COLUMNS = (
+    ("model_versions", "lease_expires_at"),
+    ("ml_training_data", "explored"),
+    *(("ml_training_data", c) for c in LOGGING_PROB_COLUMNS),
+    ("ml_ab_test_results", "control"),
+    ("ml_ab_test_results", "created_by"),
+)
 
 
 def add_missing_columns(engine: Engine) -> list[str]:
@@ -505,9 +522,11 @@ class EventStore:
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int | None = None,
+        ab_test: str | None = None,
     ) -> pd.DataFrame:
-        """Decisions with since ≤ timestamp < until, the most recent ``limit``, in time order."""
-        return self._read(Decision, DECISION_COLUMNS, since, until, limit)
+        """Decisions with since ≤ timestamp < until, the most recent ``limit``, in time order;
+        with ``ab_test``, only the decisions logged in that A/B test."""
+        return self._read(Decision, DECISION_COLUMNS, since, until, limit, ab_test=ab_test)
 
     def read_responses(
         self,
@@ -525,11 +544,14 @@ class EventStore:
         since: datetime | None,
         until: datetime | None,
         limit: int | None,
+        ab_test: str | None = None,
     ) -> pd.DataFrame:
         table = model.__table__
         cols = list(columns)
         pk = next(iter(table.primary_key.columns))
         stmt = select(*[table.c[c] for c in cols])
+        if ab_test is not None:
+            stmt = stmt.where(table.c.ab_test == ab_test)
         if since is not None:
             stmt = stmt.where(table.c.timestamp >= UTCDateTime().process_bind_param(since, None))
         if until is not None:

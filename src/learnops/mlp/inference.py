@@ -28,6 +28,9 @@ class Prediction:
     probabilities: dict[str, float]
     confidence: float
     difficulty_delta: float | None = None
+    #: The difficulty change the model proposes were ``adjust_difficulty`` served (None when
+    #: its difficulty head was not trained); ``difficulty_delta`` is it when that is the argmax.
+    adjust_delta: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -56,14 +59,13 @@ def predict(
     p = np.exp(z)
     p /= p.sum()
     best = int(p.argmax())
-    delta = None
-    if model.delta_trained and best == ACTIONS.index("adjust_difficulty"):
-        delta = float(out[k] * model.delta_std + model.delta_mean)
+    adjust = float(out[k] * model.delta_std + model.delta_mean) if model.delta_trained else None
     return Prediction(
         action=ACTIONS[best],
         probabilities={a: float(v) for a, v in zip(ACTIONS, p, strict=True)},
         confidence=float(p[best]),
-        difficulty_delta=delta,
+        difficulty_delta=adjust if best == ACTIONS.index("adjust_difficulty") else None,
+        adjust_delta=adjust,
     )
 
 

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 
 from learnops.config import Params
 from learnops.data.store import EventStore
-from learnops.serve import routes_admin, routes_decide, routes_ops
+from learnops.serve import routes_admin, routes_decide, routes_experiments, routes_ops
 from learnops.serve.auth import Tokens
 from learnops.serve.fallback import FallbackTeacher
 from learnops.serve.middleware import (
@@ -75,6 +75,7 @@ def create_app(
         setattr(app.state, name, getattr(state, name))
     app.include_router(routes_decide.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_experiments.router)
     app.include_router(routes_ops.router)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     # the last added is the outermost: ids and 5xx counting wrap the body limit

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from learnops.data.store import Decision, EventStore
+from learnops.data.store import ABAssignment, Decision, EventStore
 from learnops.data.store import decision_row as store_decision_row
 
 __all__ = ["FSYNC_ENV", "JOURNAL_ENV", "DecisionLog", "decision_row", "journal_dir"]
@@ -49,10 +49,47 @@ _MAX_BACKOFF_S = 5.0
 
 
 def decision_row(
-    learner_id: str, features: Mapping[str, float], decision: Mapping[str, Any]
+    learner_id: str,
+    features: Mapping[str, float],
+    decision: Mapping[str, Any],
+    hashed: bool = False,
 ) -> dict[str, Any]:
-    """One decision in the store's row format (the learner id hashed, the timestamp now)."""
-    return store_decision_row(learner_id, features, decision)
+    """One decision in the store's row format (the learner id hashed unless ``hashed``, the
+    timestamp now)."""
+    return store_decision_row(learner_id, features, decision, hashed=hashed)
+
+
+def _assign(s: Any, rows: list[dict[str, Any]]) -> None:
+    """Record in ``ab_assignments`` the experiment arm of each learner seen for the first time
+    (the earliest of its rows); a concurrent writer's duplicate fails the batch, which is then
+    retried and finds the row."""
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: r["timestamp"]):
+        if r.get("ab_test") and r.get("ab_group"):
+            first.setdefault((r["ab_test"], r["learner_hash"]), r)
+    by_test: dict[str, list[str]] = {}
+    for test, lhash in first:
+        by_test.setdefault(test, []).append(lhash)
+    for test, hashes in by_test.items():
+        have = set(
+            s.execute(
+                select(ABAssignment.learner_hash).where(
+                    ABAssignment.test_name == test, ABAssignment.learner_hash.in_(hashes)
+                )
+            ).scalars()
+        )
+        todo = [
+            {
+                "test_name": test,
+                "learner_hash": h,
+                "group": first[(test, h)]["ab_group"],
+                "assigned_at": first[(test, h)]["timestamp"],
+            }
+            for h in hashes
+            if h not in have
+        ]
+        if todo:
+            s.execute(insert(ABAssignment.__table__), todo)
 
 
 def journal_dir(db_url: str, root: Path | str = ".") -> Path:
@@ -279,6 +316,7 @@ class DecisionLog:
             new = [r for r in rows if r["decision_id"] not in have]
             if new:
                 s.execute(insert(Decision.__table__), new)
+                _assign(s, new)
 
     def _store(self, rows: list[dict[str, Any]]) -> bool:
         """Store a batch, retrying with backoff; False when the log closed before it could."""

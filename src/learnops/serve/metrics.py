@@ -32,6 +32,8 @@ class ServeMetrics:
         self.outcomes = 0
         self.errors: Counter[str] = Counter()
         self.reloads = 0
+        self.arms: Counter[tuple[str, str, bool]] = Counter()  # (experiment, arm, explored)
+        self.arm_mismatch: Counter[str] = Counter()  # experiment: client claimed another arm
         self._buckets = [0] * len(LATENCY_BUCKETS_MS)
         self._lat_sum = 0.0
         self._lat_count = 0
@@ -54,6 +56,16 @@ class ServeMetrics:
             self._lat_count += 1
             self._recent.append(latency_ms)
             self._recent_by.setdefault(decided_by, deque(maxlen=self._window)).append(latency_ms)
+
+    def observe_arm(self, experiment: str | None, arm: str, explored: bool) -> None:
+        """Count a decision served under ``arm`` of ``experiment`` (None: no experiment)."""
+        with self._lock:
+            self.arms[(experiment or "none", arm, explored)] += 1
+
+    def observe_arm_mismatch(self, experiment: str | None) -> None:
+        """Count a request whose client-sent ab_test/ab_group disagreed with the server's."""
+        with self._lock:
+            self.arm_mismatch[experiment or "none"] += 1
 
     def observe_outcome(self) -> None:
         with self._lock:
@@ -93,8 +105,10 @@ class ServeMetrics:
                 dict(self.errors),
                 self.reloads,
             )
+            arms, mismatch = dict(self.arms), dict(self.arm_mismatch)
         lines: list[str] = []
         _decision_lines(lines, decisions, low, threshold)
+        _arm_lines(lines, arms, mismatch)
         _latency_lines(lines, buckets, lat_sum, lat_count)
         _recent_lines(lines, [("all", recent), *sorted(recent_by.items())], self._window)
         _head(lines, "learnops_outcomes_total", "counter", "Outcomes recorded.")
@@ -150,6 +164,34 @@ def _decision_lines(
     lines.append(f"learnops_low_confidence_total {low}")
     _head(lines, "learnops_confidence_threshold", "gauge", "Confidence threshold of the model.")
     lines.append(f"learnops_confidence_threshold {_num(threshold)}")
+
+
+def _arm_lines(
+    lines: list[str], arms: dict[tuple[str, str, bool], int], mismatch: dict[str, int]
+) -> None:
+    """Decisions per experiment arm (and whether explored); client arm claims overruled."""
+    _head(
+        lines,
+        "learnops_arm_decisions_total",
+        "counter",
+        "Decisions served, by experiment (none: default policy), arm and exploration.",
+    )
+    for (exp, arm, explored), n in sorted(arms.items()):
+        lines.append(
+            f'learnops_arm_decisions_total{{experiment="{_esc(exp)}",arm="{_esc(arm)}",'
+            f'explored="{str(explored).lower()}"}} {n}'
+        )
+    _head(
+        lines,
+        "learnops_ab_client_arm_mismatch_total",
+        "counter",
+        "Requests whose client-sent ab_test/ab_group differed from the server's assignment "
+        "(the server's arm was served).",
+    )
+    if not mismatch:
+        lines.append('learnops_ab_client_arm_mismatch_total{experiment="none"} 0')
+    for exp, n in sorted(mismatch.items()):
+        lines.append(f'learnops_ab_client_arm_mismatch_total{{experiment="{_esc(exp)}"}} {n}')
 
 
 def _latency_lines(lines: list[str], buckets: list[int], lat_sum: float, lat_count: int) -> None:

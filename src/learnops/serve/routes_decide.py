@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from sqlalchemy.exc import OperationalError
 
-from learnops.contracts import ACTIONS
+from learnops.contracts import ACTIONS, DEFAULT_ARM, LOGGING_PROB_COLUMNS
 from learnops.data.store import OUTCOME_FIELDS, OutcomeConflict
 from learnops.errors import LearnopsError
+from learnops.hashing import learner_hash
 from learnops.serve.decision_log import decision_row
 from learnops.serve.deps import get_state, require_client
 from learnops.serve.schemas import DecideRequest, DecideResponse, OutcomeRequest
@@ -27,7 +28,7 @@ router = APIRouter(dependencies=[Depends(require_client)])
 
 
 def _ml(pred: Any, version: str | None) -> dict[str, Any]:
-    """The model's decision in the response format (plus its propensity, for the log)."""
+    """The model's decision in the response format; ``_base`` None: a deterministic choice."""
     return {
         "action": pred.action,
         "confidence": pred.confidence,
@@ -35,7 +36,8 @@ def _ml(pred: Any, version: str | None) -> dict[str, Any]:
         "model_version": version,
         "probabilities": dict(pred.probabilities),
         "difficulty_delta": pred.difficulty_delta,
-        "propensity": 1.0,  # the served policy is the deterministic argmax
+        "_base": None,
+        "_pred": pred,
     }
 
 
@@ -45,6 +47,7 @@ def _fallback(state: ServeState, features: Mapping[str, float]) -> dict[str, Any
     if action not in ACTIONS:
         raise LearnopsError(f"fallback returned unknown action {action!r}")
     probs = {a: float(probs[a]) for a in ACTIONS if a in probs}
+    samples = bool(getattr(state.teacher, "samples", False))
     return {
         "action": action,
         "confidence": float(probs.get(action, max(probs.values(), default=1.0))),
@@ -52,13 +55,17 @@ def _fallback(state: ServeState, features: Mapping[str, float]) -> dict[str, Any
         "model_version": state.teacher_name,
         "probabilities": probs,
         "difficulty_delta": None,
-        "propensity": None,
+        # a sampling teacher's action was drawn from its distribution: log that distribution
+        "_base": probs if samples and len(probs) == len(ACTIONS) else None,
     }
 
 
-def decide_once(state: ServeState, features: Mapping[str, float]) -> tuple[dict[str, Any], bool]:
-    """(decision, low confidence): the model when it is loaded and sure enough, else the
-    fallback; an unsure model answers when the fallback fails (503 when there is no model)."""
+def decide_once(
+    state: ServeState, features: Mapping[str, float], arm: str = DEFAULT_ARM
+) -> tuple[dict[str, Any], bool]:
+    """(decision, low confidence) of the ``arm``'s policy before exploration: ``ml`` the model
+    always, ``gpt4`` the fallback teacher always, ``hybrid`` the model when sure enough, else
+    the teacher. A missing model or failing teacher degrades to the other (503 when neither)."""
     model, version = state.holder.current()
     pred = None
     if model is not None:
@@ -66,7 +73,7 @@ def decide_once(state: ServeState, features: Mapping[str, float]) -> tuple[dict[
 
         pred = predict(model, features)
     low = pred is not None and pred.confidence < state.threshold
-    if pred is not None and not low:
+    if pred is not None and (arm == "ml" or (arm == "hybrid" and not low)):
         return _ml(pred, version), low
     try:
         return _fallback(state, features), low
@@ -75,20 +82,53 @@ def decide_once(state: ServeState, features: Mapping[str, float]) -> tuple[dict[
         log.error("fallback teacher failed: %s", exc)
         if pred is None:
             raise HTTPException(503, "no model and the fallback teacher failed") from None
-        return _ml(pred, version), low  # degrade to the unsure model rather than fail
+        return _ml(pred, version), low  # degrade to the model rather than fail
+
+
+def _explore(state: ServeState, out: dict[str, Any]) -> dict[str, Any]:
+    """Apply epsilon exploration to the policy's decision: the served action, its propensity,
+    the logging distribution and ``explored``; the decider's view of a served action it did
+    not choose (its probability, the model's difficulty change) replaces its own."""
+    from learnops.policy import serve_action
+
+    choice = out["action"]
+    served = serve_action(state.rng, choice, state.epsilon, out.pop("_base"))
+    pred = out.pop("_pred", None)
+    if served.action != choice:
+        out["action"] = served.action
+        out["confidence"] = float(out["probabilities"].get(served.action, 0.0))
+        adjust = pred.adjust_delta if pred is not None else None
+        out["difficulty_delta"] = adjust if served.action == "adjust_difficulty" else None
+    out.update(served.columns())
+    return out
+
+
+def _arm(state: ServeState, body: DecideRequest, lhash: str) -> tuple[str | None, str]:
+    """(experiment, arm) the server assigns; a client's differing claim is counted, not used."""
+    exp = state.experiments.current()
+    name, arm = (exp.name, exp.arm_of(lhash)) if exp is not None else (None, DEFAULT_ARM)
+    reported = arm if name is not None else None
+    if (body.ab_group is not None and body.ab_group != reported) or (
+        body.ab_test is not None and body.ab_test != name
+    ):
+        state.metrics.observe_arm_mismatch(name)
+    return name, arm
 
 
 @router.post("/decide", response_model=DecideResponse)
 async def decide(body: DecideRequest, state: ServeState = Depends(get_state)) -> dict[str, Any]:
-    """Decide the next teaching action and log the decision."""
+    """Decide the next teaching action under the learner's experiment arm and log it."""
     t0 = time.perf_counter()
     features = body.features()
-    out, low = decide_once(state, features)
+    lhash = learner_hash(body.learner_id)
+    experiment, arm = _arm(state, body, lhash)
+    out, low = decide_once(state, features, arm)
+    out = _explore(state, out)
     out["latency_ms"] = (time.perf_counter() - t0) * 1000.0
     out["decision_id"] = uuid.uuid4().hex
-    row = decision_row(
-        body.learner_id, features, {**out, "ab_test": body.ab_test, "ab_group": body.ab_group}
-    )
+    out["ab_test"] = experiment
+    out["ab_group"] = arm if experiment is not None else None
+    row = decision_row(lhash, features, out, hashed=True)
     try:  # durable (journal fsync'd) before the answer
         await state.decision_log.submit_async(row)
     except Exception as exc:
@@ -98,8 +138,24 @@ async def decide(body: DecideRequest, state: ServeState = Depends(get_state)) ->
     # the metric is the server-side time of the whole decision, journaling included
     total_ms = (time.perf_counter() - t0) * 1000.0
     state.metrics.observe_decision(out["decided_by"], out["action"], total_ms, low)
-    out.pop("propensity")
+    state.metrics.observe_arm(experiment, arm, out["explored"])
+    for col in LOGGING_PROB_COLUMNS:
+        out.pop(col)
     return out
+
+
+def _record(state: ServeState, decision_id: str, outcome: Mapping[str, Any]) -> bool:
+    """Record the outcome; a decision not in the store yet (still on its way from the journal)
+    is waited for once, so the common case never waits for the decision log."""
+    try:
+        return state.store.record_outcome(decision_id, outcome)
+    except OutcomeConflict:
+        raise
+    except LearnopsError as exc:
+        if "unknown decision id" not in str(exc):
+            raise
+    state.decision_log.flush()
+    return state.store.record_outcome(decision_id, outcome)
 
 
 @router.post("/outcomes")
@@ -108,9 +164,8 @@ def outcomes(body: OutcomeRequest, state: ServeState = Depends(get_state)) -> di
     outcome = {k: v for k, v in body.outcome().items() if v is not None}
     if not outcome:  # null never erases, so an outcome without values records nothing
         raise HTTPException(422, f"an outcome needs at least one of {', '.join(OUTCOME_FIELDS)}")
-    state.decision_log.flush()
     try:
-        new = state.store.record_outcome(body.decision_id, outcome)
+        new = _record(state, body.decision_id, outcome)
     except OutcomeConflict as exc:
         raise HTTPException(
             409, f"outcome already recorded with other values: {', '.join(exc.fields)}"

@@ -31,7 +31,9 @@ def prometheus(state: ServeState = Depends(get_state)) -> PlainTextResponse:
 
 @router.get("/health")
 def health(state: ServeState = Depends(get_state)) -> dict[str, Any]:
-    """Liveness and whether the store answers."""
+    """Liveness, whether the store answers, what is served: model version, fallback, the
+    running experiment (as this process sees it: looked up once a second) and epsilon, and
+    the decision journal's backlog (rows answered but not yet in the store)."""
     try:
         with state.store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -43,4 +45,7 @@ def health(state: ServeState = Depends(get_state)) -> dict[str, Any]:
         "store": db,
         "modelVersion": state.holder.version,
         "fallback": state.teacher_name,
+        "experiment": getattr(state.experiments.current(), "name", None),
+        "epsilon": state.epsilon,
+        "journalBacklog": state.decision_log.backlog(),
     }

@@ -74,7 +74,8 @@ _Features = create_model(  # type: ignore[call-overload]
 
 
 class DecideRequest(_Features):  # type: ignore[misc, valid-type]
-    """The 18 features of the learner's situation, the learner id and the optional A/B arm."""
+    """The 18 features of the learner's situation and the learner id. ``ab_test``/``ab_group``
+    are accepted for older clients but never change the arm: the server assigns it."""
 
     learner_id: Text = Field(min_length=1, max_length=256)
     ab_test: Text | None = Field(None, max_length=64)
@@ -96,6 +97,16 @@ class DecideResponse(BaseModel):
     decision_id: str
     probabilities: dict[str, float]
     difficulty_delta: float | None = None
+    ab_test: str | None = Field(
+        None, description="The running experiment (assigned by the server), or null."
+    )
+    ab_group: str | None = Field(
+        None, description="The learner's arm in ab_test (ml, gpt4 or hybrid), or null."
+    )
+    propensity: float = Field(
+        description="Probability the logging policy gave the served action (exploration included)."
+    )
+    explored: bool = Field(description="The action was drawn uniformly (epsilon exploration).")
 
 
 class OutcomeRequest(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,14 @@ from learnops.serve.decision_log import DecisionLog, journal_dir
 from learnops.serve.fallback import FallbackTeacher, RuleTeacher
 from learnops.serve.metrics import ServeMetrics
 
-__all__ = ["CHECK_INTERVAL_S", "ModelHolder", "RetrainState", "ServeState", "default_retrain"]
+__all__ = [
+    "CHECK_INTERVAL_S",
+    "ExperimentCache",
+    "ModelHolder",
+    "RetrainState",
+    "ServeState",
+    "default_retrain",
+]
 
 log = logging.getLogger("learnops.serve")
 
@@ -114,6 +122,56 @@ class ModelHolder:
             self._on_swap()
 
 
+class ExperimentCache:
+    """The running experiment (or None), looked up in the store at most once per ``interval``
+    seconds in a background thread, like :class:`ModelHolder`; ``refresh()`` looks it up now
+    (after a start or stop through this server). A failed lookup keeps the last answer."""
+
+    def __init__(self, store: EventStore, interval: float = CHECK_INTERVAL_S) -> None:
+        self.store = store
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._current: Any = None
+        self._checked = -math.inf
+
+    def current(self) -> Any:
+        """The running ``learnops.ab.experiments.Experiment`` as last looked up, or None."""
+        if time.monotonic() - self._checked >= self.interval and self._lock.acquire(False):
+            self._checked = time.monotonic()
+            threading.Thread(
+                target=self._refresh_locked, name="experiment-refresh", daemon=True
+            ).start()
+        return self._current
+
+    def _refresh_locked(self) -> None:
+        try:
+            self._refresh()
+        finally:
+            self._lock.release()
+
+    def refresh(self) -> Any:
+        """Look up the running experiment now."""
+        with self._lock:
+            self._refresh()
+        return self._current
+
+    def _refresh(self) -> None:
+        from learnops.ab.experiments import running_experiment
+
+        self._checked = time.monotonic()
+        try:
+            found = running_experiment(self.store)
+        except Exception as exc:  # a locked or unreachable database: keep the last answer
+            log.warning("experiment lookup failed: %s", exc)
+            return
+        old = self._current
+        if (old and old.name) != (found and found.name):
+            log.info(
+                "experiment %s", f"{found.name} running" if found else f"{old.name} no longer runs"
+            )
+        self._current = found
+
+
 @dataclass
 class RetrainState:
     """The API-triggered retrain: whether one runs, its thread and the last run's record."""
@@ -131,6 +189,12 @@ def default_retrain(params: Params, **kwargs: Any) -> Any:
     return retrain(params, **kwargs)
 
 
+def _child_seed(seed: int | None) -> str | None:
+    """A seed for the teacher's draws, independent of the exploration stream's (string seeds
+    of ``random.Random`` are hashed with SHA-512: stable across processes)."""
+    return None if seed is None else f"teacher-{seed}"
+
+
 @dataclass
 class ServeState:
     """Everything the routes share: store, registry, served model, fallback, metrics, tokens."""
@@ -144,6 +208,9 @@ class ServeState:
     tokens: Tokens
     teacher: FallbackTeacher
     threshold: float
+    experiments: ExperimentCache
+    epsilon: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
     run_retrain: Callable[..., Any] = default_retrain
     retrain: RetrainState = field(default_factory=RetrainState)
     own_store: bool = False
@@ -184,13 +251,20 @@ class ServeState:
                 on_error=lambda n: metrics.observe_error("store", n),
             ),
             tokens=tokens,
-            teacher=fallback if fallback is not None else RuleTeacher(),
+            teacher=fallback
+            if fallback is not None
+            else RuleTeacher(seed=_child_seed(params.serve.seed)),
             threshold=float(params.mlp.confidence_threshold),
+            experiments=ExperimentCache(store, interval=check_interval),
+            epsilon=float(params.serve.epsilon),
+            # exploration draws, not security; seeded only when params.serve.seed is set
+            rng=random.Random(params.serve.seed),  # nosec B311
             run_retrain=retrain_fn or default_retrain,
             own_store=own_store,
         )
         state.recover_interrupted()
         state.holder.refresh()
+        state.experiments.refresh()
         return state
 
     def recover_interrupted(self) -> None:

@@ -2,8 +2,8 @@
 
 Registers ``models/mlp`` and ``models/irt`` (``lifecycle.retrain.register_pipeline``) or, for the
 report of ``learnops retrain``, reads the outcomes that command wrote. Returns the verdicts, the
-gate checks, candidate vs production on the same held-out set and the version history that
-notebook 07 shows.
+gate checks, candidate vs production on the same held-out set, the candidate policy's off-policy
+value next to the logged policy's observed one, and the version history that notebook 07 shows.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class RegisterResult:
     history: pd.DataFrame
     version_metrics: pd.DataFrame
     decision_markdown: str
+    ope: pd.DataFrame
 
 
 def _numeric(metrics: dict[str, Any] | None) -> dict[str, float]:
@@ -110,6 +111,59 @@ def comparison_table(outcomes: list[dict[str, Any]]) -> pd.DataFrame:
                     {"model": o["model_type"], "who": who, "version": version, **_numeric(m)}
                 )
     return pd.DataFrame(rows)
+
+
+OPE_COLUMNS: tuple[str, ...] = (
+    "model_type",
+    "version",
+    "policy",
+    "estimator",
+    "value",
+    "se",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_learners",
+    "ess",
+    "max_weight",
+    "note",
+)
+
+
+def ope_table(outcomes: list[dict[str, Any]]) -> pd.DataFrame:
+    """The off-policy value of every decision-model candidate's policy (argmax, mixed
+    ε-uniform with serve.epsilon) on its held-out decisions, DR first then IPS and SNIPS, next
+    to the logged (production) policy's observed mean on the same rows; one row with the reason
+    when OPE was skipped. Columns :data:`OPE_COLUMNS`."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    for o in outcomes:
+        ope = (o.get("metrics") or {}).get("ope")
+        if not isinstance(ope, dict):
+            continue
+        who = {"model_type": o["model_type"], "version": o["version"]}
+        if ope.get("skipped"):
+            rows.append({**who, "policy": "candidate", "note": f"skipped: {ope['skipped']}"})
+            continue
+        size = {k: ope.get(k) for k in ("n", "n_learners")}
+        policy = f"candidate (argmax, epsilon={ope['epsilon']:g})"
+        weights = {"ess": ope.get("ess"), "max_weight": ope.get("max_weight")}
+        for name in ("dr", "ips", "snips"):
+            if name in ope["estimates"]:
+                est = ope["estimates"][name]
+                rows.append({**who, "policy": policy, "estimator": name, **est, **size, **weights})
+        rows.append(
+            {
+                **who,
+                "policy": "logged (production)",
+                "estimator": "observed mean",
+                **ope["observed_mean"],
+                **size,
+                "note": f"reward {ope['reward']}",
+            }
+        )
+    return pd.DataFrame(rows, columns=list(OPE_COLUMNS))
 
 
 def decision_markdown(outcomes: list[dict[str, Any]]) -> str:
@@ -214,4 +268,5 @@ def run(params: Params, outcomes_path: str | Path | None = None) -> RegisterResu
         history=history,
         version_metrics=version_metrics,
         decision_markdown=decision_markdown(outcomes),
+        ope=ope_table(outcomes),
     )
