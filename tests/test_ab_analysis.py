@@ -97,8 +97,8 @@ def test_no_winner_below_min_sample_size():
 
 def test_no_winner_on_srm():
     ev = _learner_events({"ml": 300, "gpt4": 200}, 0.1)
-    res = analyze(ev, metrics=["engagement"])
-    assert res["srm"]["mismatch"]
+    res = analyze(ev, metrics=["engagement"], planned_split={"ml": 0.5, "gpt4": 0.5})
+    assert res["srm"]["mismatch"] and res["srm"]["checked"]
     assert res["winner"] is None and res["reason"] == "srm"
     ok = analyze(ev, metrics=["engagement"], planned_split={"ml": 0.6, "gpt4": 0.4})
     assert not ok["srm"]["mismatch"] and ok["winner"] == "ml"
@@ -124,7 +124,8 @@ def test_guardrail_significantly_worse_metric_blocks_winner():
         0.7 - 0.05 * (ev["group"] == "ml") + np.random.default_rng(1).normal(0, 0.02, len(ev))
     )
     res = analyze(ev, metrics=["engagement", "accuracy"])
-    assert res["winner"] is None and res["reason"] == "mixed"
+    assert res["winner"] is None and res["reason"] == "guardrail"
+    assert "accuracy" in res["decision"]
 
 
 def test_aggregates_to_learners_and_counts_rows():

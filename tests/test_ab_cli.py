@@ -158,3 +158,104 @@ def test_analyze_refuses_values_whose_variance_overflows(tmp_path):
     )
     assert isinstance(res.exception, LearnopsError), res.output
     assert "too large to analyze" in str(res.exception)
+
+
+# --- issue 15 / 14: SRM plan, sequential looks, decisions tables, the A/A harness ---
+
+
+def _planned_events(path, split, n=1500, seed=0, lift=0.0):
+    rng = np.random.default_rng(seed)
+    arms = np.array(list(split))
+    g = arms[rng.choice(len(arms), n, p=list(split.values()))]
+    k = rng.integers(1, 5, n)
+    lid = np.repeat(np.arange(n), k)
+    u = rng.normal(0.6, 0.1, n) + lift * (g == "ml")
+    df = pd.DataFrame(
+        {
+            "learner_id": lid.astype(str),
+            "group": g[lid],
+            "timestamp": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(lid, unit="min"),
+            "engagement": np.clip(u[lid] + rng.normal(0, 0.05, lid.size), 0, 1),
+            "accuracy": rng.uniform(size=lid.size),
+            "success": (rng.uniform(size=lid.size) < 0.6).astype(float),
+            "attempted": 4.0,
+            "correct": rng.binomial(4, 0.6, lid.size).astype(float),
+        }
+    )
+    df.to_csv(path, index=False)
+    return df
+
+
+def test_default_flags_do_not_test_equal_shares_and_planned_split_catches_skew(tmp_path):
+    ok = tmp_path / "ok.csv"
+    _planned_events(ok, {"ml": 0.4, "gpt4": 0.4, "hybrid": 0.2})
+    res = runner.invoke(app, ["analyze", str(ok), "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert not data["srm"]["mismatch"] and data["srm"]["checked"] is False
+    assert "SRM not checked" in res.output
+    skew = tmp_path / "skew.csv"
+    _planned_events(skew, {"ml": 0.5, "gpt4": 0.3, "hybrid": 0.2}, seed=1)
+    split = "ml=0.4,gpt4=0.4,hybrid=0.2"
+    res = runner.invoke(
+        app, ["analyze", str(skew), "--out", str(tmp_path / "b"), "--planned-split", split]
+    )
+    data = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert data["srm"]["mismatch"] and data["reason"] == "srm"
+    assert data["srm"]["plan_source"] == "--planned-split"
+
+
+def test_looks_sequential_and_ratio_metrics(tmp_path):
+    ev = tmp_path / "ev.csv"
+    _planned_events(ev, {"ml": 0.4, "gpt4": 0.4, "hybrid": 0.2}, lift=0.05)
+    args = ["analyze", str(ev), "--out", str(tmp_path / "o"), "--looks", "5",
+            "--ratio-metrics", "acc=correct/attempted", "--correction", "bh"]  # fmt: skip
+    for extra, method in (([], "fixed"), (["--sequential"], "sequential")):
+        res = runner.invoke(app, [*args, *extra])
+        assert res.exit_code == 0, res.output
+        data = json.loads((tmp_path / "o" / "results.json").read_text())
+        assert data["method"] == method and data["correction"] == "bh"
+        assert [lk["look"] for lk in data["looks"]] == [1, 2, 3, 4, 5]
+        assert data["looks"][-1]["n_learners"] == 1500
+        comp = data["looks"][0]["comparisons"][0]
+        assert set(comp) >= {"metric", "treatment", "diff", "ci_low", "ci_high", "p_value",
+                             "significant"}  # fmt: skip
+        assert {c["metric"] for c in data["comparisons"]} == {
+            "accuracy", "engagement", "success", "acc"
+        }  # fmt: skip
+        assert data["winner"] == "ml"
+        assert f"5 looks ({method})" in res.output
+
+
+def test_analyze_accepts_the_pipelines_decisions_table(tmp_path):
+    from test_ab_analysis import make_decisions
+
+    path = tmp_path / "decisions.parquet"
+    make_decisions(400, seed=1).to_parquet(path)
+    res = runner.invoke(app, ["analyze", str(path), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert {c["metric"] for c in data["comparisons"]} == {"accuracy", "engagement", "success"}
+    # the simulator's experiment: its plan (40/40/20) is known, so SRM is checked
+    assert data["srm"]["checked"] and not data["srm"]["mismatch"]
+    assert data["srm"]["planned_split"] == pytest.approx({"ml": 0.4, "gpt4": 0.4, "hybrid": 0.2})
+
+
+def test_aa_command_reports_rates_per_method_and_metric(tmp_path):
+    ev = tmp_path / "ev.csv"
+    _planned_events(ev, {"ml": 0.4, "gpt4": 0.4, "hybrid": 0.2}, n=400)
+    res = runner.invoke(
+        app,
+        ["aa", str(ev), "--runs", "6", "--looks", "4", "--metrics", "engagement",
+         "--ratio-metrics", "acc=correct/attempted", "--out", str(tmp_path / "aa"),
+         "--planned-split", "ml=0.4,gpt4=0.4,hybrid=0.2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "FPR" in res.output and "sequential" in res.output and "fixed" in res.output
+    data = json.loads((tmp_path / "aa" / "aa.json").read_text())
+    assert data["runs"] == 6 and data["looks"] == 4
+    rows = {(r["method"], r["metric"]) for r in data["summary"]}
+    assert rows == {(m, x) for m in ("fixed", "sequential") for x in ("engagement", "acc")}
+    for r in data["summary"]:
+        assert 0 <= r["fpr"] <= 1 and 0 <= r["coverage_all_looks"] <= r["coverage_last"] <= 1
+    assert set(data["overall"]) == {"fixed", "sequential"}

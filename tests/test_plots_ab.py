@@ -108,3 +108,39 @@ def test_power_curve_passes_through_the_reported_mde():
 def test_metric_label_has_a_unit_for_unknown_metrics():
     assert plots.metric_label("dwell") == "dwell (metric units)"
     assert plots.metric_label("engagement") == "engagement (score 0–1)"
+
+
+def test_confidence_sequence_figure_marks_threshold_and_crossing():
+    import pandas as pd
+
+    rows = []
+    for look in range(1, 11):
+        n = 100 * look
+        for t, d in (("ml", 0.05), ("hybrid", 0.0)):
+            half, fixed = 0.3 / look**0.5, 0.2 / look**0.5
+            rows.append({"look": look, "n_learners": n, "treatment": t, "diff": d,
+                         "cs_low": d - half, "cs_high": d + half, "fixed_low": d - fixed,
+                         "fixed_high": d + fixed, "significant": False})  # fmt: skip
+    seq = pd.DataFrame(rows)
+    fig = plots.plot_confidence_sequence(seq, "engagement", threshold=0.01)
+    assert len(fig.axes) == 2
+    ml = next(ax for ax in fig.axes if ax.get_title().startswith("ml"))
+    labels = [h.get_label() for h in ml.get_legend().legend_handles]
+    # ml: CS lower bound 0.05 − 0.3/√look > 0.01 from look 57 → never within 10 looks
+    assert not any(lbl.startswith("CS above threshold") for lbl in labels)
+    assert any("practical threshold" in lbl for lbl in labels)
+    _labelled(fig)
+    seq.loc[seq.treatment == "ml", "cs_low"] = 0.02
+    fig = plots.plot_confidence_sequence(seq, "engagement", threshold=0.01)
+    ml = next(ax for ax in fig.axes if ax.get_title().startswith("ml"))
+    labels = [h.get_label() for h in ml.get_legend().legend_handles]
+    assert "CS above threshold: look 1" in labels
+    _labelled(fig)
+
+
+def test_group_sizes_without_a_plan():
+    res = {"srm": {"checked": False, "observed": {"gpt4": 10, "ml": 12}, "expected": {},
+                   "mismatch": False}}  # fmt: skip
+    fig = plots.plot_group_sizes(res)
+    assert "not checked" in fig.axes[0].get_title()
+    _labelled(fig)

@@ -48,7 +48,9 @@ def plain(project):
     return ab_analysis.run(project[0], use_cuped=False)
 
 
-def _reference(decisions, covariates):
+def _reference(decisions, covariates, looks=None):
+    """The stage's analysis by hand: the ab defaults (sequential, Holm, primary engagement) and
+    the simulator's plan for the simulator's experiment."""
     events = events_from_decisions(decisions, "decision_policy_v1")
     return analyze(
         events,
@@ -56,6 +58,10 @@ def _reference(decisions, covariates):
         metrics=METRICS,
         planned_split=WEIGHTS,
         covariates=covariates,
+        method="sequential",
+        tuning_n=1000,
+        looks=looks,
+        plan_source="params simulate.ab_groups",
     )
 
 
@@ -64,30 +70,32 @@ def test_results_match_a_direct_analysis_and_are_written(project, res):
     cov = {m: f"pre_{m}" for m in METRICS}
     assert res.experiment == "decision_policy_v1"
     assert res.covariates == cov
-    assert res.results == _reference(decisions, cov)
+    assert res.results == _reference(decisions, cov, looks=20)
     assert res.unadjusted == _reference(decisions, {})
+    assert res.results["method"] == "sequential" and len(res.results["looks"]) == 20
     reports = params.path(params.paths.reports_dir)
     assert json.loads((reports / "ab" / "results.json").read_text()) == json.loads(
         json.dumps(res.results)
     )
     written = json.loads((reports / "metrics" / "ab.json").read_text())
-    assert written == pytest.approx(flat_metrics(res.results), rel=1e-12)
-    assert written == pytest.approx(res.flat_metrics, rel=1e-12)
+    # metrics are written rounded to 10 significant digits (learnops.io.METRIC_DIGITS)
+    assert written == pytest.approx(flat_metrics(res.results), rel=1e-9)
+    assert written == pytest.approx(res.flat_metrics, rel=1e-9)
 
 
 def test_comparison_table_pairs_cuped_with_unadjusted(res):
     t = res.table
     assert len(t) == len(METRICS) * 2
-    assert {"n_t", "n_c", "p_holm", "signif", "var_red", "diff_no_cuped"} <= set(t.columns)
+    assert {"n_t", "n_c", "p_adj", "signif", "var_red", "diff_no_cuped"} <= set(t.columns)
     for row, c in zip(t.to_dict("records"), res.results["comparisons"], strict=True):
         plain = next(
             u
             for u in res.unadjusted["comparisons"]
             if (u["metric"], u["treatment"]) == (c["metric"], c["treatment"])
         )
-        assert row["diff"] == c["diff"] and row["p_holm"] == c["p_adjusted"]
+        assert row["diff"] == c["diff"] and row["p_adj"] == c["p_adjusted"]
         assert row["diff_no_cuped"] == plain["diff"]
-        assert row["p_holm_no_cuped"] == plain["p_adjusted"]
+        assert row["p_adj_no_cuped"] == plain["p_adjusted"]
         # CUPED moves the estimate, not the raw difference it starts from
         assert c["raw_diff"] == pytest.approx(plain["diff"], rel=1e-9)
     w = res.ci_widths
@@ -99,7 +107,8 @@ def test_comparison_table_pairs_cuped_with_unadjusted(res):
 
 def test_without_cuped_the_analysis_is_the_unadjusted_one(project, plain):
     assert plain.covariates == {}
-    assert plain.results == plain.unadjusted == _reference(project[1], {})
+    assert plain.unadjusted == _reference(project[1], {})
+    assert {k: v for k, v in plain.results.items() if k != "looks"} == plain.unadjusted
     np.testing.assert_array_equal(plain.table["diff"], plain.table["diff_no_cuped"])
     assert "CUPED covariates: none." in plain.decision_markdown
 
@@ -159,3 +168,52 @@ def test_falls_back_to_the_only_experiment_present(tmp_path):
     processed.mkdir(parents=True)
     make_decisions(300, seed=2, experiment="other_exp").to_parquet(processed / "decisions.parquet")
     assert ab_analysis.run(params).experiment == "other_exp"
+
+
+def test_confidence_sequence_inputs_and_crossings(project, res):
+    from learnops.ab.sequential import confidence_sequence
+
+    seq = res.sequence
+    assert set(seq["treatment"]) == {"ml", "hybrid"} and seq["look"].max() == 20
+    assert (seq["cs_low"] <= seq["fixed_low"] + 1e-12).all()
+    assert (seq["cs_high"] >= seq["fixed_high"] - 1e-12).all()
+    last = seq[seq.look == 20].set_index("treatment")
+    for c in res.results["comparisons"]:
+        if c["metric"] == "engagement":
+            assert last.loc[c["treatment"], "cs_low"] == pytest.approx(c["ci_low"])
+            n = c["n_treatment"] + c["n_control"]
+            ref = confidence_sequence(c["diff"], c["se"], n, 0.05, 1000)
+            assert c["ci_low"] == pytest.approx(float(ref["ci_low"]))
+    cross = res.crossings.set_index("treatment")
+    thr = res.results["practical_threshold"]
+    for t, d in seq.groupby("treatment"):
+        above = d[d.cs_low > thr]
+        expected = int(above.look.iloc[0]) if len(above) else None
+        got = cross.loc[t, "first_look_cs_above_threshold"]
+        assert (got is None or got != got) if expected is None else got == expected
+    assert "Method: anytime-valid confidence sequences" in res.decision_markdown
+
+
+def test_fixed_method_still_draws_the_sequence(tmp_path, project):
+    params, decisions = project
+    (tmp_path / "params.yaml").write_text(
+        PARAMS.replace("power: 0.8}", "power: 0.8, method: fixed}")
+    )
+    p = load_params(tmp_path / "params.yaml")
+    processed = p.path(p.paths.processed_dir)
+    processed.mkdir(parents=True)
+    decisions.to_parquet(processed / "decisions.parquet")
+    out = ab_analysis.run(p)
+    assert out.results["method"] == "fixed"
+    assert len(out.sequence) == 2 * 20 and (out.sequence.cs_low <= out.sequence.fixed_low).all()
+
+
+def test_srm_not_checked_for_an_experiment_without_a_known_plan(tmp_path):
+    (tmp_path / "params.yaml").write_text(PARAMS.replace("decision_policy_v1", "absent_test"))
+    params = load_params(tmp_path / "params.yaml")
+    processed = params.path(params.paths.processed_dir)
+    processed.mkdir(parents=True)
+    make_decisions(300, seed=2, experiment="other_exp").to_parquet(processed / "decisions.parquet")
+    out = ab_analysis.run(params)
+    assert out.results["srm"]["checked"] is False
+    assert "SRM not checked" in out.decision_markdown

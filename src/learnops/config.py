@@ -95,12 +95,57 @@ class EvaluateConfig(_Section):
 
 
 class AbConfig(_Section):
+    """The A/B analysis (``ab_analysis`` stage, ``learnops ab stop``; ``ab analyze --params``)."""
+
     control: str = "gpt4"
     metrics: tuple[str, ...] = ("accuracy", "engagement", "success")
     alpha: float = Field(0.05, gt=0, lt=1)
     min_sample_size: int = Field(100, ge=1)
+    #: A winner's primary-metric CI lower bound must exceed this (metric units).
     practical_threshold: float = Field(0.01, ge=0)
     power: float = Field(0.8, gt=0, lt=1)
+    #: fixed (one look at a planned size) or sequential (anytime-valid confidence sequences:
+    #: the default for a running experiment that is looked at repeatedly).
+    method: str = "sequential"
+    #: Learners in one comparison (treatment + control) at which the confidence sequence is
+    #: tightest; fix it before the experiment starts (see learnops.ab.sequential).
+    sequential_tuning_n: int = Field(1000, ge=2)
+    #: Looks drawn in the report's confidence-sequence figure.
+    looks: int = Field(20, ge=1, le=500)
+    #: Multiplicity correction over metrics × arms: holm (family-wise) or bh (false discovery).
+    correction: str = "holm"
+    #: The metric that decides the winner; the others are guardrails.
+    primary_metric: str = "engagement"
+    #: Non-inferiority margins of guardrail metrics (metric units); a guardrail without one
+    #: fails only when significantly worse.
+    guardrail_margins: dict[str, float] = {}
+    #: Ratio metrics: name → [numerator column, denominator column] (delta method).
+    ratio_metrics: dict[str, tuple[str, str]] = {}
+    #: The planned split for the SRM check when the experiment's own plan is not known
+    #: (None: the experiment record, or simulate.ab_groups for the simulator's experiment).
+    planned_split: dict[str, float] | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        if v not in {"fixed", "sequential"}:
+            raise ValueError(f"ab.method must be fixed or sequential, not {v!r}")
+        return v
+
+    @field_validator("correction")
+    @classmethod
+    def _known_ab_correction(cls, v: str) -> str:
+        if v not in {"holm", "bh"}:
+            raise ValueError(f"ab.correction must be holm or bh, not {v!r}")
+        return v
+
+    @field_validator("guardrail_margins")
+    @classmethod
+    def _margins(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, m in v.items() if not m >= 0]
+        if bad:
+            raise ValueError(f"ab.guardrail_margins must be >= 0 ({', '.join(bad)})")
+        return v
 
 
 class RegisterConfig(_Section):

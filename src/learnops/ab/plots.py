@@ -31,20 +31,25 @@ def _unit(metric: str) -> str:
 
 
 def plot_group_sizes(results: Mapping[str, Any]) -> Figure:
-    """Observed vs expected learners per group, with the SRM verdict in the title."""
+    """Observed vs expected learners per group, with the SRM verdict in the title (observed
+    only, and "not checked", when no planned split was known)."""
     srm = results["srm"]
     groups = list(srm["observed"])
     x = np.arange(len(groups))
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.bar(x - 0.2, [srm["observed"][g] for g in groups], 0.4, label="observed")
-    ax.bar(x + 0.2, [srm["expected"][g] for g in groups], 0.4, label="expected (planned split)")
+    checked = srm.get("checked", True)
+    if checked:
+        ax.bar(x - 0.2, [srm["observed"][g] for g in groups], 0.4, label="observed")
+        ax.bar(x + 0.2, [srm["expected"][g] for g in groups], 0.4, label="expected (planned split)")
+        verdict = "MISMATCH" if srm["mismatch"] else "ok"
+        title = f"Group sizes — SRM chi2 = {srm['chi2']:.2f}, p = {srm['p_value']:.3g} ({verdict})"
+    else:
+        ax.bar(x, [srm["observed"][g] for g in groups], 0.5, label="observed")
+        title = "Group sizes — SRM not checked (no planned split known)"
     ax.set_xticks(x, groups)
     ax.set_xlabel("experiment arm")
     ax.set_ylabel("learners (count)")
-    verdict = "MISMATCH" if srm["mismatch"] else "ok"
-    ax.set_title(
-        f"Group sizes — SRM chi2 = {srm['chi2']:.2f}, p = {srm['p_value']:.3g} ({verdict})"
-    )
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -87,11 +92,13 @@ def plot_forest(results: Mapping[str, Any]) -> Figure:
         ax.legend(loc="best")
     ax.set_yticks(y, [f"{c['metric']}: {c['treatment']} vs {c['control']}" for c in comps])
     ax.set_ylabel("comparison")
+    interval = "CS (anytime-valid)" if results.get("method") == "sequential" else "CI"
+    correction = {"holm": "Holm", "bh": "BH"}.get(results.get("correction", "holm"), "Holm")
     ax.set_xlabel(
         "difference treatment − control (in each metric's units; "
-        f"{(1 - results['alpha']) * 100:.0f}% CI)"
+        f"{(1 - results['alpha']) * 100:.0f}% {interval})"
     )
-    ax.set_title("Treatment effects (filled = significant after Holm correction)")
+    ax.set_title(f"Treatment effects (filled = significant after {correction} correction)")
     fig.tight_layout()
     return fig
 
@@ -121,7 +128,7 @@ def plot_cumulative(cumulative: pd.DataFrame, metric: str) -> Figure:
         ax.plot(dates, d["diff"], color=f"C{i}", label=t)
         ax.fill_between(dates, d["ci_low"], d["ci_high"], color=f"C{i}", alpha=0.2)
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xlabel("date (UTC, data up to the end of the day)")
+    ax.set_xlabel("time (UTC): data up to the end of each step")
     ax.set_ylabel(f"{metric} difference vs control ({_unit(metric)})")
     ax.set_title(f"Cumulative effect on {metric} (unadjusted, uncorrected CI)")
     if len(cumulative):
@@ -175,3 +182,56 @@ def plot_power(inputs: Mapping[str, Any]) -> Figure:
         metric=inputs.get("metric"),
         mde_current=inputs.get("mde"),
     )
+
+
+def plot_confidence_sequence(
+    sequence: pd.DataFrame,
+    metric: str,
+    threshold: float = 0.0,
+    alpha: float = 0.05,
+) -> Figure:
+    """Each treatment's confidence sequence over the looks (band) next to the fixed-horizon CI
+    path (dashed), with the practical threshold and the first look whose CS lower bound
+    crossed it (and the first look a fixed-horizon peeker would have stopped at). ``sequence``:
+    :func:`learnops.ab.sequential.sequence_table`."""
+    treatments = sorted(sequence["treatment"].unique()) if len(sequence) else []
+    n = max(1, len(treatments))
+    fig, axes = plt.subplots(1, n, figsize=(max(10.0, min(15.0, 6.0 * n)), 4.5), squeeze=False)
+    level = f"{(1 - alpha) * 100:.0f}%"
+    for i, ax in enumerate(axes[0]):
+        if i >= len(treatments):
+            ax.set_title(f"{metric}: no looks")
+            ax.set_xlabel("learners analysed so far (count)")
+            ax.set_ylabel(f"{metric} difference vs control ({_unit(metric)})")
+            continue
+        t = treatments[i]
+        d = sequence[sequence["treatment"] == t].sort_values("n_learners")
+        x = d["n_learners"].to_numpy(dtype=float)
+        ax.fill_between(
+            x, d["cs_low"], d["cs_high"], color="C0", alpha=0.25,
+            label=f"{level} confidence sequence",
+        )  # fmt: skip
+        ax.plot(x, d["fixed_low"], color="C1", ls="--", lw=1, label=f"{level} fixed-horizon CI")
+        ax.plot(x, d["fixed_high"], color="C1", ls="--", lw=1)
+        ax.plot(x, d["diff"], color="C0", marker=".", label="estimate")
+        ax.axhline(0, color="k", lw=0.8)
+        if threshold:
+            ax.axhline(threshold, color="grey", ls=":", label=f"practical threshold {threshold:g}")
+        crossed = d[d["cs_low"] > threshold]
+        if len(crossed):
+            first = crossed.iloc[0]
+            ax.axvline(first["n_learners"], color="C2", lw=1.2)
+            ax.plot(first["n_learners"], first["cs_low"], "o", color="C2",
+                    label=f"CS above threshold: look {int(first['look'])}")  # fmt: skip
+        fixed = d[d["fixed_low"] > threshold]
+        if len(fixed):
+            f0 = fixed.iloc[0]
+            ax.plot(f0["n_learners"], f0["fixed_low"], "x", color="C1", ms=8,
+                    label=f"fixed CI above threshold: look {int(f0['look'])}")  # fmt: skip
+        ax.set_xlabel("learners analysed so far (count, in order of first event)")
+        ax.set_ylabel(f"{metric} difference vs control ({_unit(metric)})")
+        ax.set_title(f"{t} vs control on {metric}")
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle("Anytime-valid confidence sequence vs fixed-horizon CI over the looks")
+    fig.tight_layout()
+    return fig

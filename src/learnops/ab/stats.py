@@ -1,5 +1,6 @@
-"""Statistical building blocks of the A/B analysis: Welch and two-proportion tests, Holm, SRM,
-CUPED and two-sample power. Test functions accept scalars or numpy arrays (vectorized)."""
+"""Statistical building blocks of the A/B analysis: Welch and two-proportion tests, Holm and
+Benjamini–Hochberg, SRM, CUPED and two-sample power. Test functions accept scalars or numpy
+arrays (vectorized)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,39 @@ def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     vals[order] = adj
     out[ok] = vals
     return out
+
+
+def bh(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg step-up adjusted p-values (false-discovery-rate control); NaNs stay
+    NaN and do not count towards the family size. Equals statsmodels
+    ``multipletests(method="fdr_bh")``."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    order = np.argsort(p[ok], kind="mergesort")
+    sorted_p = p[ok][order]
+    adj = sorted_p * m / np.arange(1, m + 1)
+    adj = np.minimum(1.0, np.minimum.accumulate(adj[::-1])[::-1])
+    vals = np.empty(m)
+    vals[order] = adj
+    out[ok] = vals
+    return out
+
+
+#: multiplicity corrections by name (``ab.correction``)
+CORRECTIONS = {"holm": holm, "bh": bh}
+
+
+def adjust_p(p_values: Sequence[float] | np.ndarray, method: str = "holm") -> np.ndarray:
+    """Adjusted p-values by ``method``: ``holm`` (family-wise error) or ``bh`` (FDR)."""
+    try:
+        fn = CORRECTIONS[method]
+    except KeyError:
+        raise LearnopsError(f"correction must be holm or bh, not {method!r}") from None
+    return fn(p_values)
 
 
 def srm_test(

@@ -1,8 +1,11 @@
 """The ``ab_analysis`` stage: the decision-policy experiment analysed at the learner level.
 
 Reads ``data/processed/decisions.parquet``, turns the experiment's decisions into learner events,
-analyses them with CUPED covariates (when asked) and without, and writes ``reports/ab/results.json``
-and the DVC metric ``reports/metrics/ab.json``. Returns everything notebook 05 shows.
+analyses them with CUPED covariates (when asked) and without — by default with anytime-valid
+confidence sequences (``ab.method: sequential``), since a running experiment is looked at
+repeatedly — repeats the analysis at ``ab.looks`` cumulative learner counts, and writes
+``reports/ab/results.json`` and the DVC metric ``reports/metrics/ab.json``. Returns everything
+notebook 05 shows.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ TABLE_COLUMNS: dict[str, str] = {
     "ci_low": "ci_low",
     "ci_high": "ci_high",
     "p_value": "p",
-    "p_adjusted": "p_holm",
+    "p_adjusted": "p_adj",
     "significant": "signif",
+    "relative_lift": "rel_lift",
+    "rel_ci_low": "rel_lo",
+    "rel_ci_high": "rel_hi",
     "test": "test",
     "mde": "mde",
     "variance_reduction": "var_red",
@@ -56,6 +62,8 @@ class AbAnalysisResult:
     learners: pd.DataFrame
     effects_vs_truth: pd.DataFrame
     cumulative: pd.DataFrame
+    sequence: pd.DataFrame
+    crossings: pd.DataFrame
     power: dict[str, Any]
     decision_lines: list[str]
     summary: pd.DataFrame
@@ -70,14 +78,14 @@ class AbAnalysisResult:
 def comparison_table(results: dict[str, Any], unadjusted: dict[str, Any]) -> pd.DataFrame:
     """One row per metric × treatment: the comparison as analysed (CUPED where a covariate is
     used; columns renamed by :data:`TABLE_COLUMNS`) plus ``diff_no_cuped`` and
-    ``p_holm_no_cuped`` from the same analysis without covariates."""
+    ``p_adj_no_cuped`` from the same analysis without covariates."""
     import pandas as pd
 
     table = pd.DataFrame(results["comparisons"]).reindex(columns=list(TABLE_COLUMNS))
     plain = {(c["metric"], c["treatment"]): c for c in unadjusted["comparisons"]}
     keys = list(zip(table["metric"], table["treatment"], strict=True))
     table["diff_no_cuped"] = [plain[k]["diff"] for k in keys]
-    table["p_holm_no_cuped"] = [plain[k]["p_adjusted"] for k in keys]
+    table["p_adj_no_cuped"] = [plain[k]["p_adjusted"] for k in keys]
     return table.rename(columns=TABLE_COLUMNS)
 
 
@@ -153,35 +161,91 @@ def power_inputs(
 def decision_lines(
     results: dict[str, Any], covariates: dict[str, str], power: dict[str, Any]
 ) -> list[str]:
-    """The decision, the unit, the SRM check, the correction and every significant effect, as
-    Markdown lines."""
+    """The decision, the unit, the SRM check, the method, the correction and every significant
+    effect, as Markdown lines."""
     srm = results["srm"]
     groups = results["groups"].values()
     mde = power["mde"]
+    correction = {"holm": "Holm", "bh": "Benjamini–Hochberg"}.get(
+        results["correction"], results["correction"]
+    )
+    if srm.get("checked", True):
+        srm_line = (
+            f"- SRM check against {srm.get('plan_source') or 'the planned split'}: chi2 = "
+            f"{srm['chi2']:.2f}, p = {srm['p_value']:.3g} "
+            f"({'mismatch — do not trust the effects' if srm['mismatch'] else 'no mismatch'})."
+        )
+    else:
+        srm_line = f"- {srm['note']}."
+    if results["method"] == "sequential":
+        method = (
+            "anytime-valid confidence sequences (asymptotic CS, tightest at "
+            f"{results['sequential_tuning_n']:,} learners per comparison): valid at every look"
+        )
+    else:
+        method = "fixed-horizon tests (valid for one look at a planned size)"
+    margins = results.get("guardrail_margins") or {}
+    guard = ", ".join(f"{m} ≥ −{v:g}" for m, v in margins.items()) or "none"
+    level = f"{1 - results['alpha']:.0%}"
     lines = [
         f"**{results['decision']}**",
         "",
         f"- Unit of analysis: the learner ({sum(g['n_learners'] for g in groups):,} learners, "
         f"{sum(g['n_rows'] for g in groups):,} decisions).",
-        f"- SRM check: chi2 = {srm['chi2']:.2f}, p = {srm['p_value']:.3g} "
-        f"({'mismatch — do not trust the effects' if srm['mismatch'] else 'no mismatch'}).",
-        f"- {len(results['comparisons'])} comparisons, Holm-corrected at alpha = "
-        f"{results['alpha']}; a winner must also beat the control by more than "
-        f"{results['practical_threshold']} with at least {results['min_sample_size']} learners "
-        "per group.",
-        f"- CUPED covariates: {', '.join(covariates.values()) or 'none'}.",
-        f"- MDE on {power['metric']} for {power['treatment']} vs {power['control']} at the "
-        f"current size ({power['n_treatment']} vs {power['n_current']} learners): "
+        srm_line,
+        f"- Method: {method}.",
+        f"- {len(results['comparisons'])} comparisons, {correction}-corrected at alpha = "
+        f"{results['alpha']}. The winner is decided on **{results['primary_metric']}**: its "
+        f"{level} interval's lower bound must exceed the practical threshold "
+        f"{results['practical_threshold']}, with at least {results['min_sample_size']} learners "
+        f"per group; the other metrics are guardrails (non-inferiority margins: {guard}; "
+        "without a margin a guardrail must not be significantly worse).",
+        "- CUPED covariates: "
+        + (", ".join(f"{m} ← {c}" for m, c in covariates.items()) or "none")
+        + ".",
+        f"- Fixed-horizon MDE on {power['metric']} for {power['treatment']} vs "
+        f"{power['control']} at the current size ({power['n_treatment']} vs "
+        f"{power['n_current']} learners): "
         + (f"{mde:.4f}." if mde is not None else "not estimable."),
     ]
     for c in results["comparisons"]:
         if c["significant"]:
+            rel = c.get("relative_lift")
+            rel_text = (
+                f"; relative {rel:+.1%} ({c['rel_ci_low']:+.1%} .. {c['rel_ci_high']:+.1%})"
+                if rel is not None and c.get("rel_ci_low") is not None
+                else ""
+            )
             lines.append(
                 f"- {c['metric']}: {c['treatment']} − {c['control']} = {c['diff']:+.4f} "
-                f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
-                f"p_adj = {c['p_adjusted']:.2g})"
+                f"({level} {'CS' if c.get('method') == 'sequential' else 'CI'} "
+                f"{c['ci_low']:+.4f} .. {c['ci_high']:+.4f}, "
+                f"p_adj = {c['p_adjusted']:.2g}{rel_text})"
             )
     return lines
+
+
+def crossings_table(sequence: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per treatment: the first look whose confidence sequence lies above the practical
+    threshold (lower bound > threshold) and the first look whose fixed-horizon CI does
+    (the one a daily peeker would have stopped at), with their learner counts."""
+    import pandas as pd
+
+    rows = []
+    for t, d in sequence.groupby("treatment", sort=True):
+        cs = d[d["cs_low"] > threshold]
+        fx = d[d["fixed_low"] > threshold]
+        rows.append(
+            {
+                "treatment": t,
+                "looks": len(d),
+                "first_look_cs_above_threshold": int(cs["look"].iloc[0]) if len(cs) else None,
+                "n_learners_cs": int(cs["n_learners"].iloc[0]) if len(cs) else None,
+                "first_look_fixed_above_threshold": int(fx["look"].iloc[0]) if len(fx) else None,
+                "n_learners_fixed": int(fx["n_learners"].iloc[0]) if len(fx) else None,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def load_events(params: Params) -> pd.DataFrame:
@@ -199,20 +263,18 @@ def load_events(params: Params) -> pd.DataFrame:
 def analyze_both(
     params: Params, events: pd.DataFrame, covariates: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(results with ``covariates``, results without), both with the ``ab`` params."""
-    from learnops.ab.analysis import analyze
+    """(results with ``covariates`` and ``ab.looks`` looks, results without covariates), both
+    with the ``ab`` params (method, correction, ratio metrics, primary metric, margins) and the
+    planned split of :func:`learnops.ab.analysis.planned_split_for`."""
+    from learnops.ab.analysis import analyze, params_kwargs, planned_split_for
 
-    ab = params.ab
-    common = {
-        "control": ab.control,
-        "metrics": list(ab.metrics),
-        "alpha": ab.alpha,
-        "practical_threshold": ab.practical_threshold,
-        "min_sample_size": ab.min_sample_size,
-        "planned_split": dict(params.simulate.ab_groups),
-        "power": ab.power,
-    }
-    return analyze(events, covariates=covariates, **common), analyze(events, **common)
+    split, source = planned_split_for(params, events.attrs.get("experiment"))
+    common = params_kwargs(params.ab, events.columns)
+    common.update(planned_split=split, plan_source=source)
+    return (
+        analyze(events, covariates=covariates, looks=params.ab.looks, **common),
+        analyze(events, **common),
+    )
 
 
 def groups_table(results: dict[str, Any]) -> pd.DataFrame:
@@ -221,7 +283,7 @@ def groups_table(results: dict[str, Any]) -> pd.DataFrame:
     import pandas as pd
 
     groups = pd.DataFrame(results["groups"]).T.rename_axis("group")
-    groups["expected_learners"] = pd.Series(results["srm"]["expected"])
+    groups["expected_learners"] = pd.Series(results["srm"]["expected"] or {}, dtype=float)
     groups["share"] = groups["n_learners"] / groups["n_learners"].sum()
     return groups
 
@@ -273,23 +335,50 @@ def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
     """Analyse the experiment in the processed decisions (with CUPED covariates when
     ``use_cuped`` and a pre-period exists, and without), write results.json and the ``ab``
     metrics, and return the tables and figure inputs."""
-    from learnops.ab.analysis import cumulative_effects, flat_metrics, learner_table
+    from learnops.ab.analysis import (
+        LearnerData,
+        Options,
+        cumulative_effects,
+        flat_metrics,
+        learner_table,
+        look_results,
+        metric_specs,
+    )
     from learnops.io import write_json
     from learnops.stages import write_metrics
 
     ab = params.ab
-    metrics = list(ab.metrics)
     events = load_events(params)
     experiment = events.attrs["experiment"]
-    covariates = {m: f"pre_{m}" for m in metrics if use_cuped and f"pre_{m}" in events}
+    names = [m for m in ab.metrics if m in events] + [
+        r for r, (n, d) in ab.ratio_metrics.items() if n in events and d in events
+    ]
+    covariates = {m: f"pre_{m}" for m in names if use_cuped and f"pre_{m}" in events}
+    for r, (num, _) in ab.ratio_metrics.items():  # a ratio metric: its numerator's pre-period
+        if use_cuped and r in names and r not in covariates and f"pre_{num}" in events:
+            covariates[r] = f"pre_{num}"
     results, unadjusted = analyze_both(params, events, covariates)
     flat = flat_metrics(results)
     write_json(params.path(params.paths.reports_dir) / "ab" / "results.json", results)
     write_metrics(params, "ab", flat)
 
+    metrics = [m for m in results["metrics"] if m in ab.metrics]
     table = comparison_table(results, unadjusted)
-    primary = "engagement" if "engagement" in metrics else metrics[0]
-    power = power_inputs(results, primary, ab.alpha, ab.power, ab.practical_threshold)
+    primary = results["primary_metric"]
+    power_metric = primary if primary in metrics else metrics[0]
+    power = power_inputs(results, power_metric, ab.alpha, ab.power, ab.practical_threshold)
+    looks = results["looks"]
+    if results["method"] != "sequential":  # the figure shows the CS next to the fixed CI
+        ratios = results["ratio_metrics"]
+        lt = learner_table(events, metrics, covariates, ratios)
+        opts = Options(ab.control, ab.alpha, "sequential", ab.correction, ab.sequential_tuning_n)
+        specs = metric_specs(metrics, ratios, covariates)
+        looks = look_results(
+            LearnerData.from_table(lt), specs, results["treatments"], opts, ab.looks
+        )
+    from learnops.ab.sequential import sequence_table
+
+    sequence = sequence_table(looks, primary)
     return AbAnalysisResult(
         experiment=experiment,
         use_cuped=use_cuped,
@@ -304,7 +393,9 @@ def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
         groups=groups_table(results),
         learners=learner_table(events, metrics),
         effects_vs_truth=effects_vs_truth(table, dict(params.simulate.ab_effect), ab.control),
-        cumulative=cumulative_effects(events, primary, control=ab.control, alpha=ab.alpha),
+        cumulative=cumulative_effects(events, power_metric, control=ab.control, alpha=ab.alpha),
+        sequence=sequence,
+        crossings=crossings_table(sequence, ab.practical_threshold),
         power=power,
         decision_lines=decision_lines(results, covariates, power),
         summary=summary_table(experiment, events, results, primary, covariates),
