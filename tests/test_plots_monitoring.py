@@ -44,8 +44,8 @@ def test_time_series_figures(decisions):
 def test_drift_figures(decisions):
     ref, cur = mon.time_split(decisions, 0.7)
     drift = mon.drift_report(ref, cur)
-    fig = plots.drift_bars(drift, threshold=0.2)
-    assert len(fig.axes[0].patches) == 18
+    fig = plots.drift_bars(drift, alpha=0.05)
+    assert len(fig.axes[0].patches) == 18 and len(fig.axes[1].patches) == 18
     _check(fig)
     fig = plots.feature_distributions(ref, cur, ["engagement", "avg_response_time_s"])
     assert [ax.get_xlabel() for ax in fig.axes if ax.get_visible()] == [

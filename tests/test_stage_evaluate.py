@@ -170,3 +170,21 @@ def test_missing_irt_model_is_an_error(pipeline, tmp_path, monkeypatch):
     )
     with pytest.raises(LearnopsError, match="no trained model at .*irt"):
         evaluate.run(p, write=False, record=False)
+
+
+def test_no_bootstrap_reports_no_interval(tmp_path, tiny_project, own_store):
+    """``evaluate.bootstrap: 0`` gives null CIs (never a zero-width interval), and the figures
+    still draw."""
+    from learnops.evaluation import plots
+
+    p = tiny_project(tmp_path, trained=True, evaluate={"bootstrap": 0})
+    out = evaluate.run(p, latency_calls=10)
+    metrics = json.loads(p.path("reports/metrics/evaluate.json").read_text())
+
+    for key, value in metrics["ci"].items():  # an estimate, without an interval
+        assert value["ci_low"] is None and value["ci_high"] is None, key
+        assert value["estimate"] is not None, key
+    logged = metrics["ope"]["logged"]
+    assert logged.get("ci_low") is None and logged.get("ci_high") is None
+    fig = plots.plot_headline(out.mlp.bootstrap)
+    assert "no CI" in fig.axes[0].get_title()

@@ -43,7 +43,10 @@ def test_metrics_file_is_deterministic(result):
     recent = res.recent
     assert metrics["n_decisions"] == len(recent)
     assert metrics["summary"]["ml_usage"] == pytest.approx((recent["decided_by"] == "ml").mean())
-    assert len(metrics["drift"]) == 18 and len(metrics["rolling"]) == len(res.report["rolling"])
+    assert len(metrics["drift"]["features"]) == 18
+    assert len(metrics["rolling"]) == len(res.report["rolling"])
+    assert metrics["drift"]["method"] == res.drift_result.method
+    assert metrics["drift"]["dataset_drift"] == res.drift_result.dataset_drift
     monitoring.run(params)
     assert path.read_text() == text  # a rerun writes the same bytes
 
@@ -59,19 +62,41 @@ def test_logged_latency_is_a_metric(result):
 
 def test_drift_and_alerts(result):
     from learnops.monitoring import metrics as mon
+    from learnops.monitoring.drift import drift_test
 
     _, params, res = result
     ref, cur = res.reference["engagement"], res.recent["engagement"]
     row = res.drift.set_index("feature").loc["engagement"]
     ks = stats.ks_2samp(ref, cur)
-    assert row["ks_stat"] == pytest.approx(ks.statistic) and row["ks_pvalue"] == pytest.approx(
-        ks.pvalue
-    )
-    top = res.drift.sort_values("psi", ascending=False)["feature"].head(6).tolist()
+    assert row["ks_stat"] == pytest.approx(ks.statistic)
+    # the same rule and settings as the CLI and check_alerts
+    m = params.monitor
+    again = drift_test(
+        res.reference, res.recent, alpha=m.alpha, min_n=m.min_n, permutations=m.permutations,
+        correction=m.correction, cluster=m.cluster, seed=m.seed,
+    )  # fmt: skip
+    assert again.features["p_value"].tolist() == res.drift["ks_pvalue"].tolist()
+    top = res.drift.sort_values("ks_stat", ascending=False)["feature"].head(6).tolist()
     assert res.top_drifted == top
     expected = mon.check_alerts(res.recent, res.reference, params=params)
     assert res.alerts_table["metric"].tolist() == [a.metric for a in expected]
     drifted = set(res.drift.loc[res.drift["drifted"], "feature"])
     assert set(res.alerts_table["feature"].dropna()) == drifted
+    assert (res.drift.loc[res.drift["drifted"], "p_adjusted"] <= res.alpha).all()
     assert [a["metric"] for a in res.metrics["alerts"]] == [a.metric for a in expected]
     assert list(res.by_version.index) == sorted(res.by_version.index)
+    assert res.drift_summary.loc["verdict", "value"] == res.drift_result.status
+
+
+def test_drift_plot_copes_with_insufficient_data(result):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from learnops.monitoring import metrics as mon
+    from learnops.monitoring import plots
+
+    _, _, res = result
+    few = mon.drift_report(res.reference, res.recent.head(5))
+    assert few["ks_pvalue"].isna().all() and not few["drifted"].any()
+    fig = plots.drift_bars(few, alpha=res.alpha)
+    assert "untested" in fig.axes[0].get_title()

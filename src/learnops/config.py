@@ -166,6 +166,31 @@ class ServeConfig(_Section):
     seed: int | None = None
 
 
+class MonitorConfig(_Section):
+    """Feature-drift test of the monitoring (``learnops monitor drift``, alerts, the report)."""
+
+    #: Family-wise error rate of the dataset-level drift verdict over the 18 features.
+    alpha: float = Field(0.05, gt=0, lt=1)
+    #: Fewer current (or reference) rows than this: "insufficient_data", never an alarm.
+    min_n: int = Field(50, ge=2)
+    #: Permutations behind each feature's p-value (the smallest possible p is 1/(B+1)).
+    permutations: int = Field(999, ge=19)
+    #: Multiplicity correction across the features: holm (family-wise) or bh (false discovery).
+    correction: str = "holm"
+    #: Column whose values are permuted as whole units (rows of a learner are correlated);
+    #: None, or a column missing from either table, permutes rows.
+    cluster: str | None = "learner_hash"
+    #: Seed of the permutations (fixed: the same tables give the same p-values).
+    seed: int = 0
+
+    @field_validator("correction")
+    @classmethod
+    def _known_correction(cls, v: str) -> str:
+        if v not in {"holm", "bh"}:
+            raise ValueError(f"monitor.correction must be holm or bh, not {v!r}")
+        return v
+
+
 class Params(_Section):
     """All pipeline settings; ``root`` is the directory relative paths resolve against."""
 
@@ -179,6 +204,7 @@ class Params(_Section):
     ab: AbConfig = AbConfig()
     registry: RegisterConfig = RegisterConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
     root: Path = Path(".")
 
     def path(self, relative: str | Path) -> Path:

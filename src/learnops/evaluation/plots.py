@@ -58,9 +58,11 @@ def plot_headline(bootstrap: pd.DataFrame) -> Any:
     for ax, row in zip(axes[0], bootstrap.itertuples(), strict=True):
         err = _err([row.estimate], [row.ci_low], [row.ci_high])
         ax.errorbar([0], [row.estimate], yerr=err, fmt="o", capsize=6, color="C0")
-        ax.set_title(f"{row.metric}\n{row.estimate:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]")
+        has_ci = np.isfinite(row.ci_low) and np.isfinite(row.ci_high)
+        interval = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" if has_ci else "(no CI: bootstrap off)"
+        ax.set_title(f"{row.metric}\n{row.estimate:.3f} {interval}")
         ax.set_xticks([])
-        ax.set_xlabel("estimate, 95% CI")
+        ax.set_xlabel("estimate, 95% CI" if has_ci else "estimate")
         ax.set_ylabel(METRIC_LABELS.get(str(row.metric), str(row.metric)))
         ax.margins(y=0.4)
     fig.suptitle("Headline metrics on held-out learners (learner-clustered bootstrap)")

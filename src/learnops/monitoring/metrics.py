@@ -1,6 +1,8 @@
 """Monitoring of the served decisions: rolling metrics (ML usage, latency, agreement with the
-best-action proxy, outcomes) by time window and model version, feature drift (PSI, KS) against
-the training data, and threshold alerts stored as MonitoringMetric rows."""
+best-action proxy, outcomes) by time window and model version, feature drift against the training
+data (the rule of :mod:`learnops.monitoring.drift`: permutation KS per feature, whole learners
+permuted, Holm over the features, "insufficient data" below ``min_n``; PSI only as an effect size),
+and threshold alerts stored as MonitoringMetric rows."""
 
 from __future__ import annotations
 
@@ -12,16 +14,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from learnops.config import Params, Targets
+from learnops.config import MonitorConfig, Params, Targets
 from learnops.contracts import ACTIONS, FEATURES
+from learnops.monitoring.drift import DriftResult, drift_test, ks_test, psi
 
 __all__ = [
     "Alert",
     "DRIFT_PSI",
-    "KS_ALPHA",
     "best_action_proxy",
     "check_alerts",
     "drift_report",
+    "drift_result",
     "ks_test",
     "metrics_by_version",
     "monitoring_report",
@@ -33,11 +36,9 @@ __all__ = [
 ]
 
 _TARGETS = Targets()
-#: Population-stability index above which a feature counts as drifted.
+#: The conventional "large shift" PSI level, drawn for reference only: PSI is reported as an
+#: effect size and decides nothing (a fixed PSI threshold fires on identical data in small windows).
 DRIFT_PSI = 0.2
-#: Significance level of the two-sample KS test (reported next to PSI; PSI decides the alert).
-KS_ALPHA = 0.01
-_EPS = 1e-4
 
 
 # -- best-action proxy ---------------------------------------------------------------------------
@@ -139,73 +140,45 @@ def metrics_by_version(
 
 
 # -- drift ---------------------------------------------------------------------------------------
-def psi(
-    reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray, bins: int = 10
-) -> float:
-    """Population-stability index of ``current`` against ``reference``.
-
-    Bins are the reference's quantiles (ties merged; the outer bins are open), empty bins get a
-    share of 1e-4: PSI = Σ (c − r) · ln(c / r).
-    """
-    ref = np.asarray(reference, dtype=float)
-    cur = np.asarray(current, dtype=float)
-    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
-    if len(ref) == 0 or len(cur) == 0:
-        return float("nan")
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1))[1:-1])
-    r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1)
-    c = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1)
-    r = np.maximum(r / r.sum(), _EPS)
-    c = np.maximum(c / c.sum(), _EPS)
-    return float(np.sum((c - r) * np.log(c / r)))
+def _monitor(params: Params | MonitorConfig | None) -> MonitorConfig:
+    if params is None:
+        return MonitorConfig()
+    return params if isinstance(params, MonitorConfig) else params.monitor
 
 
-def ks_test(
-    reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray
-) -> tuple[float, float]:
-    """Two-sample Kolmogorov–Smirnov statistic and p-value."""
-    from scipy.stats import ks_2samp
-
-    ref = np.asarray(reference, dtype=float)
-    cur = np.asarray(current, dtype=float)
-    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
-    if len(ref) == 0 or len(cur) == 0:
-        return float("nan"), float("nan")
-    res = ks_2samp(ref, cur)
-    return float(res.statistic), float(res.pvalue)
+def drift_result(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    params: Params | MonitorConfig | None = None,
+    features: Sequence[str] = FEATURES,
+) -> DriftResult:
+    """The drift test of ``current`` against ``reference`` with ``params.monitor``'s settings
+    (see :func:`learnops.monitoring.drift.drift_test`)."""
+    m = _monitor(params)
+    return drift_test(
+        reference,
+        current,
+        features,
+        alpha=m.alpha,
+        min_n=m.min_n,
+        permutations=m.permutations,
+        correction=m.correction,
+        cluster=m.cluster,
+        seed=m.seed,
+    )
 
 
 def drift_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     features: Sequence[str] = FEATURES,
-    bins: int = 10,
-    psi_threshold: float = DRIFT_PSI,
-    ks_alpha: float = KS_ALPHA,
+    params: Params | MonitorConfig | None = None,
+    result: DriftResult | None = None,
 ) -> pd.DataFrame:
-    """Per feature: PSI, KS statistic and p-value, means, and ``drifted`` (PSI > threshold).
-
-    With thousands of rows KS flags tiny shifts, so the alert follows PSI; ``ks_significant``
-    is reported alongside.
-    """
-    rows = []
-    for f in features:
-        ref, cur = reference[f].to_numpy(dtype=float), current[f].to_numpy(dtype=float)
-        stat, p = ks_test(ref, cur)
-        value = psi(ref, cur, bins)
-        rows.append(
-            {
-                "feature": f,
-                "psi": value,
-                "ks_stat": stat,
-                "ks_pvalue": p,
-                "ks_significant": bool(p < ks_alpha),
-                "reference_mean": float(np.nanmean(ref)) if len(ref) else float("nan"),
-                "current_mean": float(np.nanmean(cur)) if len(cur) else float("nan"),
-                "drifted": bool(value > psi_threshold),
-            }
-        )
-    return pd.DataFrame(rows)
+    """Per feature: PSI (effect size), KS statistic, permutation p-value and its adjusted value,
+    means, and ``drifted`` (adjusted p ≤ alpha; never below ``min_n`` rows)."""
+    res = result if result is not None else drift_result(reference, current, params, features)
+    return res.features.rename(columns={"statistic": "ks_stat", "p_value": "ks_pvalue"})
 
 
 def time_split(
@@ -243,16 +216,21 @@ def check_alerts(
     accuracy_min: float = _TARGETS.accuracy,
     latency_ms_max: float = _TARGETS.latency_ms,
     ml_usage_min: float = _TARGETS.ml_usage,
-    psi_max: float = DRIFT_PSI,
     min_decisions: int = 30,
     best: Callable[[pd.DataFrame], pd.Series] | None = None,
     params: Params | None = None,
+    monitor: MonitorConfig | None = None,
+    drift: DriftResult | None = None,
 ) -> list[Alert]:
     """Alerts for low ML accuracy (agreement with the best-action proxy), high ML latency (p95),
-    low ML usage and feature drift (PSI of ``decisions`` against ``reference``).
+    low ML usage and feature drift of ``decisions`` against ``reference``.
 
-    ``params`` replaces the accuracy, latency and usage defaults by ``params.evaluate.targets``.
-    Rate metrics need at least ``min_decisions`` decisions (ML decisions for the ML metrics).
+    ``params`` replaces the accuracy, latency and usage defaults by ``params.evaluate.targets``
+    and the drift settings by ``params.monitor`` (``monitor`` wins over both). Rate metrics need
+    at least ``min_decisions`` decisions (ML decisions for the ML metrics). Drift alerts follow
+    the drift test (:func:`drift_result`, or ``drift`` when already computed): one
+    ``feature_drift`` alert per feature whose adjusted p-value is ≤ alpha; with fewer than
+    ``min_n`` rows there is no drift alert (insufficient data), and PSI alone never alerts.
     """
     if params is not None:
         t = params.evaluate.targets
@@ -296,18 +274,21 @@ def check_alerts(
                     version,
                 )
             )
-    if reference is not None and len(reference) and len(decisions) >= min_decisions:
-        drift = drift_report(reference, decisions, psi_threshold=psi_max)
-        for row in drift[drift["drifted"]].itertuples(index=False):
+    if drift is None and reference is not None and len(reference):
+        drift = drift_result(reference, decisions, monitor or params)
+    if drift is not None and drift.dataset_drift:
+        for row in drift.features[drift.features["drifted"]].itertuples(index=False):
             alerts.append(
                 Alert(
-                    "feature_drift_psi",
-                    float(row.psi),
-                    psi_max,
-                    f"feature {row.feature} drifted: PSI {row.psi:.3f} > {psi_max:g} "
-                    f"(KS {row.ks_stat:.3f}, p={row.ks_pvalue:.2g})",
+                    "feature_drift",
+                    float(row.p_adjusted),
+                    drift.alpha,
+                    f"feature {row.feature} drifted: KS {row.statistic:.3f}, "
+                    f"p={row.p_value:.2g} ({drift.correction}-adjusted {row.p_adjusted:.2g} "
+                    f"<= {drift.alpha:g}); PSI {row.psi:.3f}, mean {row.reference_mean:.4g} "
+                    f"-> {row.current_mean:.4g}",
                     version,
-                    {"feature": row.feature},
+                    {"feature": row.feature, "psi": float(row.psi), "ks": float(row.statistic)},
                 )
             )
     return alerts
@@ -333,10 +314,12 @@ def monitoring_report(
     reference: pd.DataFrame | None = None,
     params: Params | None = None,
     window: str = "7D",
-    psi_max: float = DRIFT_PSI,
+    drift: DriftResult | None = None,
 ) -> dict[str, Any]:
-    """A JSON-ready summary: overall metrics, metrics by version and by window, drift, alerts."""
+    """A JSON-ready summary: overall metrics, metrics by version and by window, the drift test
+    (the document of ``learnops monitor drift --json``), alerts."""
     targets = params.evaluate.targets if params is not None else _TARGETS
+    m = _monitor(params)
     out: dict[str, Any] = {
         "n_decisions": int(len(decisions)),
         "window": window,
@@ -344,7 +327,8 @@ def monitoring_report(
             "accuracy": targets.accuracy,
             "latency_ms": targets.latency_ms,
             "ml_usage": targets.ml_usage,
-            "drift_psi": psi_max,
+            "drift_alpha": m.alpha,
+            "drift_min_n": m.min_n,
         },
     }
     if len(decisions):
@@ -355,16 +339,18 @@ def monitoring_report(
     out["summary"] = _finite(summary_metrics(decisions)) if len(decisions) else {}
     out["by_version"] = _records(metrics_by_version(decisions)) if len(decisions) else []
     out["rolling"] = _records(rolling_metrics(decisions, window)) if len(decisions) else []
-    if reference is not None:
-        drift = drift_report(reference, decisions, psi_threshold=psi_max)
-        out["drift"] = _records(drift)
+    if drift is None and reference is not None:
+        drift = drift_result(reference, decisions, params)
+    if drift is not None:
+        out["drift"] = drift.as_dict()
     alerts = check_alerts(
         decisions,
         reference,
         accuracy_min=targets.accuracy,
         latency_ms_max=targets.latency_ms,
         ml_usage_min=targets.ml_usage,
-        psi_max=psi_max,
+        monitor=m,
+        drift=drift,
     )
     out["alerts"] = [a.as_dict() for a in alerts]
     return out

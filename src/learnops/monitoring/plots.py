@@ -125,17 +125,37 @@ def outcomes_over_time(rolling: pd.DataFrame, target_accuracy: float | None = No
     return fig
 
 
-def drift_bars(drift: pd.DataFrame, threshold: float = 0.2) -> Figure:
-    """PSI per feature, drifted features highlighted."""
-    d = drift.sort_values("psi")
-    fig, ax = plt.subplots(figsize=(11, 6))
-    colors = np.where(d["psi"] > threshold, "tab:red", "tab:blue")
-    ax.barh(d["feature"], d["psi"], color=colors)
-    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"alert threshold (PSI {threshold:g})")
-    ax.set_xlabel("PSI, recent vs reference (unitless)")
+def drift_bars(drift: pd.DataFrame, alpha: float = 0.05) -> Figure:
+    """Evidence of drift per feature: −log10 of the multiplicity-adjusted permutation p-value
+    (bars; drifted features red) next to PSI (the effect size). Features without a test
+    (insufficient data) are drawn as empty bars and named in the title."""
+    d = drift.assign(
+        _p=pd.to_numeric(drift.get("p_adjusted"), errors="coerce"),
+        _psi=pd.to_numeric(drift["psi"], errors="coerce"),
+    )
+    d = d.assign(_evidence=-np.log10(d["_p"].clip(lower=1e-300))).sort_values(
+        ["_evidence", "_psi"], na_position="first"
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6), sharey=True)
+    ax = axes[0]
+    colors = np.where(d["drifted"].astype(bool), "tab:red", "tab:blue")
+    ax.barh(d["feature"], d["_evidence"].fillna(0.0), color=colors)
+    ax.axvline(
+        -np.log10(alpha), color="k", ls="--", lw=1, label=f"alarm level (adjusted p = {alpha:g})"
+    )
+    ax.set_xlabel("−log10 adjusted p-value (permutation KS)")
     ax.set_ylabel("feature")
-    ax.legend(loc="lower right")
-    ax.set_title("Feature drift (red: drifted)")
+    ax.legend(loc="lower right", fontsize=8)
+    untested = int(d["_p"].isna().sum())
+    ax.set_title(
+        "Evidence of drift" + (f" ({untested} untested: too few rows)" if untested else "")
+    )
+    ax = axes[1]
+    ax.barh(d["feature"], d["_psi"].fillna(0.0), color=colors, alpha=0.7)
+    ax.set_xlabel("PSI, recent vs reference (unitless effect size)")
+    ax.set_ylabel("feature")
+    ax.set_title("Size of the shift (PSI)")
+    fig.suptitle("Feature drift (red: drifted by the test)")
     fig.tight_layout()
     return fig
 

@@ -2,7 +2,9 @@
 
 Reads ``data/processed/decisions.parquet``, splits it by time into a training reference (the first
 70 %) and recent traffic (the rest), and computes rolling metrics, metrics per model version,
-feature drift (PSI, KS) and alerts against ``evaluate.targets``. Writes the DVC metric
+feature drift (the rule of :mod:`learnops.monitoring.drift` with ``params.monitor``: permutation
+KS per feature with whole learners permuted, Holm over the features, PSI as effect size) and alerts
+against ``evaluate.targets``. Writes the DVC metric
 ``reports/metrics/monitoring.json``: every value, the service's logged latencies included, is a
 function of the exported decisions, so a rerun on the same export writes the same bytes. Returns
 what notebook 06 shows.
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from learnops.config import Params
+    from learnops.monitoring.drift import DriftResult
     from learnops.monitoring.metrics import Alert
 
 #: Share of the decisions (by time) that stands in for the training reference.
@@ -51,13 +54,39 @@ class MonitoringResult:
     rolling: pd.DataFrame
     by_version: pd.DataFrame
     drift: pd.DataFrame
+    """Per feature: KS statistic, permutation p-value, adjusted p-value, drifted, PSI, means."""
+    drift_result: DriftResult
     top_drifted: list[str]
     alerts: list[Alert]
     alerts_table: pd.DataFrame
     report: dict[str, Any]
     metrics: dict[str, Any]
     targets: dict[str, float]
-    psi_threshold: float
+    alpha: float
+    """Family-wise false-alarm rate of the dataset drift verdict (``params.monitor.alpha``)."""
+
+    @property
+    def drift_summary(self) -> pd.DataFrame:
+        """The drift verdict and how it was reached, one row per fact."""
+        return drift_summary(self.drift_result)
+
+
+def drift_summary(res: DriftResult) -> pd.DataFrame:
+    """The verdict, test, unit, sizes and drifted features of a drift test as a table."""
+    import pandas as pd
+
+    facts = {
+        "verdict": res.status,
+        "dataset drift": "yes" if res.dataset_drift else "no",
+        "test": f"{res.method}, {res.permutations} permutations",
+        "permuted unit": res.unit,
+        "multiplicity": f"{res.correction} at alpha {res.alpha:g}",
+        "reference rows (units)": f"{res.n_reference:,} ({res.n_reference_units:,})",
+        "current rows (units)": f"{res.n_current:,} ({res.n_current_units:,})",
+        "minimum rows": str(res.min_n),
+        "drifted features": ", ".join(res.drifted_features) or "none",
+    }
+    return pd.DataFrame({"value": list(facts.values())}, index=pd.Index(facts, name="drift"))
 
 
 def split_table(reference: pd.DataFrame, recent: pd.DataFrame) -> pd.DataFrame:
@@ -95,6 +124,14 @@ def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "feature", "value", "threshold", "model_version"])
 
 
+def top_drifted(drift: pd.DataFrame, k: int = TOP_DRIFTED) -> list[str]:
+    """The ``k`` features with the largest KS statistic (the permutation p-values of large
+    shifts all sit at their floor 1/(B+1), so the statistic ranks them)."""
+    return (
+        drift.sort_values("ks_stat", ascending=False, kind="mergesort")["feature"].head(k).tolist()
+    )
+
+
 def run(params: Params) -> MonitoringResult:
     """Monitor the exported decisions: split, rolling and per-version metrics, drift, alerts;
     write monitoring.json."""
@@ -107,9 +144,12 @@ def run(params: Params) -> MonitoringResult:
     t = params.evaluate.targets
     decisions = pd.read_parquet(params.path(params.paths.processed_dir) / "decisions.parquet")
     reference, recent = mon.time_split(decisions, reference_frac=REFERENCE_FRAC)
-    drift = mon.drift_report(reference, recent, psi_threshold=mon.DRIFT_PSI)
-    alerts = mon.check_alerts(recent, reference, params=params, psi_max=mon.DRIFT_PSI)
-    report = jsonable(mon.monitoring_report(recent, reference, params=params, window=WINDOW))
+    drift_res = mon.drift_result(reference, recent, params)
+    drift = mon.drift_report(reference, recent, result=drift_res)
+    alerts = mon.check_alerts(recent, reference, params=params, drift=drift_res)
+    report = jsonable(
+        mon.monitoring_report(recent, reference, params=params, window=WINDOW, drift=drift_res)
+    )
     write_metrics(params, "monitoring", report)
     by_version = mon.metrics_by_version(decisions).set_index("version")
     return MonitoringResult(
@@ -120,7 +160,8 @@ def run(params: Params) -> MonitoringResult:
         rolling=mon.rolling_metrics(decisions, window=WINDOW),
         by_version=by_version[list(VERSION_COLUMNS)],
         drift=drift,
-        top_drifted=drift.sort_values("psi", ascending=False)["feature"].head(TOP_DRIFTED).tolist(),
+        drift_result=drift_res,
+        top_drifted=top_drifted(drift),
         alerts=alerts,
         alerts_table=alerts_table(alerts),
         report=report,
@@ -131,5 +172,5 @@ def run(params: Params) -> MonitoringResult:
             "latency_ms": t.latency_ms,
             "calibration_error": t.calibration_error,
         },
-        psi_threshold=mon.DRIFT_PSI,
+        alpha=drift_res.alpha,
     )
