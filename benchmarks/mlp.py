@@ -11,18 +11,16 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _server import results_path
 
 from learnops.config import MlpConfig
 from learnops.contracts import FEATURES
 from learnops.io import write_json
 from learnops.mlp import predict, predict_batch, train
 from learnops.mlp.synthetic import synthetic_decisions
-
-RESULTS = Path(__file__).resolve().parent / "results" / "mlp.json"
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -62,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller data and fewer epochs")
     args = ap.parse_args()
+    results = results_path("mlp", args.quick)
     n_train, epochs = (20_000, 10) if args.quick else (100_000, 50)
 
     df = synthetic_decisions(n_train, seed=0)
@@ -94,7 +93,7 @@ def main() -> None:
     print(f"batch: {len(batch)} rows in {batch_s:.3f} s ({len(batch) / batch_s:,.0f} rows/s)")
 
     write_json(
-        RESULTS,
+        results,
         {
             "quick": args.quick,
             "machine": {
@@ -123,7 +122,7 @@ def main() -> None:
             },
         },
     )
-    print(f"-> {RESULTS}")
+    print(f"-> {results}")
 
 
 if __name__ == "__main__":

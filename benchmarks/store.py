@@ -15,19 +15,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from _server import results_path
+
 from learnops.config import ExportConfig, SimulateConfig
 from learnops.data.export import export
 from learnops.data.simulate import simulate
 from learnops.data.store import Decision, EventStore, Response
 from learnops.io import write_json
 
-RESULTS = Path(__file__).resolve().parent / "results" / "store.json"
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="500 learners instead of 2000")
     args = ap.parse_args()
+    results = results_path("store", args.quick)
     cfg = SimulateConfig(n_learners=500 if args.quick else 2000)
 
     t = time.perf_counter()
@@ -70,7 +71,7 @@ def main() -> None:
         },
         "export": {"rows": len(res.responses) + len(res.decisions), "seconds": export_s},
     }
-    write_json(RESULTS, out)
+    write_json(results, out)
     print(
         f"simulate: {len(sim.responses):,} responses, {len(sim.decisions):,} decisions "
         f"in {sim_s:.1f} s"
@@ -79,7 +80,7 @@ def main() -> None:
         f"sqlite insert: {out['sqlite_insert']['responses_per_second']:,.0f} responses/s, "
         f"{out['sqlite_insert']['decisions_per_second']:,.0f} decisions/s"
     )
-    print(f"export: {out['export']['rows']:,} rows in {export_s:.1f} s -> {RESULTS}")
+    print(f"export: {out['export']['rows']:,} rows in {export_s:.1f} s -> {results}")
 
 
 if __name__ == "__main__":

@@ -150,3 +150,16 @@ def test_store_import_hashed_with(tmp_path, small_sim):
     done = _learnops([*imp, "--hashed-with", fp], tmp_path, **salt)
     assert done.returncode == 0, done.stderr
     assert "imported 6 rows" in done.stdout
+
+
+def test_export_prints_the_inclusive_window(tmp_path, monkeypatch):
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    params = _write_params(tmp_path)
+    assert runner.invoke(app, ["simulate", "--params", str(params)]).exit_code == 0
+    r = runner.invoke(
+        app,
+        ["export", "--params", str(params), "--since", "2026-10-10", "--until", "2026-10-15",
+         "--out", str(tmp_path / "ex"), "--min-data-points", "1"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "(2026-10-10 .. 2026-10-15, inclusive)" in r.output

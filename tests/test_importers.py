@@ -182,3 +182,35 @@ def test_mongo_blank_learner_is_refused(store, tmp_path):
     with pytest.raises(LearnopsError, match=r"learner_id blank in 1 row\(s\) \(data row 2\)"):
         import_mongo_jsonl(store, f)
     assert store.count(Response) == 0
+
+
+def test_reimport_skips_stored_ids(store, small_sim, tmp_path):
+    from learnops.data.importers import import_file
+
+    df = small_sim.responses.iloc[:50].drop(columns=["learner_hash"]).assign(learner_id="bob")
+    f = tmp_path / "responses.csv"
+    df.to_csv(f, index=False)
+    assert import_table(store, f, "responses") == 50
+    again = import_file(store, f, "responses")
+    assert (again.inserted, again.skipped) == (0, 50)
+    df.iloc[:60].to_csv(f, index=False)
+    assert store.count(Response) == 50
+
+
+def test_required_columns_are_named(store, tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("learner_id,decision_id\na,d1\n")
+    with pytest.raises(LearnopsError, match="timestamp, recent_accuracy") as exc:
+        import_table(store, f, "decisions")
+    assert "…" not in str(exc.value)
+
+
+def test_csv_line_with_too_many_fields(store, tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text(
+        "response_id,learner_id,item_id,correct,timestamp\n"
+        "r1,a,q1,1,extra,2026-09-01T10:00:00Z\nr2,b,q1,0,2026-09-01T10:01:00Z\n"
+    )
+    with pytest.raises(LearnopsError, match="line 2 has 6"):
+        import_table(store, f, "responses")
+    assert store.count(Response) == 0

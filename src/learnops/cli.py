@@ -31,10 +31,49 @@ def _params(path: Path, **overrides):
         raise LearnopsError(str(exc)) from None
 
 
-def _store(params_path: Path, db_url: str | None):
-    import os
+def _redacted(url: str) -> str:
+    """``url`` with its password hidden (for messages)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: make_engine reports it
+        return url.split("@")[-1]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a database driver's message (SQLAlchemy appends SQL and links)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def _open_store(url: str, create: bool = True):
+    """The EventStore at ``url``; an unreachable database is a one-line LearnopsError. With
+    ``create=False`` a SQLite file that does not exist is refused (a mistyped path would
+    otherwise become a new empty database, folders included)."""
+    from sqlalchemy.exc import OperationalError
 
     from learnops.data.store import EventStore
+
+    prefix = "sqlite:///"
+    if not create and url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
+        path = Path(url[len(prefix) :])
+        if not path.is_file():
+            raise LearnopsError(
+                f"no event store at {path} (check the path, paths.db_url or LEARNOPS_DB_URL; "
+                "pass --create to make an empty one)"
+            )
+    try:
+        return EventStore(url)
+    except OperationalError as exc:
+        raise LearnopsError(
+            f"cannot open the event store {_redacted(url)}: {_first_line(exc)}"
+        ) from None
+
+
+def _store(params_path: Path, db_url: str | None, create: bool = True):
+    import os
 
     if db_url:
         os.environ["LEARNOPS_DB_URL"] = db_url
@@ -42,11 +81,11 @@ def _store(params_path: Path, db_url: str | None):
         raise LearnopsError(f"params file not found: {params_path}")
     params = _params(params_path) if params_path.is_file() else None
     if params is not None:
-        return params, EventStore(params.db_url)
+        return params, _open_store(params.db_url, create)
     from learnops.config import Params
 
     p = Params(root=Path.cwd())
-    return p, EventStore(p.db_url)
+    return p, _open_store(p.db_url, create)
 
 
 @app.command()
@@ -74,7 +113,7 @@ def export_cmd(
     params: Path = ParamsOpt,
     since: str | None = typer.Option(None, help="First day (YYYY-MM-DD); overrides --last-days."),
     until: str | None = typer.Option(None, help="Last day, inclusive (default: newest event)."),
-    last_days: int | None = typer.Option(None, min=1, help="Window length before --until."),
+    last_days: int | None = typer.Option(None, help="Window length in days before --until."),
     limit: int | None = typer.Option(None, min=1, help="Keep the most recent N rows per table."),
     min_data_points: int | None = typer.Option(None, min=0),
     out: Path | None = typer.Option(None, help="Output directory (default: paths.processed_dir)."),
@@ -83,6 +122,8 @@ def export_cmd(
     """Export a window of the event store to decisions.parquet and responses.parquet."""
     from learnops.data.export import export
 
+    if last_days is not None and last_days < 1:
+        raise LearnopsError(f"--last-days must be at least 1, got {last_days}")
     p, store = _store(params, db_url)
     updates = {
         k: v
@@ -100,7 +141,7 @@ def export_cmd(
     s = result.summary()
     typer.echo(
         f"exported {s['n_decisions']} decisions and {s['n_responses']} responses "
-        f"({s['since'][:10]} .. {s['until'][:10]}) to {result.paths['decisions'].parent}"
+        f"({result.window.days()}, inclusive) to {result.paths['decisions'].parent}"
     )
     for name in result.empty:
         typer.echo(f"note: no {name} in the window: {name}.parquet is empty (schema only)")
@@ -132,16 +173,20 @@ def store_import(
 
     Learner ids come as learner_id (raw ids, hashed with LEARNOPS_SALT on import) or as
     learner_hash, pre-hashed with this store's salt, with --hashed-with FINGERPRINT."""
-    from learnops.data.importers import import_mongo_jsonl, import_table
+    from learnops.data.importers import import_file
+    from learnops.hashing import warn_if_demo_salt
 
+    if kind not in ("responses", "decisions", "mongo"):
+        raise LearnopsError(f"--kind must be responses, decisions or mongo, got {kind!r}")
     if kind == "mongo" and hashed_with is not None:
         raise LearnopsError("--hashed-with is for tables with a learner_hash column, not mongo")
+    if not path.is_file():
+        raise LearnopsError(f"input file not found: {path}")
     _, store = _store(params, db_url)
-    if kind == "mongo":
-        n = import_mongo_jsonl(store, path)
-    else:
-        n = import_table(store, path, kind, hashed_with=hashed_with)
-    typer.echo(f"imported {n} rows into {store!r}")
+    result = import_file(store, path, kind, hashed_with=hashed_with)
+    typer.echo(result.message(store))
+    if hashed_with is None and result.inserted:
+        warn_if_demo_salt()
 
 
 @store_app.command("salt-fingerprint")
@@ -161,11 +206,15 @@ def store_salt_fingerprint() -> None:
 def store_info(
     params: Path = ParamsOpt,
     db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
+    create: bool = typer.Option(
+        False, "--create", help="Create an empty SQLite store when the file does not exist."
+    ),
 ) -> None:
-    """Row counts and time range of the event store."""
+    """Row counts and time range of the event store (refuses a SQLite file that does not exist,
+    unless --create)."""
     from learnops.data.store import Decision, Response
 
-    _, store = _store(params, db_url)
+    _, store = _store(params, db_url, create=create)
     typer.echo(f"store: {store!r}")
     typer.echo(f"decisions: {store.count(Decision)}")
     typer.echo(f"responses: {store.count(Response)}")
@@ -174,7 +223,7 @@ def store_info(
 
 @app.command()
 def notebook(
-    notebook: Path = typer.Argument(..., exists=True, dir_okay=False, help="Notebook to run."),
+    notebook: Path = typer.Argument(..., help="Notebook to run."),
     report: Path = typer.Option(..., help="HTML report to write (no code cells)."),
     executed_dir: Path = typer.Option(Path("reports/executed")),
     params: Path = typer.Option(Path("params.yaml"), "--params", help="Passed as params_path."),
@@ -311,7 +360,11 @@ def retrain(
 _SUBAPPS = {
     "irt": ("learnops.irt.cli", "Item-response models: fit, predict, score."),
     "mlp": ("learnops.mlp.cli", "Decision model: train, predict."),
-    "ab": ("learnops.ab.cli", "A/B test analysis."),
+    "ab": (
+        "learnops.ab.cli",
+        "A/B experiments: start, status, stop, report; analyze an events table.",
+    ),
+    "monitor": ("learnops.monitoring.cli", "Monitoring: feature drift between two tables."),
 }
 
 
@@ -325,18 +378,76 @@ def _register_subapps() -> None:
 
 
 def _register_serve() -> None:
+    """Top-level commands defined in their packages (each module imports only typer at load)."""
     from learnops.serve.cli import serve_command
 
     app.command("serve", help="Run the HTTP API (decisions, outcomes, admin MLOps, /metrics).")(
         serve_command
     )
+    from learnops.lifecycle.ope_cli import ope_command
+
+    app.command(
+        "ope", help="Off-policy evaluation of a model on logged decisions (IPS, SNIPS, DR)."
+    )(ope_command)
+    from learnops.data.traffic import traffic_command
+
+    app.command(
+        "traffic", help="Drive a running server with simulated learners (decisions and outcomes)."
+    )(traffic_command)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """Warnings as one ``warning: …`` line (user warnings) or ``warning: Category: …``."""
+    text = " ".join(str(message).split())
+    if issubclass(category, UserWarning) and category is UserWarning:
+        return f"warning: {text}\n"
+    return f"warning: {category.__name__}: {text}\n"
+
+
+def _error(message: str) -> None:
+    typer.secho(f"error: {' '.join(message.split())}", err=True, fg=typer.colors.RED)
+    sys.exit(2)
+
+
+def _database_error(exc: BaseException) -> bool:
+    """True for SQLAlchemy's OperationalError (database unreachable, locked, …): an operating
+    condition the user fixes, not a bug. Programming errors are never caught."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return sa_exc is not None and isinstance(exc, sa_exc.OperationalError)
 
 
 def main() -> None:
-    """Entry point: run the app, print user errors as one line (exit 2)."""
+    """Entry point: run the app; user errors (LearnopsError, usage errors of the command line,
+    an unreachable database) print one ``error: …`` line and exit with status 2."""
+    import warnings
+
+    try:  # Typer ≥ 0.24 vendors click as typer._click: its exceptions are the ones raised
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_exc
+
     _register_subapps()
+    warnings.formatwarning = _format_warning
     try:
-        app()
+        rv = app(standalone_mode=False)
+    except click_exc.NoArgsIsHelpError:
+        app()  # no arguments: the usual help page
+    except click_exc.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        _error(f"{where}{exc.format_message()}{hint}")
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
     except LearnopsError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
+        _error(str(exc))
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
+        _error(
+            f"the event store's database failed: {_first_line(exc)} "
+            "(check LEARNOPS_DB_URL or paths.db_url)"
+        )
+    else:
+        sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)

@@ -73,19 +73,56 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    """Atomically write strict JSON (:func:`jsonable`), keys sorted: stable bytes for DVC."""
-    text = json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
+#: Significant digits of DVC metrics and plot data: enough for any real change, few enough that
+#: the last-bit differences between CPUs (SIMD exp/log, BLAS kernels) round away.
+METRIC_DIGITS = 10
+
+
+def round_sig(x: float, digits: int = METRIC_DIGITS) -> float:
+    """``x`` rounded to ``digits`` significant digits, exactly as decimal text would be (Python's
+    correctly rounded formatting: the same result on every machine); -0.0 becomes 0.0, NaN and
+    ±inf stay as they are. ``repr`` of the result has at most ``digits`` significant digits."""
+    if digits < 1:
+        raise ValueError(f"digits must be >= 1, got {digits}")
+    return float(f"{float(x):.{digits}g}") + 0.0
+
+
+def round_frame(df: pd.DataFrame, digits: int = METRIC_DIGITS) -> pd.DataFrame:
+    """A copy of ``df`` with every float column rounded by :func:`round_sig` (other columns as
+    they are): for tables whose bytes feed a hash (Parquet/CSV outputs of DVC stages)."""
+    import numpy as np
+
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_float_dtype(s.dtype):
+            raw = s.to_numpy(dtype=float, na_value=np.nan)
+            values = np.array([round_sig(v, digits) for v in raw.tolist()], dtype=float)
+            out[col] = pd.Series(values, index=s.index, dtype=s.dtype, name=col)
+    return out
+
+
+def write_json(path: str | Path, obj: Any, *, digits: int | None = None) -> None:
+    """Atomically write strict JSON (:func:`jsonable`), keys sorted: stable bytes for DVC.
+
+    With ``digits``, every float is rounded to that many significant digits (:func:`round_sig`),
+    so the file is the same on machines whose floats differ in the last bits."""
+    text = json.dumps(jsonable(obj, digits=digits), indent=2, sort_keys=True, allow_nan=False)
     write_text(path, text + "\n")
 
 
-def jsonable(obj: Any) -> Any:
+def jsonable(obj: Any, *, digits: int | None = None) -> Any:
     """A strict-JSON copy of ``obj``: the one sanitizer of the package.
 
     Mappings, sequences, dataclasses and objects with ``as_dict()`` are converted recursively;
     numpy scalars and arrays become Python values; NaN, ±inf, NaT and NA become None;
-    datetimes and timestamps become ISO strings; paths become strings.
+    datetimes and timestamps become ISO strings; paths become strings. With ``digits``, floats
+    are rounded to that many significant digits (:func:`round_sig`).
     """
+    return _jsonable(obj, digits)
+
+
+def _jsonable(obj: Any, digits: int | None) -> Any:
     import math
     from dataclasses import asdict, is_dataclass
     from datetime import date, datetime
@@ -100,15 +137,17 @@ def jsonable(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, (float, np.floating)):
         f = float(obj)
-        return f if math.isfinite(f) else None
+        if not math.isfinite(f):
+            return None
+        return f if digits is None else round_sig(f, digits)
     if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
+        return {str(k): _jsonable(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in obj]
+        return [_jsonable(v, digits) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [jsonable(v) for v in obj.tolist()]
+        return [_jsonable(v, digits) for v in obj.tolist()]
     if isinstance(obj, (pd.Series, pd.Index)):
-        return [jsonable(v) for v in obj.tolist()]
+        return [_jsonable(v, digits) for v in obj.tolist()]
     if obj is pd.NaT or obj is pd.NA:
         return None
     if isinstance(obj, (datetime, date, pd.Timestamp)):
@@ -116,17 +155,22 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "as_dict") and callable(obj.as_dict):
-        return jsonable(obj.as_dict())
+        return _jsonable(obj.as_dict(), digits)
     if is_dataclass(obj) and not isinstance(obj, type):
-        return jsonable(asdict(obj))
+        return _jsonable(asdict(obj), digits)
     if isinstance(obj, np.generic):
-        return jsonable(obj.item())
+        return _jsonable(obj.item(), digits)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-def write_table(path: str | Path, df: pd.DataFrame) -> None:
-    """Atomically write a CSV or Parquet table (by extension), without the index."""
+def write_table(path: str | Path, df: pd.DataFrame, *, digits: int | None = None) -> None:
+    """Atomically write a CSV or Parquet table (by extension), without the index.
+
+    With ``digits``, float columns are rounded to that many significant digits first
+    (:func:`round_frame`): the same bytes on machines whose floats differ in the last bits."""
     p = Path(path)
+    if digits is not None:
+        df = round_frame(df, digits)
     with atomic_path(p) as tmp:
         if p.suffix.lower() in {".parquet", ".pq"}:
             df.to_parquet(tmp, index=False)

@@ -41,6 +41,11 @@ class Window:
     def as_dict(self) -> dict[str, str]:
         return {"since": self.since.isoformat(), "until": self.until.isoformat()}
 
+    def days(self) -> str:
+        """The window as the dates the user means, both inclusive (for messages)."""
+        last = self.until - timedelta(microseconds=1)
+        return f"{self.since:%Y-%m-%d} .. {last:%Y-%m-%d}"
+
 
 @dataclass
 class Exported:
@@ -96,7 +101,8 @@ def resolve_window(cfg: ExportConfig, latest: datetime | None) -> Window:
         raise NoTrainingData(f"the window starts {since:%Y-%m-%d}, after the newest event")
     if since >= until:
         raise LearnopsError(
-            f"empty export window: since {since:%Y-%m-%d} is not before until {until:%Y-%m-%d}"
+            f"empty export window: since {since:%Y-%m-%d} is not before (or on) until "
+            f"{cfg.until:%Y-%m-%d}"
         )
     return Window(since, until)
 
@@ -133,14 +139,12 @@ def export(store: EventStore, cfg: ExportConfig, out_dir: str | Path) -> Exporte
     decisions = store.read_decisions(window.since, window.until, cfg.limit)
     responses = store.read_responses(window.since, window.until, cfg.limit)
     if decisions.empty and responses.empty:
-        raise NoTrainingData(
-            f"no decisions or responses between {window.since:%Y-%m-%d} and {window.until:%Y-%m-%d}"
-        )
+        raise NoTrainingData(f"no decisions or responses in {window.days()} (inclusive)")
     for name, df in (("decisions", decisions), ("responses", responses)):
         if 0 < len(df) < cfg.min_data_points:
             raise LearnopsError(
                 f"not enough {name} in the window: {len(df)} < min_data_points="
-                f"{cfg.min_data_points} ({window.since:%Y-%m-%d} .. {window.until:%Y-%m-%d})"
+                f"{cfg.min_data_points} ({window.days()}, inclusive)"
             )
     tables = {
         "decisions": sort_rows(validate_decisions(decisions), SORT_KEYS["decisions"]),

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from learnops.data.schemas import validate_decisions, validate_responses
-from learnops.data.store import EventStore
+from learnops.data.schemas import (
+    DECISION_SCHEMA,
+    RESPONSE_SCHEMA,
+    validate_decisions,
+    validate_responses,
+)
+from learnops.data.store import Decision, EventStore, Response
 from learnops.errors import LearnopsError
 from learnops.hashing import is_learner_hash, learner_hash, salt_fingerprint
 from learnops.io import read_table
@@ -112,26 +120,153 @@ def _hash_ids(
     return df
 
 
+_SCHEMAS = {"responses": RESPONSE_SCHEMA, "decisions": DECISION_SCHEMA}
+_ID_COLUMN = {"responses": "response_id", "decisions": "decision_id"}
+
+
+def required_columns(kind: str) -> list[str]:
+    """The columns a ``kind`` table must have, besides its learner column (``learner_id``, or
+    ``learner_hash`` with --hashed-with)."""
+    schema = _SCHEMAS[kind]
+    return [n for n, c in schema.columns.items() if not c.nullable and n != "learner_hash"]
+
+
+def optional_columns(kind: str) -> list[str]:
+    """The columns a ``kind`` table may have (absent or empty cells are stored as null)."""
+    extra = ["module", "response_time_ms"] if kind == "responses" else []
+    schema = _SCHEMAS[kind]
+    return [n for n, c in schema.columns.items() if c.nullable and n not in extra] + extra
+
+
+def check_columns(df: pd.DataFrame, kind: str, what: str) -> None:
+    """LearnopsError naming every missing required column, and all the required ones."""
+    required = required_columns(kind)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        needs = (
+            f"; a {kind} table needs learner_id (or learner_hash), {', '.join(required)}"
+            if len(missing) <= 5
+            else f" (of the {len(required)} required, besides learner_id or learner_hash)"
+        )
+        raise LearnopsError(f"{what}: missing column(s) {', '.join(missing)}{needs}")
+
+
+def check_csv_fields(path: str | Path, limit: int = 5) -> None:
+    """LearnopsError naming the lines of a CSV file that have more fields than its header (an
+    unquoted comma in a value: pandas would shift the columns and blame the wrong one)."""
+    p = Path(path)
+    name = p.name.lower()
+    if not (name.endswith((".csv", ".txt", ".csv.gz")) and p.is_file()):
+        return
+    opener = gzip.open if name.endswith(".gz") else open
+    bad: list[str] = []
+    with opener(p, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return
+        for row in reader:
+            if len(row) > len(header):
+                bad.append(f"line {reader.line_num} has {len(row)}")
+                if len(bad) > limit:
+                    break
+    if bad:
+        shown = "; ".join(bad[:limit]) + ("; …" if len(bad) > limit else "")
+        raise LearnopsError(
+            f"{p}: too many fields: {shown} (the header has {len(header)}); quote values that "
+            "contain commas"
+        )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: ``inserted`` new rows; ``skipped`` rows whose id was already stored."""
+
+    kind: str
+    inserted: int
+    skipped: int
+
+    def message(self, store: EventStore) -> str:
+        text = f"imported {self.inserted} rows into {store!r}"
+        if self.skipped:
+            text += (
+                f"; skipped {self.skipped} row(s) already in the store "
+                f"(same {_ID_COLUMN[self.kind]})"
+            )
+        return text
+
+
+def _stored_ids(store: EventStore, kind: str, ids: list[str]) -> set[str]:
+    from sqlalchemy import select
+
+    model = Response if kind == "responses" else Decision
+    col = model.__table__.c[_ID_COLUMN[kind]]
+    found: set[str] = set()
+    with store.engine.connect() as conn:
+        for i in range(0, len(ids), 500):
+            found.update(conn.execute(select(col).where(col.in_(ids[i : i + 500]))).scalars())
+    return found
+
+
+def insert_new(store: EventStore, df: pd.DataFrame, kind: str) -> ImportResult:
+    """Insert the validated rows whose id is not stored yet (all of them or none): importing the
+    same file twice adds nothing the second time."""
+    from sqlalchemy.exc import IntegrityError
+
+    ids = df[_ID_COLUMN[kind]].astype(str)
+    stored = _stored_ids(store, kind, ids.tolist())
+    new = df[~ids.isin(stored).to_numpy()] if stored else df
+    insert = store.insert_responses if kind == "responses" else store.insert_decisions
+    try:
+        n = insert(new)
+    except IntegrityError:
+        raise LearnopsError(
+            f"{kind}: another writer stored some of these {_ID_COLUMN[kind]}s meanwhile; "
+            "nothing was imported: run the import again"
+        ) from None
+    return ImportResult(kind, n, len(df) - len(new))
+
+
+def read_import_table(path: str | Path, kind: str, hashed_with: str | None = None) -> pd.DataFrame:
+    """A CSV/Parquet table of ``kind`` 'responses' or 'decisions', learner ids hashed, validated
+    against the contract (see :func:`import_table`)."""
+    if kind not in ("responses", "decisions"):
+        raise LearnopsError(f"unknown table kind {kind!r}: use responses or decisions")
+    check_csv_fields(path)
+    df = _hash_ids(read_table(path), hashed_with, str(path))
+    check_columns(df, kind, str(path))
+    if "timestamp" in df.columns:
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, errors="coerce")
+    if kind == "responses":
+        return validate_responses(df.assign(module=df.get("module")))
+    return validate_decisions(df)
+
+
+def import_file(
+    store: EventStore, path: str | Path, kind: str, hashed_with: str | None = None
+) -> ImportResult:
+    """Import a table (``kind`` responses | decisions) or a mongoexport dump (``mongo``): all
+    new rows or none; rows whose id is already stored are skipped and counted."""
+    if kind == "mongo":
+        if hashed_with is not None:
+            raise LearnopsError("--hashed-with is for tables with a learner_hash column")
+        return insert_new(store, validate_responses(read_mongo_jsonl(path)), "responses")
+    return insert_new(store, read_import_table(path, kind, hashed_with), kind)
+
+
 def import_table(
     store: EventStore, path: str | Path, kind: str, hashed_with: str | None = None
 ) -> int:
     """Import a CSV/Parquet table of ``kind`` 'responses' or 'decisions'; all rows or none.
+    Returns the number of rows inserted: rows whose id is already stored are skipped, so
+    importing the same file again inserts nothing.
 
     Learner ids come as ``learner_id`` (raw, hashed here with the store's salt) or as
     ``learner_hash`` together with ``hashed_with``, the :func:`~learnops.hashing.salt_fingerprint`
-    of the salt that made them, which must be this store's.
+    of the salt that made them, which must be this store's. Required columns:
+    :func:`required_columns`.
     """
-    if kind not in ("responses", "decisions"):
-        raise LearnopsError(f"unknown table kind {kind!r}: use responses or decisions")
-    df = _hash_ids(read_table(path), hashed_with, str(path))
-    if "timestamp" in df.columns:
-        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, errors="coerce")
-    if kind == "responses":
-        if "response_id" not in df.columns:
-            raise LearnopsError(f"{path}: missing column response_id")
-        df = validate_responses(df.assign(module=df.get("module")))
-        return store.insert_responses(df)
-    return store.insert_decisions(validate_decisions(df))
+    return import_file(store, path, kind, hashed_with).inserted
 
 
 def _unwrap(value: Any) -> Any:
@@ -200,5 +335,6 @@ def read_mongo_jsonl(path: str | Path) -> pd.DataFrame:
 
 
 def import_mongo_jsonl(store: EventStore, path: str | Path) -> int:
-    """Import a mongoexport dump of TrainingData; all rows or none."""
-    return store.insert_responses(validate_responses(read_mongo_jsonl(path)))
+    """Import a mongoexport dump of TrainingData; all new rows or none (ids already stored are
+    skipped). Returns the number of rows inserted."""
+    return import_file(store, path, "mongo").inserted

@@ -28,7 +28,8 @@ def baseline_probabilities(
     # the class frequencies give a finite NLL; the argmax (and accuracy) is the majority class
     prior = np.tile(counts / counts.sum(), (len(val_index), 1))
     stats = FeatureStats.fit(X[train_index])
-    lr = LogisticRegression(max_iter=2000, random_state=seed)
+    # a tight tolerance: a loose fit stops at a CPU-dependent point (metrics must not move)
+    lr = LogisticRegression(max_iter=5000, tol=1e-8, random_state=seed)
     lr.fit(stats.transform(X[train_index]), y[train_index])
     p_lr = np.zeros((len(val_index), k))
     p_lr[:, lr.classes_] = lr.predict_proba(stats.transform(X[val_index]))

@@ -8,7 +8,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["ADMIN_ENV", "USER_ENV", "Tokens", "hash_token"]
+from learnops.errors import LearnopsError
+
+__all__ = ["ADMIN_ENV", "USER_ENV", "TokenConfigError", "Tokens", "hash_token"]
 
 #: Comma-separated sha256 hex digests of the admin tokens.
 ADMIN_ENV = "LEARNOPS_ADMIN_TOKENS"
@@ -21,14 +23,29 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _parse(value: str | None) -> tuple[str, ...]:
+class TokenConfigError(LearnopsError, ValueError):
+    """A token variable holds something other than sha256 hex digests (e.g. a clear token)."""
+
+
+#: How to make a token hash (printed with a malformed token variable).
+HASH_HOWTO = (
+    ".venv/bin/python -c \"from learnops.serve import hash_token; print(hash_token('YOUR-TOKEN'))\""
+)
+
+
+def _parse(value: str | None, env: str = ADMIN_ENV) -> tuple[str, ...]:
     out = []
-    for part in (value or "").split(","):
+    for n, part in enumerate((value or "").split(","), 1):
         h = part.strip().lower()
         if not h:
             continue
         if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
-            raise ValueError("token hashes must be 64 hex characters (sha256 of the token)")
+            # never echo the value: it is probably a clear-text token
+            raise TokenConfigError(
+                f"{env}: entry {n} is not a token hash: the variable holds comma-separated "
+                f"SHA-256 hashes of the tokens (64 hex characters, sha256 of the token), never "
+                f"the tokens themselves; make one with {HASH_HOWTO}"
+            )
         out.append(h)
     return tuple(out)
 
@@ -43,7 +60,10 @@ class Tokens:
     @classmethod
     def from_env(cls) -> Tokens:
         """Tokens from env ``LEARNOPS_ADMIN_TOKENS`` and ``LEARNOPS_TOKENS``."""
-        return cls(admin=_parse(os.environ.get(ADMIN_ENV)), user=_parse(os.environ.get(USER_ENV)))
+        return cls(
+            admin=_parse(os.environ.get(ADMIN_ENV), ADMIN_ENV),
+            user=_parse(os.environ.get(USER_ENV), USER_ENV),
+        )
 
     @classmethod
     def of(cls, admin: Iterable[str] = (), user: Iterable[str] = ()) -> Tokens:

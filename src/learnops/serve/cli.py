@@ -11,7 +11,7 @@ __all__ = ["serve_command"]
 
 def serve_command(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    port: int = typer.Option(8000, help="TCP port (1-65535)."),
     params: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     access_log: bool = typer.Option(False, help="Log every request."),
@@ -20,9 +20,13 @@ def serve_command(
     from learnops.config import ConfigError, load_params
     from learnops.errors import LearnopsError
     from learnops.serve.app import run
+    from learnops.serve.auth import Tokens
 
+    if not 1 <= port <= 65535:
+        raise LearnopsError(f"--port must be between 1 and 65535, got {port}")
     try:
         cfg = load_params(params)
     except ConfigError as exc:
         raise LearnopsError(str(exc)) from None
+    Tokens.from_env()  # a clear-text token in the environment: one error line, before binding
     run(cfg, host=host, port=port, log_level=log_level, access_log=access_log)

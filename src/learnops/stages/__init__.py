@@ -13,7 +13,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from learnops.io import write_json, write_table
+from learnops.io import METRIC_DIGITS, write_json, write_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,10 +59,38 @@ def read_training_table(params: Params, stage: str, table: str, model: str) -> p
 
 
 def write_metrics(params: Params, stage: str, metrics: dict[str, Any]) -> Path:
-    """Write ``reports/metrics/<stage>.json`` (a DVC metric: deterministic values only)."""
+    """Write ``reports/metrics/<stage>.json`` (a DVC metric: deterministic values only), floats
+    rounded to :data:`~learnops.io.METRIC_DIGITS` (10) significant digits, so that machines whose
+    floats differ in the last bits write the same file and ``dvc metrics diff`` stays quiet.
+
+    The floats of ``metrics`` (its nested dicts and lists) are rounded in place too, so that the
+    stage's result, which notebooks show, holds exactly what the metric file says."""
+    _round_in_place(metrics, METRIC_DIGITS)
     path = params.path(params.paths.reports_dir) / "metrics" / f"{stage}.json"
-    write_json(path, metrics)
+    write_json(path, metrics, digits=METRIC_DIGITS)
     return path
+
+
+def _round_in_place(obj: Any, digits: int) -> None:
+    """Round every finite float held in the dicts and lists of ``obj`` (recursively), in place."""
+    import math
+
+    from learnops.io import round_sig
+
+    if isinstance(obj, dict):
+        keys: Any = list(obj)
+    elif isinstance(obj, list):
+        keys = range(len(obj))
+    else:
+        return
+    for k in keys:
+        v = obj[k]
+        is_float = isinstance(v, float) or getattr(getattr(v, "dtype", None), "kind", "") == "f"
+        if is_float and getattr(v, "ndim", 0) == 0:  # floats and numpy float scalars
+            if math.isfinite(float(v)):
+                obj[k] = round_sig(float(v), digits)
+        else:
+            _round_in_place(v, digits)
 
 
 def write_timings(params: Params, stage: str, timings: dict[str, Any]) -> Path:
@@ -73,7 +101,8 @@ def write_timings(params: Params, stage: str, timings: dict[str, Any]) -> Path:
 
 
 def write_plot_data(params: Params, stage: str, name: str, table: pd.DataFrame) -> Path:
-    """Write ``reports/plots/<stage>/<name>.csv`` (a DVC plot)."""
+    """Write ``reports/plots/<stage>/<name>.csv`` (a DVC plot), float columns rounded to
+    :data:`~learnops.io.METRIC_DIGITS` significant digits like the metrics."""
     path = params.path(params.paths.reports_dir) / "plots" / stage / f"{name}.csv"
-    write_table(path, table)
+    write_table(path, table, digits=METRIC_DIGITS)
     return path

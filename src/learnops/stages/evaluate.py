@@ -40,7 +40,7 @@ from learnops.evaluation.decisions import (
     threshold_analysis,
 )
 from learnops.evaluation.irt_metrics import binary_metrics, by_group
-from learnops.evaluation.ope import cross_fit_rewards, off_policy_evaluation
+from learnops.evaluation.ope import cross_fit_rewards, logged_decisions, off_policy_evaluation
 from learnops.evaluation.report import deployment_recommendation
 
 if TYPE_CHECKING:
@@ -395,30 +395,39 @@ def off_policy(
     test: pd.DataFrame, y: np.ndarray, proba: np.ndarray, params: Params
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """IPS/SNIPS/DR of the model's argmax and stochastic policies on :data:`OPE_REWARD`, and the
-    logged policy's observed mean (learner-bootstrap interval): a table and its metrics."""
-    r = test[OPE_REWARD].astype(float).to_numpy()
-    p_log = test["propensity"].astype(float).to_numpy()
-    X = test[list(FEATURES)].to_numpy(dtype=float)
-    q_hat = cross_fit_rewards(X, y, r, _K, n_folds=5, seed=params.seed)
+    logged policy's observed mean (learner-bootstrap interval): a table and its metrics.
+
+    The decisions are validated by :func:`learnops.evaluation.ope.logged_decisions` (rows whose
+    reward is not posted yet are left out); the reward model is cross-fitted with folds grouped
+    by learner and the standard errors are learner-clustered."""
+    logged = logged_decisions(test, OPE_REWARD)
+    r, p_log, a, groups = logged.r, logged.p_log, logged.a, logged.groups
+    if not np.array_equal(a, np.asarray(y)[logged.rows]):
+        raise LearnopsError("the logged actions and the labels of the held-out set differ")
+    q_hat = cross_fit_rewards(logged.X, a, r, _K, n_folds=5, seed=params.seed, groups=groups)
+    pr = proba[logged.rows]
     policies = {
-        "deterministic": np.eye(_K)[proba.argmax(axis=1)],
-        "stochastic": proba / proba.sum(axis=1, keepdims=True),
+        "deterministic": np.eye(_K)[pr.argmax(axis=1)],
+        "stochastic": pr / pr.sum(axis=1, keepdims=True),
     }
     rows: list[dict[str, Any]] = []
-    out: dict[str, Any] = {"reward": OPE_REWARD, "reward_model": "ridge, 5-fold cross-fitted"}
+    out: dict[str, Any] = {
+        "reward": OPE_REWARD,
+        "reward_model": "ridge, 5-fold cross-fitted by learner",
+    }
     for name, pi in policies.items():
         out[name] = {}
-        for est, o in off_policy_evaluation(r, p_log, pi, y, q_hat=q_hat).items():
+        for est, o in off_policy_evaluation(r, p_log, pi, a, q_hat=q_hat, groups=groups).items():
             d = o.to_dict()
             rows.append({"policy": name, **d})
             keep = ("value", "se", "ci_low", "ci_high", "ess", "max_weight")
             out[name][est] = {k: d[k] for k in keep}
-    mean, lo, hi = bootstrap_mean_ci(
-        r,
-        clusters=test["learner_hash"].to_numpy(),
-        n_boot=max(params.evaluate.bootstrap, 1),
-        seed=params.seed,
-    )
+    if params.evaluate.bootstrap >= 1:
+        mean, lo, hi = bootstrap_mean_ci(
+            r, clusters=groups, n_boot=params.evaluate.bootstrap, seed=params.seed
+        )
+    else:  # no bootstrap, no interval (a single replicate would give a zero-width one)
+        mean, lo, hi = float(np.mean(r)), float("nan"), float("nan")
     rows.append(
         {
             "policy": "logged",
@@ -428,6 +437,7 @@ def off_policy(
             "ci_low": lo,
             "ci_high": hi,
             "n": len(r),
+            "n_learners": logged.n_learners,
             "ess": float(len(r)),
             "max_weight": 1.0,
         }
@@ -498,7 +508,7 @@ def build_metrics(
     params: Params,
 ) -> dict[str, Any]:
     """The ``evaluate.json`` document: deterministic given the inputs (no wall-clock numbers)."""
-    from learnops.io import jsonable
+    from learnops.io import METRIC_DIGITS, jsonable
 
     report, cal, choice = scores.report, scores.calibration, dec.threshold_choice
     b = scores.bootstrap.set_index("metric")
@@ -551,7 +561,7 @@ def build_metrics(
             "checked": [c["name"] for c in rec["checks"]],
         },
     }
-    return jsonable(metrics)
+    return jsonable(metrics, digits=METRIC_DIGITS)  # as write_metrics writes them
 
 
 def headline_table(bootstrap: pd.DataFrame, targets: Any) -> pd.DataFrame:
@@ -610,6 +620,17 @@ def summary_table(
     return pd.DataFrame({"value": list(facts.values())}, index=pd.Index(facts, name="fact"))
 
 
+def _ci_text(low: Any, high: Any) -> str:
+    """``95% CI low–high``, or a note that there is none (``evaluate.bootstrap: 0``)."""
+    try:
+        lo, hi = float(low), float(high)
+    except (TypeError, ValueError):
+        return "no CI: bootstrap off"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "no CI: bootstrap off"
+    return f"95% CI {lo:.3f}–{hi:.3f}"
+
+
 def conclusion_text(
     metrics: Mapping[str, Any], dec: MlpDecisions, latency: Mapping[str, float], rec: Mapping
 ) -> str:
@@ -618,7 +639,7 @@ def conclusion_text(
     choice, current = dec.threshold_choice, dec.current_threshold
     lines = [
         rec["verdict"],
-        f"accuracy {acc['estimate']:.3f} (95% CI {acc['ci_low']:.3f}–{acc['ci_high']:.3f}); "
+        f"accuracy {acc['estimate']:.3f} ({_ci_text(acc['ci_low'], acc['ci_high'])}); "
         f"ECE {metrics['ece']:.3f}; ML usage at threshold {current:.2f}: "
         f"{metrics['ml_usage']:.3f}; p95 latency {latency['p95']:.3f} ms",
     ]

@@ -25,6 +25,10 @@ from learnops.io import write_text
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
+#: Kernel command-line options: log only errors (ipykernel warns on every start that its
+#: loopback TCP sockets are not encrypted, which says nothing about the notebook).
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
 #: Page style added to every report: wide tables scroll inside their cell instead of overflowing
 #: the page, and figures scale down to the page width.
 REPORT_CSS = """
@@ -124,6 +128,7 @@ def run_notebook(
                 cwd=str(nb.parent),
                 progress_bar=False,
                 log_output=False,
+                extra_arguments=KERNEL_ARGS,
             )
         nbformat.write(strip_wall_clock(result), str(tmp))
         tmp.replace(executed)
