@@ -182,6 +182,10 @@ class MonitorConfig(_Section):
     cluster: str | None = "learner_hash"
     #: Seed of the permutations (fixed: the same tables give the same p-values).
     seed: int = 0
+    #: The server's drift gauges on /metrics: the most recent decisions tested against the
+    #: exported training decisions every serve_interval_s seconds (in the background).
+    serve_window: int = Field(2000, ge=2)
+    serve_interval_s: float = Field(300.0, gt=0)
 
     @field_validator("correction")
     @classmethod

@@ -139,6 +139,8 @@ async def decide(body: DecideRequest, state: ServeState = Depends(get_state)) ->
     total_ms = (time.perf_counter() - t0) * 1000.0
     state.metrics.observe_decision(out["decided_by"], out["action"], total_ms, low)
     state.metrics.observe_arm(experiment, arm, out["explored"])
+    if state.drift is not None:
+        state.drift.observe(lhash, features)
     for col in LOGGING_PROB_COLUMNS:
         out.pop(col)
     return out

@@ -26,6 +26,8 @@ def prometheus(state: ServeState = Depends(get_state)) -> PlainTextResponse:
     body = state.metrics.render(
         {"mlp": state.holder.version}, state.retrain.running, state.threshold
     )
+    if state.drift is not None:
+        body += "\n".join(state.drift.render()) + "\n"
     return PlainTextResponse(body, media_type=PROMETHEUS_MEDIA_TYPE)
 
 

@@ -20,6 +20,7 @@ from learnops.data.store import EventStore, utcnow
 from learnops.lifecycle.registry import Registry
 from learnops.serve.auth import Tokens
 from learnops.serve.decision_log import DecisionLog, journal_dir
+from learnops.serve.drift import DriftWatch
 from learnops.serve.fallback import FallbackTeacher, RuleTeacher
 from learnops.serve.metrics import ServeMetrics
 
@@ -210,6 +211,7 @@ class ServeState:
     threshold: float
     experiments: ExperimentCache
     epsilon: float = 0.0
+    drift: DriftWatch | None = None
     rng: random.Random = field(default_factory=random.Random)
     run_retrain: Callable[..., Any] = default_retrain
     retrain: RetrainState = field(default_factory=RetrainState)
@@ -265,6 +267,8 @@ class ServeState:
         state.recover_interrupted()
         state.holder.refresh()
         state.experiments.refresh()
+        state.drift = DriftWatch(params)
+        state.drift.start()
         return state
 
     def recover_interrupted(self) -> None:
@@ -298,6 +302,8 @@ class ServeState:
     def close(self) -> None:
         """Wait briefly for a running retrain, store the queued decisions, release the store."""
         self._closed = True
+        if self.drift is not None:
+            self.drift.close()
         if self._recovery is not None:
             self._recovery.cancel()
         thread = self.retrain.thread
