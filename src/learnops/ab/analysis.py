@@ -32,6 +32,7 @@ from learnops.ab.ratio import ratio_compare, relative_lift
 from learnops.ab.sequential import DEFAULT_TUNING_N, confidence_sequence
 from learnops.ab.stats import (
     SRM_ALPHA,
+    _impute_mean,
     adjust_p,
     cuped_adjust,
     mde,
@@ -678,7 +679,7 @@ def _compare_ratio(
     n_rows = data.cols[f"n_{spec.name}"][have]
     x = None
     if spec.covariate is not None:
-        x = _impute(data.cols[spec.covariate][have])
+        x = _impute_mean(data.cols[spec.covariate][have])
     in_c = grp == opts.control
     z = stats.norm.ppf(1 - opts.alpha / 2)
     out = []
@@ -740,15 +741,6 @@ def _ratio_mde(r: dict[str, Any], n_t: int, n_c: int, opts: Options) -> float:
     if not (n_t >= 2 and n_c >= 2 and se > 0 and math.isfinite(se)):
         return math.nan
     return float((stats.norm.ppf(1 - opts.alpha / 2) + stats.norm.ppf(opts.power)) * se)
-
-
-def _impute(x: np.ndarray) -> np.ndarray:
-    nan = np.isnan(x)
-    if not nan.any():
-        return x
-    if nan.all():
-        return np.zeros_like(x)
-    return np.where(nan, x[~nan].mean(), x)
 
 
 def _finish(

@@ -502,14 +502,17 @@ def _print_details(e, logged: dict) -> None:
         typer.echo(f"decision     {e.results.get('decision', '')}")
 
 
+ReportsDirOpt = typer.Option(
+    None, "--reports-dir", help="Reports root (default: params paths.reports_dir)."
+)
+
+
 @app.command()
 def stop(
     name: str = typer.Argument(..., help="The running experiment."),
     params: Path = ParamsOpt,
     db_url: str | None = DbUrlOpt,
-    reports_dir: Path = typer.Option(
-        None, "--reports-dir", help="Reports root (default: params paths.reports_dir)."
-    ),
+    reports_dir: Path = ReportsDirOpt,
 ) -> None:
     """Stop experiment NAME: analyse it, store the result, write reports/ab/NAME.{json,html}."""
     from learnops.ab.experiments import stop_experiment
@@ -539,9 +542,7 @@ def report(
     name: str = typer.Argument(..., help="A stopped experiment."),
     params: Path = ParamsOpt,
     db_url: str | None = DbUrlOpt,
-    reports_dir: Path = typer.Option(
-        None, "--reports-dir", help="Reports root (default: params paths.reports_dir)."
-    ),
+    reports_dir: Path = ReportsDirOpt,
 ) -> None:
     """Write the reports of a stopped experiment again from its stored results."""
     from learnops.ab.experiments import rewrite_reports

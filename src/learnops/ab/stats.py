@@ -83,8 +83,9 @@ def two_proportion_test(
     }
 
 
-def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values (family-wise error control); NaNs stay NaN and do not
+def _step_adjust(p_values: Sequence[float] | np.ndarray, adjust_sorted) -> np.ndarray:
+    """Adjusted p-values by a step procedure: ``adjust_sorted(sorted_p, m)`` maps the m
+    non-NaN p-values in ascending order to their adjusted values; NaNs stay NaN and do not
     count towards the family size."""
     p = np.asarray(p_values, dtype=float)
     out = np.full(p.shape, np.nan)
@@ -93,32 +94,31 @@ def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     if m == 0:
         return out
     order = np.argsort(p[ok], kind="mergesort")
-    sorted_p = p[ok][order]
-    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * sorted_p))
     vals = np.empty(m)
-    vals[order] = adj
+    vals[order] = adjust_sorted(p[ok][order], m)
     out[ok] = vals
     return out
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values (family-wise error control); NaNs stay NaN and do not
+    count towards the family size."""
+    return _step_adjust(
+        p_values,
+        lambda sp, m: np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * sp)),
+    )
 
 
 def bh(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Benjamini–Hochberg step-up adjusted p-values (false-discovery-rate control); NaNs stay
     NaN and do not count towards the family size. Equals statsmodels
     ``multipletests(method="fdr_bh")``."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m == 0:
-        return out
-    order = np.argsort(p[ok], kind="mergesort")
-    sorted_p = p[ok][order]
-    adj = sorted_p * m / np.arange(1, m + 1)
-    adj = np.minimum(1.0, np.minimum.accumulate(adj[::-1])[::-1])
-    vals = np.empty(m)
-    vals[order] = adj
-    out[ok] = vals
-    return out
+    return _step_adjust(
+        p_values,
+        lambda sp, m: np.minimum(
+            1.0, np.minimum.accumulate((sp * m / np.arange(1, m + 1))[::-1])[::-1]
+        ),
+    )
 
 
 #: multiplicity corrections by name (``ab.correction``)
