@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -75,6 +76,8 @@ figure { margin: 14px 0 0; } figure img { max-width: min(100%, 860px); height: a
 footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
 code { background: var(--grey-bg); padding: 0 4px; border-radius: 4px; }
 """
+
+log = logging.getLogger("learnops.ab")
 
 
 def _e(value: Any) -> str:
@@ -357,8 +360,8 @@ def _figures(results: Mapping[str, Any], events: Any) -> dict[str, str]:
     for key, make, caption in jobs:
         try:
             out[key] = _figure_html(make(), caption)
-        except Exception:  # a figure is an extra: the tables carry the results
-            continue
+        except Exception as exc:  # a figure is an extra: the tables carry the results
+            log.warning("A/B report: figure %r left out (%s: %s)", key, type(exc).__name__, exc)
     return out
 
 
