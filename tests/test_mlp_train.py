@@ -135,7 +135,7 @@ def test_train_result_shapes_and_history():
     assert r.val_logits.shape == (len(r.split.val_index), 5)
     assert r.val_proba().shape == r.val_logits.shape
     np.testing.assert_allclose(r.val_proba().sum(axis=1), 1.0)
-    assert r.metrics["n_train"] + r.metrics["n_val"] == 1200
+    assert r.metrics["n_train"] + r.metrics["n_val"] + r.metrics["n_cal"] == 1200
     assert 0.05 < r.temperature < 20
     assert r.model.delta_trained
     assert r.model.metadata["split"]["unit"] == "learner"
@@ -172,21 +172,21 @@ def test_train_rejects_bad_labels_and_empty():
 PINNED = {
     False: {
         "weights": "c13945050aab096a07f2c75fb18ea39da6036568ff314c969eb63be81b5a1320",
-        "history": "0c5b71b22434c2a8f1d5eae898232a51d0874c0eb5669b5e46f01a4e20e960f3",
-        "live_val_loss": "da580168b641c3971d256aa1c3f5cf3fd262a0d6552436dd962dacbe0db20811",
-        "temperature": 0.2669174038269706,
-        "nll": 1.4449890777857346,
-        "ece_uncalibrated": 0.08579885104993981,
-        "difficulty_delta_mae": 0.12177169822354242,
+        "history": "d61fe3ef6d38e832398c9ffe837384d1b8a43592f85fe727de9c8fde742e29e2",
+        "live_val_loss": "42482c8aa4b148e17f5272d3842e6f953f901682f48d045962bebd787eed1160",
+        "temperature": 0.3014793817305345,
+        "nll": 1.3973679756028912,
+        "ece_uncalibrated": 0.18003748369497283,
+        "difficulty_delta_mae": 0.12152304767631682,
     },
     True: {
         "weights": "41bb3c29c09f19ec8a30c6b2d0d32cb79dd0fbdafb63413ceb8b9550f55d1e15",
-        "history": "1f1feb1fb908a9d32bd085e0cd8db6e6dbd421e3ff92a2889ea0787076f52efb",
-        "live_val_loss": "f05925fce880c5b6a402ac9366e16bc2b9ad8412618d9b28acef69cd9b88b3d6",
-        "temperature": 0.11767777702760837,
-        "nll": 1.3903991422853155,
-        "ece_uncalibrated": 0.16627548681168688,
-        "difficulty_delta_mae": 0.12397714123214808,
+        "history": "64266a3997de6dd883febbf17f94bd3ad2d9a04e5e7f91b76315d8594babc9f2",
+        "live_val_loss": "8cfc9271360ca7897619eeeaf1fb3854336a58fce259c45c8e67710e777f1586",
+        "temperature": 0.1323758199017969,
+        "nll": 1.3361349425993634,
+        "ece_uncalibrated": 0.27802207223233044,
+        "difficulty_delta_mae": 0.12744490371553274,
     },
 }
 
@@ -211,4 +211,22 @@ def test_tiny_fit_is_pinned(tmp_path, class_weights):
     for key in ("temperature", "nll", "ece_uncalibrated", "difficulty_delta_mae"):
         assert r.metrics[key] == pin[key], key  # tolerance 0
     assert (r.metrics["best_epoch"], r.metrics["epochs_run"]) == (3, 3)
-    assert (r.metrics["n_train"], r.metrics["n_val"]) == (364, 36)
+    assert (r.metrics["n_train"], r.metrics["n_val"], r.metrics["n_cal"]) == (364, 14, 22)
+
+
+def test_temperature_is_fitted_on_learners_early_stopping_never_saw():
+    """mlp.calibration_split holds out part of the validation learners for the temperature: the
+    three splits share no learner, and calibration_split 0 gives the old shared split."""
+    from learnops.mlp.training import split_by_learner
+
+    df = synthetic_decisions(2000, seed=4)
+    split = split_by_learner(df["learner_hash"], len(df), 0.2, seed=1, cal_frac=0.5)
+    sides = [set(df["learner_hash"].iloc[ix]) for ix in (split.train_index, split.val_index)]
+    sides.append(set(df["learner_hash"].iloc[split.cal_index]))
+    assert all(sides) and not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert len(split.train_index) + len(split.val_index) + len(split.cal_index) == len(df)
+    shared = split_by_learner(df["learner_hash"], len(df), 0.2, seed=1, cal_frac=0.0)
+    assert len(shared.cal_index) == 0
+    np.testing.assert_array_equal(
+        np.sort(shared.val_index), np.sort(np.r_[split.val_index, split.cal_index])
+    )

@@ -75,6 +75,9 @@ class MlpConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     val_split: float = Field(0.2, gt=0, lt=1)
+    #: Share of the validation learners held out to fit the temperature on (not used for early
+    #: stopping, so calibration is measured on other learners); 0: one shared split.
+    calibration_split: float = Field(0.5, ge=0, lt=1)
     patience: int = Field(8, ge=1)
     class_weights: bool = False
     confidence_threshold: float = Field(0.6, ge=0, le=1)

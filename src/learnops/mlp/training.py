@@ -56,6 +56,10 @@ class SplitInfo:
     n_train_learners: int
     n_val_learners: int
     seed: int
+    #: Rows of the learners the temperature is fitted on, apart from the early-stopping rows
+    #: ``val_index`` (empty: the temperature is fitted on ``val_index`` too).
+    cal_index: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    n_cal_learners: int = 0
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts (saved in the model metadata)."""
@@ -64,8 +68,10 @@ class SplitInfo:
             "seed": self.seed,
             "n_train": int(len(self.train_index)),
             "n_val": int(len(self.val_index)),
+            "n_cal": int(len(self.cal_index)),
             "n_train_learners": self.n_train_learners,
             "n_val_learners": self.n_val_learners,
+            "n_cal_learners": self.n_cal_learners,
         }
 
 
@@ -91,11 +97,18 @@ class TrainResult:
 
 
 def split_by_learner(
-    learners: pd.Series | np.ndarray | None, n: int, val_frac: float, seed: int
+    learners: pd.Series | np.ndarray | None,
+    n: int,
+    val_frac: float,
+    seed: int,
+    cal_frac: float = 0.0,
 ) -> SplitInfo:
     """Assign whole learners to validation: about ``val_frac`` of learners, chosen by the seeded
     learner hash of :func:`learnops.data.splits.learner_split_mask` (namespace ``validation``),
-    so a learner's side does not move when the data grow."""
+    so a learner's side does not move when the data grow. With ``cal_frac`` > 0, about that
+    share of the validation learners (namespace ``calibration``) form the calibration split the
+    temperature is fitted on, apart from the early-stopping rows; with fewer than 2 validation
+    learners the two share the validation split (a warning says so)."""
     if learners is None:
         warnings.warn("no learner_hash column: validation split by row", stacklevel=2)
         keys = np.arange(n).astype(str)
@@ -110,13 +123,24 @@ def split_by_learner(
         )
     is_val = learner_split_mask(keys, val_frac, seed, namespace="validation")
     n_val = len(np.unique(keys[is_val]))
+    is_cal = np.zeros(n, dtype=bool)
+    if cal_frac > 0 and n_val >= 2:
+        is_cal[is_val] = learner_split_mask(keys[is_val], cal_frac, seed, namespace="calibration")
+    elif cal_frac > 0:
+        warnings.warn(
+            f"1 validation {unit}: the temperature is fitted on the early-stopping split",
+            stacklevel=2,
+        )
+    n_cal = len(np.unique(keys[is_cal]))
     return SplitInfo(
         train_index=np.flatnonzero(~is_val),
-        val_index=np.flatnonzero(is_val),
+        val_index=np.flatnonzero(is_val & ~is_cal),
         unit=unit,
         n_train_learners=n_groups - n_val,
-        n_val_learners=n_val,
+        n_val_learners=n_val - n_cal,
         seed=seed,
+        cal_index=np.flatnonzero(is_cal),
+        n_cal_learners=n_cal,
     )
 
 
@@ -227,7 +251,9 @@ def _prepare(decisions: pd.DataFrame, config: MlpConfig, seed: int) -> _Prepared
     X_raw = feature_matrix(decisions)
     y = encode_actions(decisions["action"])
     learners = decisions["learner_hash"] if "learner_hash" in decisions.columns else None
-    split = split_by_learner(learners, len(decisions), config.val_split, seed)
+    split = split_by_learner(
+        learners, len(decisions), config.val_split, seed, cal_frac=config.calibration_split
+    )
     tr = split.train_index
     stats = FeatureStats.fit(X_raw[tr])
     return _Prepared(
@@ -306,8 +332,9 @@ def _init_net(config: MlpConfig, seed: int) -> DecisionNet:
         return DecisionNet(hidden=tuple(config.hidden), dropout=config.dropout)
 
 
-def _validate(net: DecisionNet, prep: _Prepared) -> _Validation:
-    va = prep.split.val_index
+def _validate(net: DecisionNet, prep: _Prepared, rows: np.ndarray | None = None) -> _Validation:
+    """The network's outputs on ``rows`` (default: the early-stopping validation split)."""
+    va = prep.split.val_index if rows is None else rows
     net.eval()
     with torch.inference_mode():
         logits, delta = net(torch.from_numpy(prep.Z[va]))
@@ -329,8 +356,10 @@ def train(
     used when present; other columns are ignored).
 
     Validation is a seeded split by learner; early stopping keeps the weights with the lowest
-    validation loss; a temperature is then fitted on the validation split. Same data, config and
-    seed give byte-identical weights. ``live_dir`` turns on DVCLive logging per epoch.
+    validation loss; a temperature is then fitted on a calibration split of other validation
+    learners (``config.calibration_split`` of them; 0: on the early-stopping split), and the
+    validation metrics are computed on the early-stopping split. Same data, config and seed give
+    byte-identical weights. ``live_dir`` turns on DVCLive logging per epoch.
     """
     config = config or MlpConfig()
     t_start = time.perf_counter()
@@ -341,7 +370,10 @@ def train(
         data = _FitData.of(prep, bool(config.class_weights))
         history, best_epoch = _fit(net, data, config, seed, live, progress)
         val = _validate(net, prep)
-    val.temperature = fit_temperature(val.y, val.logits)
+        cal = _validate(net, prep, prep.split.cal_index) if len(prep.split.cal_index) else val
+    # on learners early stopping never saw (mlp.calibration_split), so the validation metrics
+    # below measure the calibration out of sample
+    val.temperature = fit_temperature(cal.y, cal.logits)
     metrics = _metrics(prep, val, history, best_epoch, t_start)
     if live is not None:
         _log_summary(live, metrics)
@@ -381,6 +413,7 @@ def _metrics(
         "epochs_run": int(len(history)),
         "n_train": int(len(prep.split.train_index)),
         "n_val": int(len(prep.split.val_index)),
+        "n_cal": int(len(prep.split.cal_index)),
         "train_seconds": time.perf_counter() - t_start,
     }
     d = prep.delta
