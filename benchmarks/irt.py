@@ -1,7 +1,12 @@
 """IRT engine benchmark: 2PL fit time and peak memory, learnops vs girth.
 
-Run ``python benchmarks/irt.py [--quick]``; writes benchmarks/results/irt.json. Each case runs in
-its own subprocess so that peak RSS (ru_maxrss) belongs to that case alone.
+Run ``python benchmarks/irt.py [--quick]``; writes benchmarks/results/irt.json (``irt.quick.json``
+with --quick, git-ignored). Each case runs in its own subprocess so that peak RSS (ru_maxrss)
+belongs to that case alone.
+
+``--se`` instead times the standard errors: the sparse 2PL fit with ``se="none"`` and with the
+default (``louis-exact`` above the exact-Hessian budget), plus the same data with repeated
+answers; writes benchmarks/results/irt_se.json.
 """
 
 from __future__ import annotations
@@ -13,24 +18,33 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "irt.json"
+from _server import results_path
 
 
-def _case(engine: str, n_learners: int, n_items: int, per_learner: int | None) -> dict:
+def _case(
+    engine: str, n_learners: int, n_items: int, per_learner: int | None, se: str = "auto"
+) -> dict:
     import numpy as np
 
     from learnops.irt.sim import simulate
 
     s = simulate(n_learners, n_items, per_learner, seed=0, string_ids=False)
     truth = s.items
+    if se.endswith("+repeats"):  # 30% of the answers repeated once (a fresh 0/1 draw)
+        import pandas as pd
+
+        se = se.removesuffix("+repeats")
+        again = s.responses.sample(frac=0.3, random_state=1)
+        again = again.assign(correct=np.random.default_rng(1).integers(0, 2, len(again)))
+        s.responses = pd.concat([s.responses, again], ignore_index=True)
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     if engine == "learnops":
         from learnops import irt
 
-        f = irt.fit(s.responses, "2pl")
+        f = irt.fit(s.responses, "2pl", se=se)
         a, b = f.items["discrimination"].to_numpy(), f.items["difficulty"].to_numpy()
         extra = {"iterations": f.iterations, "converged": f.converged,
                  "se_method": f.info.get("se_method")}  # fmt: skip
@@ -44,12 +58,15 @@ def _case(engine: str, n_learners: int, n_items: int, per_learner: int | None) -
         a, b = g["Discrimination"], g["Difficulty"]
         extra = {}
     seconds = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
     return {
         "engine": engine,
         "n_learners": n_learners,
         "n_items": n_items,
         "n_responses": int(len(s.responses)),
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_after_data_mb": round(rss_data, 1),
         "corr_difficulty": float(np.corrcoef(b, truth["difficulty"])[0, 1]),
@@ -58,9 +75,16 @@ def _case(engine: str, n_learners: int, n_items: int, per_learner: int | None) -
     }
 
 
-def _run(engine: str, n_learners: int, n_items: int, per_learner: int | None, timeout: float):
+def _run(
+    engine: str,
+    n_learners: int,
+    n_items: int,
+    per_learner: int | None,
+    timeout: float,
+    se: str = "auto",
+):
     args = [sys.executable, __file__, "--case", engine, str(n_learners), str(n_items),
-            str(per_learner or 0)]  # fmt: skip
+            str(per_learner or 0), "--case-se", se]  # fmt: skip
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -75,11 +99,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="scaled-down sparse case")
     ap.add_argument("--no-girth", action="store_true")
+    ap.add_argument("--se", action="store_true", help="time the standard errors (irt_se.json)")
     ap.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--case-se", default="auto", help=argparse.SUPPRESS)
     ns = ap.parse_args()
     if ns.case:
         engine, nl, ni, per = ns.case
-        print(json.dumps(_case(engine, int(nl), int(ni), int(per) or None)))
+        print(json.dumps(_case(engine, int(nl), int(ni), int(per) or None, ns.case_se)))
+        return
+    if ns.se:
+        _se_benchmark(ns.quick)
         return
     sparse = (100_000, 2_000, 10) if ns.quick else (1_000_000, 2_000, 10)
     cases = [("dense_50k_x_100", "learnops", 50_000, 100, None, 600)]
@@ -105,9 +134,28 @@ def main() -> None:
         "results": results,
         **summary,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    print(f"-> {RESULTS}")
+    out = results_path("irt", ns.quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    print(f"-> {out}")
+
+
+def _se_benchmark(quick: bool) -> None:
+    """Sparse 2PL (2000 items, 10 answers per learner): fit time and memory with and without
+    standard errors, and with repeated answers."""
+    n_learners = 200_000 if quick else 1_000_000
+    results = []
+    for se in ("none", "auto", "auto+repeats"):
+        row = {"se": se, **_run("learnops", n_learners, 2_000, 10, 3600, se)}
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    doc = {"machine": {"python": platform.python_version(), "cpus": _cpus(),
+                       "platform": platform.platform()},
+           "quick": quick, "results": results}  # fmt: skip
+    out = results_path("irt_se", quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    print(f"-> {out}")
 
 
 def _cpus() -> int:

@@ -10,7 +10,9 @@ Modules, laid out like R mirt's estimation engine:
 - ``estep``    E-step: posterior over quadrature nodes, expected counts, EAP abilities
 - ``mstep``    M-step: per-item Fisher scoring of the expected complete-data log posterior, priors
 - ``em``       the EM loop: start values, SQUAREM, convergence, float32 → float64 polishing
-- ``se``       standard errors: exact numerical Hessian or per-item Louis information
+- ``se``       standard errors: exact numerical Hessian, the exact per-learner Louis information
+                (``louis-exact``: repeats and cross-item blocks included) or, for very many
+                items, the per-item approximation (``louis-block``)
 - ``scoring``  EAP/MAP abilities against fixed item parameters
 - ``model``    ``fit``/``load``/``IrtFit`` (persistence, prediction) and the heuristic baseline
 - ``sim``      simulated responses; ``plots`` figures; ``cli`` the ``learnops irt`` commands

@@ -4,7 +4,8 @@ Each iteration is an E-step (``estep.EStep``) followed by an M-step (``mstep.mst
 steps are extrapolated by SQUAREM when that improves the objective. Large problems iterate with
 float32 E-steps until convergence, then polish with float64 EM steps until the same rule holds
 in float64. The last E-step also yields the EAP abilities and, for ``louis-block`` standard
-errors, the Louis accumulation (``se``).
+errors, the Louis accumulation; ``louis-exact`` runs one more E-step at the estimate that
+accumulates the per-learner Louis information and the abilities (``se``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import numpy as np
 from learnops.irt.estep import EStep, design_matrix, quadrature
 from learnops.irt.mstep import log_prior_total, mstep
 from learnops.irt.params import Params, Priors, clip, pack, param_change, unpack
-from learnops.irt.se import LouisAccumulator, choose_method, exact_cov, louis_block_cov
+from learnops.irt.se import (
+    LouisAccumulator,
+    choose_method,
+    exact_cov,
+    louis_block_cov,
+    louis_exact_cov,
+    louis_exact_flops,
+)
 
 if TYPE_CHECKING:
     from learnops.irt.data import Encoded
@@ -97,11 +105,15 @@ def run_em(
 ) -> EMResult:
     """Fit by EM (SQUAREM-accelerated), then EAP abilities and item standard errors.
 
-    ``se`` is ``auto``, ``exact``, ``louis-block`` or ``none`` (see ``learnops.irt.se``).
+    ``se`` is ``auto``, ``exact``, ``louis-exact``, ``louis-block`` or ``none`` (see
+    ``learnops.irt.se``).
     """
     theta, logw = quadrature(quad_points, quad_range)
     es = EStep(design_matrix(enc), theta, logw, chunk_cells, backend)
-    se_method = choose_method(se, model, enc.n_items, enc.n_responses)
+    flops = louis_exact_flops(
+        model, np.bincount(enc.learner, minlength=enc.n_learners), enc.n_items, len(theta)
+    )
+    se_method = choose_method(se, model, enc.n_items, enc.n_responses, flops)
     st = _EMState(es, priors, model, se_method, fast=es.fast_ok)
     start = clip(initial_params(enc, model), priors)
     cur, it, converged = _iterate(st, start, max_iter, tol, accelerate, progress)
@@ -220,6 +232,10 @@ def _final_pass(
     if st.se_method == "louis-block":  # abilities come from the same E-step pass
         result.cov_blocks, result.abilities = louis_block_cov(
             p, es, cur.r, cur.w, st.priors, st.model, pre=pre
+        )
+    elif st.se_method == "louis-exact":  # abilities come from the same E-step pass
+        result.cov_blocks, result.abilities = louis_exact_cov(
+            p, es, cur.r, cur.w, st.priors, st.model, warnings
         )
     else:
         result.abilities = pre[1] if pre is not None else es.run(p, abilities=True)[3]

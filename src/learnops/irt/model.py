@@ -160,7 +160,8 @@ def fit(
 
     ``responses`` is long format: learner_id|learner_hash, item_id, correct. ``priors=False``
     ignores the config's priors (plain MML). ``se`` is ``auto``, ``exact`` (numerical Hessian of
-    the marginal likelihood), ``louis-block`` (per-item Louis information) or ``none``.
+    the marginal likelihood), ``louis-exact`` (the same information by the per-learner Louis
+    formula, for large data), ``louis-block`` (per-item Louis approximation) or ``none``.
     The estimate is deterministic; ``seed`` is recorded only.
     """
     cfg = config or IrtConfig()

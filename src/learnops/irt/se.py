@@ -1,17 +1,24 @@
 """Standard errors of the item parameters.
 
 ``exact``: inverse of the numerical Hessian of the marginal log posterior (central differences of
-the Fisher-identity gradient), for problems small enough to afford it. ``louis-block``: Louis'
+the Fisher-identity gradient), for problems small enough to afford it. ``louis-exact``: the same
+observed information by Louis' formula with each learner's complete-data score summed over all
+their responses (repeated answers included) and all cross-item blocks, accumulated in one E-step
+pass (exact on the quadrature grid; any number of responses, up to ``LOUIS_EXACT_MAX_PARAMS``
+item parameters). ``louis-block``: Louis'
 observed information per item (cross-item terms dropped; the 1PL's common slope row is exact),
-accumulated in the same E-step pass that yields the EAP abilities. ``transformed_se`` maps the
-(a, d[, g]) covariance to SEs of discrimination, difficulty and guessing (delta method).
+accumulated in the same E-step pass that yields the EAP abilities; it treats every response as
+a separate learner-item score and so understates SEs when learners answer an item repeatedly.
+``transformed_se`` maps the (a, d[, g]) covariance to SEs of discrimination, difficulty and
+guessing (delta method).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import expit
@@ -29,14 +36,37 @@ EXACT_SE_BUDGET = 5e6
 EXACT_SE_BUDGET_1PL = 1e7
 
 
-def choose_method(se: str, model: str, n_items: int, n_responses: int) -> str:
+#: Largest estimated work (flops of the per-learner Gram matrices, Σ_i (k·m_i)²·Q·2) for which
+#: ``auto`` uses ``louis-exact``; beyond it (e.g. long dense 3PL tests) it uses ``louis-block``.
+LOUIS_EXACT_MAX_FLOPS = 2e11
+
+
+def louis_exact_flops(model: str, per_learner: np.ndarray, n_items: int, n_nodes: int) -> float:
+    """Estimated work of ``louis-exact`` from the answers per learner (repeats counted, so an
+    upper bound); 0 when every learner has one answer per item in a 1PL/2PL (taken to be the
+    complete design, which has a closed form: ``ExactLouisAccumulator._dense_all_seen``)."""
+    k = 3 if model == "3pl" else 2
+    if model != "3pl" and (per_learner == n_items).all():
+        return 0.0
+    m = per_learner.astype(float)
+    return float((m * m).sum()) * k * k * n_nodes * 2
+
+
+def choose_method(se: str, model: str, n_items: int, n_responses: int, flops: float = 0.0) -> str:
     """``se`` with ``auto`` resolved: ``exact`` when n_params × n_responses fits the budget,
-    else ``louis-block``."""
+    else ``louis-exact`` (per-learner Louis information, same values) when the (k·I)² matrix
+    fits ``LOUIS_EXACT_MAX_PARAMS`` and its estimated work ``flops`` (``louis_exact_flops``)
+    ``LOUIS_EXACT_MAX_FLOPS``, else ``louis-block``."""
     if se != "auto":
         return se
     budget = EXACT_SE_BUDGET_1PL if model == "1pl" else EXACT_SE_BUDGET
     n_par = 1 + n_items if model == "1pl" else (3 if model == "3pl" else 2) * n_items
-    return "exact" if n_par * n_responses <= budget else "louis-block"
+    if n_par * n_responses <= budget:
+        return "exact"
+    n_full = (3 if model == "3pl" else 2) * n_items
+    if n_full <= LOUIS_EXACT_MAX_PARAMS and flops <= LOUIS_EXACT_MAX_FLOPS:
+        return "louis-exact"
+    return "louis-block"
 
 
 # ---------------------------------------------------------------- exact (numerical Hessian)
@@ -270,6 +300,279 @@ def _cov_1pl(p: Params, es: EStep, priors: Priors, model: str, info: np.ndarray)
     cov[:, 0, 1] = cov[:, 1, 0] = -(jad / jdd) * var_a
     cov[:, 1, 1] = 1.0 / jdd + (jad / jdd) ** 2 * var_a
     return cov
+
+
+# ---------------------------------------------------------------- Louis, exact (per learner)
+
+#: Largest number of (a, d[, g]) parameters for which the exact Louis information is
+#: accumulated as a dense matrix (its inverse costs O(n_par³)); above it ``auto`` falls back to
+#: ``louis-block``.
+LOUIS_EXACT_MAX_PARAMS = 8_000
+#: Elements of the per-learner score tensor processed at once (bounds the working memory).
+_BATCH_ELEMENTS = 1 << 18
+
+
+class ExactLouisAccumulator:
+    """E-step callback accumulating Σ_i Cov_post[S_i] over learners i, S_i = the complete-data
+    score of learner i summed over *all* their responses (repeats included), with its cross-item
+    blocks: Louis' missing information, exact on the quadrature grid.
+
+    Per learner, responses are merged per item into (correct count c, answer count n); the
+    score of item j at node q is (c − n P_j(q)) G_j(q), and Cov_i = Σ_q w_iq (S_i(q) − S̄_i)
+    (S_i(q) − S̄_i)ᵀ only involves the items learner i answered (batched small Gram matrices,
+    scattered into the (k·I)² matrix). Fully dense chunks without repeats (1PL/2PL) use an
+    equivalent closed form in big matrix products.
+    """
+
+    def __init__(self, p: Params, theta: np.ndarray, n_items: int) -> None:
+        import torch
+
+        self.p, self.theta, self.n_items = p, theta, n_items
+        self.k = 2 if p.g is None else 3
+        self.prob, self.gvec = _louis_g(p, theta)
+        self._torch = torch
+        # pair blocks: row j·I + j' holds the k×k block of items (j, j'), flattened
+        # one accumulator per worker thread (the scatter is the bottleneck: random updates)
+        size = n_items * n_items * self.k * self.k * 8
+        workers = 2 if (os.cpu_count() or 1) > 1 and size <= 256 * 2**20 else 1
+        self.pairs = [
+            torch.zeros((n_items * n_items, self.k * self.k), dtype=torch.float64)
+            for _ in range(workers)
+        ]
+        self.dense_part: np.ndarray | None = None
+        self._prob_t = torch.from_numpy(self.prob)
+        self._gvec_t = torch.from_numpy(np.ascontiguousarray(self.gvec))
+        self._theta_t = torch.from_numpy(theta)
+        self._triu_cache: dict[int, tuple[Any, Any]] = {}
+
+    def __call__(self, ch: Chunk, post: np.ndarray) -> None:
+        post = np.asarray(post, dtype=np.float64)
+        if ch.dense and self.p.g is None:
+            correct, seen = ch.correct_seen()
+            if seen is None:
+                self._dense_all_seen(correct, post)
+                return
+        # small batched kernels: one thread avoids OpenMP overhead (and its collapse when the
+        # cores are shared), measured 3-10x faster than two threads on 2 cores
+        threads = self._torch.get_num_threads()
+        self._torch.set_num_threads(1)
+        try:
+            self._per_learner(ch.x, post)
+        finally:
+            self._torch.set_num_threads(threads)
+
+    # -- generic path: per learner, only the items they answered
+    def _per_learner(self, x: Any, post: np.ndarray) -> None:
+        import scipy.sparse as sp
+
+        n_items, n_rows = self.n_items, x.shape[0]
+        cols = x.indices
+        # n + 65536·c per (learner, item) after summing duplicates (n < 65536 answers)
+        code = np.where(cols < n_items, 65537.0, 1.0)
+        agg = sp.csr_matrix((code, cols % n_items, x.indptr), shape=(n_rows, n_items))
+        agg.sum_duplicates()
+        c_cnt = np.floor(agg.data / 65536.0)
+        n_cnt = agg.data - 65536.0 * c_cnt
+        m_per = np.diff(agg.indptr)
+        batches = []
+        for m in np.unique(m_per):
+            if m == 0:
+                continue
+            learners = np.flatnonzero(m_per == m)
+            step = max(1, _BATCH_ELEMENTS // int(self.k * m * len(self.theta)))
+            batches += [learners[lo : lo + step] for lo in range(0, len(learners), step)]
+
+        def work(worker: int) -> None:
+            for rows in batches[worker :: len(self.pairs)]:
+                pidx = agg.indptr[rows][:, None] + np.arange(m_per[rows[0]])
+                self._gram(
+                    self.pairs[worker], agg.indices[pidx], c_cnt[pidx], n_cnt[pidx], post[rows]
+                )
+
+        if len(self.pairs) == 1 or len(batches) < 2:
+            for worker in range(len(self.pairs)):
+                work(worker)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(self.pairs)) as pool:  # torch and numpy release the GIL
+            list(pool.map(work, range(len(self.pairs))))
+
+    def _gram(
+        self, pairs: Any, jj: np.ndarray, cc: np.ndarray, nn: np.ndarray, w: np.ndarray
+    ) -> None:
+        """Add Cov_post[S_i] of a batch of learners who each answered the m items jj[b]
+        (sorted): the k×k blocks of item pairs j ≤ j' only (``matrix`` mirrors them)."""
+        torch = self._torch
+        b, m = jj.shape
+        k, n_items = self.k, self.n_items
+        prob = self._prob_t[torch.from_numpy(jj)]  # (b, m, Q)
+        wt = torch.from_numpy(w)
+        u = torch.from_numpy(cc)[:, :, None] - torch.from_numpy(nn)[:, :, None] * prob
+        if self.p.g is None:  # G = (θ, 1): moments Σ_q w u_j u_j' θ^t, t = 0, 1, 2, minus means
+            th = self._theta_t
+            stack = torch.empty((b, 3, m, u.shape[2]), dtype=torch.float64)
+            lw, lw1 = stack[:, 0], stack[:, 1]
+            torch.mul(u, wt[:, None, :], out=lw)
+            torch.mul(lw, th, out=lw1)
+            torch.mul(lw1, th, out=stack[:, 2])
+            mom = torch.bmm(stack.view(b, 3 * m, -1), u.transpose(1, 2)).view(b, 3, m, m)
+            s0, s1 = lw.sum(-1), lw1.sum(-1)  # posterior means of the d and a scores
+            iu, ju = self._triu(m)
+            mom = mom[:, :, iu, ju]  # (b, 3, pairs j ≤ j')
+            sel = torch.stack(
+                [
+                    mom[:, 2] - s1[:, iu] * s1[:, ju],
+                    mom[:, 1] - s1[:, iu] * s0[:, ju],
+                    mom[:, 1] - s0[:, iu] * s1[:, ju],
+                    mom[:, 0] - s0[:, iu] * s0[:, ju],
+                ],
+                dim=2,
+            )
+            self._scatter(pairs, jj[:, iu] * n_items + jj[:, ju], sel)
+            return
+        # item-specific G (3PL): centered scores, (b, m·k, Q) Gram matrices
+        v = u[:, :, None, :] * self._gvec_t[torch.from_numpy(jj)]
+        vbar = (v * wt[:, None, None, :]).sum(-1, keepdim=True)
+        v -= vbar
+        v *= wt.sqrt()[:, None, None, :]
+        xt = v.reshape(b, m * k, -1)
+        blocks = torch.bmm(xt, xt.transpose(1, 2)).view(b, m, k, m, k).permute(0, 1, 3, 2, 4)
+        iu, ju = self._triu(m)
+        self._scatter(pairs, jj[:, iu] * n_items + jj[:, ju], blocks[:, iu, ju])
+
+    def _scatter(self, pairs: Any, pair_idx: np.ndarray, values: Any) -> None:
+        """pairs[pair_idx] += values (k² values per item pair), as one flat scatter: the rows'
+        k² values share a cache line, and 1-D index_add is several times faster than 2-D."""
+        kk = self.k * self.k
+        flat = (pair_idx.astype(np.int64).reshape(-1, 1) * kk + np.arange(kk)).reshape(-1)
+        pairs.view(-1).index_add_(0, self._torch.from_numpy(flat), values.reshape(-1))
+
+    def _triu(self, m: int) -> tuple[Any, Any]:
+        if m not in self._triu_cache:
+            iu, ju = np.triu_indices(m)
+            self._triu_cache[m] = (iu, ju)
+        return self._triu_cache[m]
+
+    # -- dense chunk, every item answered once, 1PL/2PL: closed form in matrix products
+    def _dense_all_seen(self, correct: np.ndarray, w: np.ndarray) -> None:
+        """Σ_i Cov_post[S_i] with u_ij(q) = y_ij − P_j(q) and G = (θ, 1):
+        E[u_j u_j' θ^t] = Σ_i μ_i^t y_ij y_ij' − (R θ^t) Pᵀ − P (R θ^t)ᵀ + P diag(W θ^t) Pᵀ,
+        R = Yᵀ W, μ^t = W θ^t, W = Σ_i w_i; minus Σ_i S̄_i S̄_iᵀ."""
+        theta, prob = self.theta, self.prob
+        y = np.asarray(correct, dtype=np.float64)
+        r = y.T @ w  # (I, Q)
+        wt = w.sum(axis=0)
+        mom = []
+        for t in range(3):
+            th = theta**t
+            mu = w @ th
+            rt = r * th
+            e = y.T @ (y * mu[:, None]) - rt @ prob.T
+            e -= prob @ rt.T
+            e += (prob * (wt * th)) @ prob.T
+            mom.append(e)
+        mean_a = y * (w @ theta)[:, None] - w @ (prob * theta).T
+        mean_d = y - w @ prob.T
+        means = np.hstack([mean_a, mean_d])
+        cov = np.block([[mom[2], mom[1]], [mom[1], mom[0]]]) - means.T @ means
+        self.dense_part = cov if self.dense_part is None else self.dense_part + cov
+
+    def matrix(self) -> np.ndarray:
+        """Σ_i Cov_post[S_i] as a (k·I)² matrix in ``pack`` order (a block, d block[, g])."""
+        k, n_items = self.k, self.n_items
+        total = self.pairs[0]
+        for extra in self.pairs[1:]:
+            total += extra
+        self.pairs = [total]
+        upper = total.numpy().reshape(n_items, n_items, k, k)  # item pairs j ≤ j'
+        out = np.ascontiguousarray(upper.transpose(2, 0, 3, 1)).reshape(k * n_items, -1)
+        out += out.T  # mirror j > j' (diagonal item blocks counted twice: remove once)
+        diag = np.arange(n_items)
+        for s in range(k):
+            for t in range(k):
+                out[s * n_items + diag, t * n_items + diag] -= upper[diag, diag, s, t]
+        if self.dense_part is not None:
+            out += self.dense_part
+        return out
+
+
+def louis_exact_cov(
+    p: Params,
+    es: EStep,
+    r: np.ndarray,
+    w: np.ndarray,
+    priors: Priors,
+    model: str,
+    warnings: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact observed information by Louis' formula, per learner (cross-item blocks included):
+    I = E[−H_complete | y] − Σ_i Cov[S_i | y], priors' Hessian included; inverted by Cholesky.
+
+    Returns the covariance blocks (items, k, k) and the EAP abilities (same E-step pass).
+    """
+    n_items = len(p.a)
+    acc = ExactLouisAccumulator(p, es.theta, n_items)
+    abilities = es.run(p, abilities=True, callback=acc)[3]
+    info = -acc.matrix()
+    del acc
+    hc = _complete_data_hessian(p, r, w, es.theta, priors, include_a=model != "1pl")
+    k = hc.shape[1]
+    for s in range(k):
+        for t in range(k):
+            diag = np.arange(n_items)
+            info[s * n_items + diag, t * n_items + diag] -= hc[:, s, t]
+    if model == "1pl":  # common slope: a_j = a for all j (Jᵀ I J), plus its prior once
+        full = info
+        info = np.empty((1 + n_items, 1 + n_items))
+        info[1:, 1:] = full[n_items:, n_items:]
+        col = full[:n_items].sum(axis=0)
+        info[0, 1:] = info[1:, 0] = col[n_items:]
+        info[0, 0] = col[:n_items].sum() + _prior_a_curvature(p, priors)
+        del full
+    cov = _inverse_blocks(info, model, n_items, k, warnings)
+    return cov, abilities
+
+
+def _prior_a_curvature(p: Params, priors: Priors) -> float:
+    """−d²/da² of the 1PL common slope's log prior (0 without a prior)."""
+    if priors.a is None:
+        return 0.0
+    from learnops.irt.mstep import _prior_a
+
+    a = float(p.a[0])
+    h = 1e-5 * max(1.0, abs(a))
+    gp = _prior_a(np.array([a + h]), priors.a)[1][0]
+    gm = _prior_a(np.array([a - h]), priors.a)[1][0]
+    return -(gp - gm) / (2 * h)
+
+
+def _inverse_blocks(
+    info: np.ndarray, model: str, n_items: int, k: int, warnings: list[str]
+) -> np.ndarray:
+    """Per-item (k, k) blocks of info⁻¹ (Cholesky, then L⁻¹; pseudo-inverse if singular)."""
+    from scipy.linalg import lapack
+
+    idx = (
+        np.stack([np.zeros(n_items, dtype=int), 1 + np.arange(n_items)], axis=1)
+        if model == "1pl"
+        else np.arange(n_items)[:, None] + n_items * np.arange(k)[None, :]
+    )
+    chol, status = lapack.dpotrf(info, lower=1, overwrite_a=0, clean=1)
+    if status == 0:
+        linv, status = lapack.dtrtri(chol, lower=1, overwrite_c=1)
+    if status != 0:  # not positive definite (a weakly identified item): LU, as ``exact`` does
+        warnings.append(
+            "information matrix is not positive definite: standard errors are unreliable"
+        )
+        try:
+            cov = np.linalg.inv(info)
+        except np.linalg.LinAlgError:
+            cov = np.linalg.pinv(info)
+        return np.stack([cov[np.ix_(ix, ix)] for ix in idx])
+    # info⁻¹ = L⁻ᵀ L⁻¹: block (ix, ix) = L⁻¹[:, ix]ᵀ L⁻¹[:, ix]
+    cols = linv[:, idx.reshape(-1)].reshape(len(linv), n_items, -1)
+    return np.einsum("rik,ril->ikl", cols, cols)
 
 
 # ---------------------------------------------------------------- reported scale
