@@ -170,3 +170,23 @@ def test_mlp_gate(cand, prod, deploy):
 )
 def test_irt_gate(cand, prod, deploy):
     assert irt_gate(cand, prod, CFG).deploy is deploy
+
+
+@pytest.mark.parametrize(
+    "metric, cand, prod, deploy",
+    [
+        ("auc", {"accuracy": 0.70, "auc": 0.78, "log_loss": 0.5}, None, True),
+        ("auc", {"accuracy": 0.90, "auc": 0.65, "log_loss": 0.5}, None, False),
+        ("log_loss", {"accuracy": 0.70, "auc": 0.7, "log_loss": 0.55}, None, True),
+        ("log_loss", {"accuracy": 0.90, "auc": 0.9, "log_loss": 0.65}, None, False),
+        ("log_loss", {"auc": 0.9, "log_loss": 0.50}, {"auc": 0.8, "log_loss": 0.49}, False),
+        ("log_loss", {"auc": 0.7, "log_loss": 0.49}, {"auc": 0.8, "log_loss": 0.50}, True),
+    ],
+)
+def test_irt_gate_on_auc_or_log_loss(metric, cand, prod, deploy):
+    """registry.irt_metric moves the absolute check (and the comparison with production for
+    log-loss); every decision reports all three held-out metrics."""
+    cfg = RegisterConfig(irt_metric=metric)
+    d = irt_gate(cand, prod, cfg)
+    assert d.deploy is deploy
+    assert any("accuracy" in r and "auc" in r and "log-loss" in r for r in d.reasons)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -155,6 +155,12 @@ class RegisterConfig(_Section):
     mlp_metric: str = "accuracy"
     mlp_min_improvement: float = Field(0.05, ge=0)
     irt_min_accuracy: float = Field(0.75, ge=0, le=1)
+    #: The IRT gate's absolute check: held-out accuracy (the seed's rule), AUC or log-loss. On
+    #: adaptive data the accuracy of a well-fitted model sits near its Bayes bound, so AUC or
+    #: log-loss separate good from bad fits better; the other two are reported either way.
+    irt_metric: Literal["accuracy", "auc", "log_loss"] = "accuracy"
+    irt_min_auc: float = Field(0.70, ge=0, le=1)
+    irt_max_log_loss: float = Field(0.60, gt=0)
 
 
 class ServeConfig(_Section):

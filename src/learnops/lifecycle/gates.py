@@ -91,23 +91,33 @@ def mlp_gate(
     return _decision(checks, notes)
 
 
+#: The IRT gate's absolute check per ``registry.irt_metric``: (params attribute, direction,
+#: label) and the metric it compares with production's.
+_IRT_RULES: dict[str, tuple[str, str, str, str]] = {
+    "accuracy": ("irt_min_accuracy", "higher", "held-out accuracy", "auc"),
+    "auc": ("irt_min_auc", "higher", "held-out AUC", "auc"),
+    "log_loss": ("irt_max_log_loss", "lower", "held-out log-loss", "log_loss"),
+}
+
+
 def irt_gate(
     candidate: Mapping[str, Any], production: Mapping[str, Any] | None, cfg: RegisterConfig
 ) -> GateDecision:
-    """Held-out accuracy at least ``irt_min_accuracy`` and AUC not worse than production's
-    (evaluated on the same held-out set)."""
-    checks = [
-        check(
-            "accuracy",
-            candidate.get("accuracy"),
-            cfg.irt_min_accuracy,
-            "higher",
-            "held-out accuracy",
-        )  # fmt: skip
+    """The absolute check of ``registry.irt_metric`` (default: held-out accuracy at least
+    ``irt_min_accuracy``, the seed's rule; or AUC at least ``irt_min_auc``, or log-loss at most
+    ``irt_max_log_loss``) and, against production on the same held-out set, AUC not worse (or
+    log-loss not worse when the gate is on log-loss). The notes report all three metrics."""
+    attr, direction, label, versus = _IRT_RULES[cfg.irt_metric]
+    metric = cfg.irt_metric
+    checks = [check(metric, candidate.get(metric), getattr(cfg, attr), direction, label)]
+    notes = [
+        "held-out "
+        + ", ".join(f"{k.replace('_', '-')} {_fmt(candidate.get(k))}" for k in _IRT_RULES)
+        + f" (gate on {metric})"
     ]
-    notes = []
     if production is None:
         notes.append("no production model: the absolute gate decides")
     else:
-        checks.append(_vs_production("auc", candidate, production, 0.0, "AUC"))
+        name = "AUC" if versus == "auc" else "log-loss"
+        checks.append(_vs_production(versus, candidate, production, 0.0, name))
     return _decision(checks, notes)
