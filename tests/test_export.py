@@ -161,7 +161,7 @@ def test_export_cli_says_a_table_is_empty(store, small_sim, tmp_path, monkeypatc
     ("stage", "table", "model"),
     [("fit_irt", "responses", "irt"), ("train_mlp", "decisions", "mlp")],
 )
-def test_model_stage_on_an_empty_table_says_no_data_and_keeps_the_model(
+def test_model_stage_on_an_empty_table_says_no_data_skips_and_keeps_the_model(
     store, small_sim, tmp_path, stage, table, model
 ):
     import importlib
@@ -181,8 +181,10 @@ def test_model_stage_on_an_empty_table_says_no_data_and_keeps_the_model(
     previous = params.path(params.paths.models_dir) / model / "fit.json"
     previous.parent.mkdir(parents=True, exist_ok=True)
     previous.write_text("previous model")
-    with pytest.raises(NoTrainingData, match=f"no {table} in the export window") as exc:
-        importlib.import_module(f"learnops.stages.{stage}").run(params)
-    assert "left as it was" in str(exc.value) and "\n" not in str(exc.value)
+    # issue 22 item 14, second half: the stage says "no data", skips and goes on
+    res = importlib.import_module(f"learnops.stages.{stage}").run(params)
+    assert res.skipped and f"no {table} in the export window" in res.reason
+    assert res.message.startswith(f"No data in the export window: {stage} skipped")
+    assert "\n" not in res.message
     assert previous.read_text() == "previous model"
     assert sorted(p.name for p in previous.parent.iterdir()) == ["fit.json"]

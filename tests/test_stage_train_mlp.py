@@ -15,7 +15,7 @@ from learnops.stages import train_mlp
 
 METRIC_KEYS = {
     "accuracy", "macro_f1", "nll", "nll_uncalibrated", "ece", "ece_uncalibrated", "brier",
-    "temperature", "best_epoch", "epochs_run", "n_train", "n_val", "per_class_recall",
+    "temperature", "best_epoch", "epochs_run", "n_train", "n_val", "n_cal", "per_class_recall",
     "baselines",
 }  # fmt: skip
 
@@ -92,7 +92,9 @@ def test_validation_metrics_match_sklearn(runs):
         log_loss(tr.val_y, proba, labels=list(range(len(ACTIONS)))), rel=1e-6
     )
     assert res.metrics["n_val"] == len(tr.val_y)
-    assert res.split_summary.loc["validation rows", "value"] == len(tr.val_y)
+    assert res.split_summary.loc["validation rows (early stopping, metrics)", "value"] == len(
+        tr.val_y
+    )
     # majority baseline: the training split's most frequent action, scored on validation
     from learnops.data.splits import mlp_holdout
     from learnops.io import read_table
@@ -110,7 +112,8 @@ def test_report_tables(runs):
     p, res, _, _ = runs
     assert list(res.data_summary.index) == list(ACTIONS)
     assert res.data_summary["share"].sum() == pytest.approx(1.0)
-    assert res.data_summary["decisions"].sum() == res.metrics["n_train"] + res.metrics["n_val"]
+    n = res.metrics["n_train"] + res.metrics["n_val"] + res.metrics["n_cal"]
+    assert res.data_summary["decisions"].sum() == n
     assert len(res.feature_summary) == 18
     assert "seconds" not in res.history.columns
     assert len(res.history) == res.metrics["epochs_run"]

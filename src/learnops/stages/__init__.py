@@ -10,8 +10,9 @@ real changes.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from learnops.io import METRIC_DIGITS, write_json, write_table
 
@@ -34,28 +35,69 @@ STAGES: dict[str, str] = {
 
 
 def run_stage(name: str, params: Params) -> Any:
-    """Run stage ``name`` (a key of :data:`STAGES`) and return its result."""
+    """Run stage ``name`` (a key of :data:`STAGES`) and return its result; a stage skipped for
+    lack of data (:class:`Skipped`, or the ``skips`` of ``register``) is noted on stderr."""
+    import sys
+
     if name not in STAGES:
         from learnops.errors import LearnopsError
 
         raise LearnopsError(f"unknown stage {name!r}: use one of {', '.join(STAGES)}")
-    return importlib.import_module(f"learnops.stages.{name}").run(params)
+    result = importlib.import_module(f"learnops.stages.{name}").run(params)
+    notes = [result] if getattr(result, "skipped", False) else getattr(result, "skips", [])
+    for note in notes:
+        print(f"note: {note.message}", file=sys.stderr)
+    return result
 
 
-def read_training_table(params: Params, stage: str, table: str, model: str) -> pd.DataFrame:
-    """``data/processed/<table>.parquet`` for a training stage; an empty export (a window with no
-    such rows) raises NoTrainingData and writes nothing, so the previous model stays as it was."""
-    from learnops.errors import NoTrainingData
+#: The first words of every skip message (the report runner prints the skips of a stage).
+NO_DATA = "No data in the export window"
+
+
+@dataclass
+class Skipped:
+    """A stage that had nothing to work on and went on without it (issue 22, item 14).
+
+    ``run`` returns it in place of the stage's result: the notebook shows it (a Markdown note; the
+    figure and table cells are guarded by ``if not res.skipped``) and the report runner prints
+    :attr:`message` on the terminal. ``metrics`` is what the stage wrote to its DVC metrics file:
+    ``{"skipped": true, "reason": …}`` plus, for a training stage, the kept model's figures."""
+
+    stage: str
+    reason: str
+    """Why: which table is empty or which model is missing."""
+    kept: str = ""
+    """What the stage keeps in place of new outputs (e.g. "the previous model is kept")."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    skipped: ClassVar[bool] = True
+
+    @property
+    def message(self) -> str:
+        """``No data in the export window: <stage> skipped; <kept>`` (one line)."""
+        return f"{NO_DATA}: {self.stage} skipped" + (f"; {self.kept}" if self.kept else "")
+
+    def _repr_markdown_(self) -> tuple[str, dict[str, Any]]:
+        text = f"> **{self.message}.**\n>\n> {self.reason}."
+        return text, {"learnops": {"skipped": self.stage, "message": self.message}}
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.reason})"
+
+
+def processed_table(params: Params, table: str) -> tuple[Path, pd.DataFrame]:
+    """``data/processed/<table>.parquet``: its path and its rows."""
     from learnops.io import read_table
 
     path = params.path(params.paths.processed_dir) / f"{table}.parquet"
-    df = read_table(path)
-    if df.empty:
-        raise NoTrainingData(
-            f"{stage}: no {table} in the export window ({path} is empty); {stage} skipped, "
-            f"the previous {model} is left as it was"
-        )
-    return df
+    return path, read_table(path)
+
+
+def no_rows_reason(params: Params, table: str) -> str:
+    """The reason of a skip for an empty export table (the path as configured, so that the DVC
+    metric holding it is the same in every checkout)."""
+    path = Path(params.paths.processed_dir) / f"{table}.parquet"
+    return f"no {table} in the export window ({path.as_posix()} is empty)"
 
 
 def write_metrics(params: Params, stage: str, metrics: dict[str, Any]) -> Path:
@@ -106,3 +148,42 @@ def write_plot_data(params: Params, stage: str, name: str, table: pd.DataFrame) 
     path = params.path(params.paths.reports_dir) / "plots" / stage / f"{name}.csv"
     write_table(path, table, digits=METRIC_DIGITS)
     return path
+
+
+def skip_training(
+    params: Params, stage: str, metrics_name: str, model: str, reason: str, kept: dict[str, Any]
+) -> Skipped:
+    """Skip a training stage: keep ``models/<model>`` as it is (DVC keeps it: the out is
+    ``persist: true``), write ``reports/metrics/<metrics_name>.json`` as
+    ``{"skipped": true, "reason": …, "kept_model": {…}}`` (``kept_model`` only when a previous
+    model exists: ``kept``, its figures) and return the :class:`Skipped` the notebook shows.
+
+    Without a previous model, ``models/<model>`` is created empty (DVC needs the out; the stages
+    downstream read an empty directory as no model)."""
+    model_dir = params.path(params.paths.models_dir) / model
+    metrics: dict[str, Any] = {"skipped": True, "reason": reason}
+    if kept:
+        metrics["kept_model"] = kept
+        note = "the previous model is kept"
+    else:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        note = f"there is no previous model ({model_dir} is left empty)"
+    write_metrics(params, metrics_name, metrics)
+    return Skipped(stage=stage, reason=reason, kept=note, metrics=metrics)
+
+
+def replace_directory(new: Path, target: Path) -> Path:
+    """Move the finished directory ``new`` to ``target``, replacing it: two renames on the same
+    filesystem, so a reader sees the old or the new directory, never a mix of both."""
+    import os
+    import shutil
+
+    os.chmod(new, 0o755)  # nosec B103: mkdtemp made it 0o700; model dirs are read by servers
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target

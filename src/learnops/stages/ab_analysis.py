@@ -6,18 +6,23 @@ confidence sequences (``ab.method: sequential``), since a running experiment is 
 repeatedly — repeats the analysis at ``ab.looks`` cumulative learner counts, and writes
 ``reports/ab/results.json`` and the DVC metric ``reports/metrics/ab.json``. Returns everything
 notebook 05 shows.
+
+No data (issue 22, item 14): with no decisions in the export window the stage analyses nothing
+and returns a :class:`~learnops.stages.Skipped`; ``results.json`` and ``ab.json`` are both
+``{"skipped": true, "reason": …}``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from learnops.config import Params
+    from learnops.stages import Skipped
 
 #: results.json comparison key → column of the comparison table, in display order (short names
 #: so that the table fits a report page)
@@ -68,6 +73,8 @@ class AbAnalysisResult:
     decision_lines: list[str]
     summary: pd.DataFrame
     flat_metrics: dict[str, Any] = field(default_factory=dict)
+
+    skipped: ClassVar[bool] = False
 
     @property
     def decision_markdown(self) -> str:
@@ -331,7 +338,7 @@ def summary_table(
     )
 
 
-def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
+def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult | Skipped:
     """Analyse the experiment in the processed decisions (with CUPED covariates when
     ``use_cuped`` and a pre-period exists, and without), write results.json and the ``ab``
     metrics, and return the tables and figure inputs."""
@@ -345,8 +352,15 @@ def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult:
         metric_specs,
     )
     from learnops.io import write_json
-    from learnops.stages import write_metrics
+    from learnops.stages import Skipped, no_rows_reason, processed_table, write_metrics
 
+    _, decisions = processed_table(params, "decisions")
+    if decisions.empty:
+        reason = no_rows_reason(params, "decisions")
+        doc = {"skipped": True, "reason": reason}
+        write_json(params.path(params.paths.reports_dir) / "ab" / "results.json", doc)
+        write_metrics(params, "ab", dict(doc))
+        return Skipped("ab_analysis", reason, "no experiment is analysed", metrics=doc)
     ab = params.ab
     events = load_events(params)
     experiment = events.attrs["experiment"]

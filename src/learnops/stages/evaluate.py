@@ -7,6 +7,17 @@ writes ``reports/metrics/evaluate.json`` (deterministic values only, so ``dvc me
 real changes), the DVC plot data ``reports/plots/evaluate/{confusion,calibration,threshold}.csv``,
 the measured latency in ``reports/timings/evaluate.json``, and records the evaluation in the event
 store. ``notebooks/04_evaluate.ipynb`` draws the returned :class:`EvaluateResult`.
+
+No data (issue 22, item 14): the stage goes on instead of failing.
+
+* Without a decision model or held-out decisions to score it on (no decisions in the export
+  window, so ``train_mlp`` skipped and kept or never made ``models/mlp``), it evaluates nothing
+  and returns a :class:`~learnops.stages.Skipped`; ``evaluate.json`` is
+  ``{"skipped": true, "reason": …}``, the plot files hold their header only, and nothing is
+  recorded in the event store.
+* Without an IRT model or held-out responses (no responses in the window), the decision model is
+  evaluated as usual and ``evaluate.json`` says ``"irt": {"skipped": true, "reason": …}``;
+  :attr:`EvaluateResult.irt` is None and :attr:`EvaluateResult.irt_skipped` tells why.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -45,6 +56,7 @@ from learnops.evaluation.report import deployment_recommendation
 
 if TYPE_CHECKING:
     from learnops.config import Params, Targets
+    from learnops.stages import Skipped
 
 __all__ = [
     "OPE_REWARD",
@@ -169,7 +181,8 @@ class EvaluateResult:
     decisions: MlpDecisions
     ope: pd.DataFrame
     """One row per (policy, estimator), plus the logged policy's observed mean."""
-    irt: IrtScores
+    irt: IrtScores | None
+    """None when the IRT model could not be evaluated (see ``irt_skipped``)."""
     latency_ms: np.ndarray
     latency: dict[str, float]
     recommendation: dict[str, Any]
@@ -178,6 +191,10 @@ class EvaluateResult:
     timings: dict[str, Any]
     paths: dict[str, Path] = field(default_factory=dict)
     evaluation_id: int | None = None
+    irt_skipped: Skipped | None = None
+    """Why the IRT model was not evaluated (no responses in the window, no model), or None."""
+
+    skipped: ClassVar[bool] = False
 
     @property
     def headline(self) -> pd.DataFrame:
@@ -238,15 +255,45 @@ def latency_summary(latency_ms: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _load_models(params: Params) -> tuple[Any, Any]:
-    from learnops import irt
-    from learnops.mlp import load as load_mlp
+#: The file that marks a saved model in ``models/<type>`` (an empty directory is no model: what
+#: a training stage leaves when it had no data and no previous model).
+MODEL_MARKERS: dict[str, str] = {"mlp": "metadata.json", "irt": "fit.json"}
 
-    models_dir = params.path(params.paths.models_dir)
-    for d in (models_dir / "mlp", models_dir / "irt"):
-        if not d.is_dir():
-            raise LearnopsError(f"no trained model at {d}: run its pipeline stage first")
-    return load_mlp(models_dir / "mlp"), irt.load(models_dir / "irt")
+
+def missing_model(params: Params, model_type: str) -> str | None:
+    """Why ``models/<model_type>`` holds no model, or None when it holds one."""
+    d = params.path(params.paths.models_dir) / model_type
+    if not (d / MODEL_MARKERS[model_type]).is_file():
+        return f"no trained {model_type} model in {d} (its training stage has had no data yet)"
+    return None
+
+
+def mlp_skip_reason(params: Params) -> str | None:
+    """Why the decision model cannot be evaluated (no model, no decisions, no held-out
+    decisions), or None."""
+    from learnops.data.splits import mlp_holdout
+    from learnops.stages import no_rows_reason, processed_table
+
+    _, decisions = processed_table(params, "decisions")
+    if decisions.empty:
+        return no_rows_reason(params, "decisions")
+    if mlp_holdout(decisions, params)[1].empty:
+        return f"no held-out decisions in the export window ({len(decisions)} decisions)"
+    return missing_model(params, "mlp")
+
+
+def irt_skip_reason(params: Params) -> str | None:
+    """Why the IRT model cannot be evaluated (no model, no responses, no held-out responses),
+    or None."""
+    from learnops.data.splits import irt_holdout
+    from learnops.stages import no_rows_reason, processed_table
+
+    _, responses = processed_table(params, "responses")
+    if responses.empty:
+        return no_rows_reason(params, "responses")
+    if irt_holdout(responses, params)[1].empty:
+        return f"no held-out responses in the export window ({len(responses)} responses)"
+    return missing_model(params, "irt")
 
 
 # -- the decision model -------------------------------------------------------------------------
@@ -504,10 +551,12 @@ def build_metrics(
     scores: MlpScores,
     dec: MlpDecisions,
     ope: Mapping[str, Any],
-    irt_scores: IrtScores,
+    irt_scores: IrtScores | None,
     params: Params,
+    irt_skipped: str | None = None,
 ) -> dict[str, Any]:
-    """The ``evaluate.json`` document: deterministic given the inputs (no wall-clock numbers)."""
+    """The ``evaluate.json`` document: deterministic given the inputs (no wall-clock numbers).
+    Without ``irt_scores`` its ``irt`` entry is ``{"skipped": true, "reason": irt_skipped}``."""
     from learnops.io import METRIC_DIGITS, jsonable
 
     report, cal, choice = scores.report, scores.calibration, dec.threshold_choice
@@ -553,7 +602,11 @@ def build_metrics(
             for r in dec.agreement_overall.to_dict("records")
         },
         "ope": dict(ope),
-        "irt": {"model": fit.model, **irt_scores.metrics},
+        "irt": (
+            {"model": fit.model, **irt_scores.metrics}
+            if irt_scores is not None
+            else {"skipped": True, "reason": irt_skipped or "not evaluated"}
+        ),
         "recommendation": {
             "deploy": rec["deploy"],
             "verdict": rec["verdict"],
@@ -603,18 +656,20 @@ def _fmt(x: Any, digits: int = 3) -> str:
 
 
 def summary_table(
-    version: str, metrics: Mapping[str, Any], irt_scores: IrtScores, rec: Mapping[str, Any]
+    version: str, metrics: Mapping[str, Any], irt_scores: IrtScores | None, rec: Mapping[str, Any]
 ) -> pd.DataFrame:
     """One row per headline fact of the evaluation."""
     facts = {
         "model version": version,
         "temperature T": f"{metrics['temperature']:.3f}",
         "held-out decisions (learners)": f"{metrics['n_test']:,} ({metrics['n_test_learners']:,})",
-        "held-out IRT responses": f"{len(irt_scores.test):,}",
+        "held-out IRT responses": (
+            f"{len(irt_scores.test):,}" if irt_scores is not None else "none (IRT not evaluated)"
+        ),
         "accuracy": f"{metrics['accuracy']:.3f}",
         "ECE after scaling": f"{metrics['ece']:.3f}",
         f"ML usage at threshold {metrics['threshold']['current']:.2f}": _fmt(metrics["ml_usage"]),
-        "IRT AUC": _fmt(irt_scores.metrics.get("auc")),
+        "IRT AUC": _fmt(irt_scores.metrics.get("auc") if irt_scores is not None else None),
         "verdict": rec["verdict"].split(":")[0],
     }
     return pd.DataFrame({"value": list(facts.values())}, index=pd.Index(facts, name="fact"))
@@ -703,9 +758,32 @@ def record_evaluation(params: Params, res: EvaluateResult) -> int:
 
 
 # -- the stage ----------------------------------------------------------------------------------
+#: Columns of the DVC plot files (written with these headers only when the stage is skipped).
+PLOT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "confusion": ("actual", "predicted"),
+    "calibration": ("bin", "mean_confidence", "accuracy", "count"),
+    "threshold": ("threshold", "ml_usage", "ml_accuracy"),
+}
+
+
+def skip(params: Params, reason: str, *, write: bool = True) -> Skipped:
+    """The stage without a decision model to evaluate: ``evaluate.json`` says why, the DVC plot
+    files hold their header only (DVC needs them), nothing is recorded in the event store."""
+    from learnops.stages import Skipped, write_metrics, write_plot_data
+
+    metrics: dict[str, Any] = {"skipped": True, "reason": reason}
+    if write:
+        write_metrics(params, "evaluate", metrics)
+        for name, cols in PLOT_COLUMNS.items():
+            write_plot_data(params, "evaluate", name, pd.DataFrame(columns=list(cols)))
+    return Skipped(
+        stage="evaluate", reason=reason, kept="no deploy recommendation", metrics=metrics
+    )
+
+
 def run(
     params: Params, *, write: bool = True, record: bool = True, latency_calls: int = 500
-) -> EvaluateResult:
+) -> EvaluateResult | Skipped:
     """Evaluate ``models/mlp`` and ``models/irt`` on the pipeline's held-out data.
 
     The MLP is scored on the held-out learners (metrics, calibration before/after temperature
@@ -714,16 +792,38 @@ def run(
     single-decision latency); the IRT model on each learner's last responses. A deploy / don't
     deploy verdict checks ``params.evaluate.targets``. With ``write`` the metrics, timings and
     DVC plot data are written atomically; with ``record`` the evaluation is stored in the event
-    store. Raises LearnopsError when a model or an input table is missing.
+    store.
+
+    With no decision model or no held-out decisions (an export window without decisions) it
+    returns :func:`skip`; with no IRT model or no held-out responses it evaluates the decision
+    model alone (``irt`` None, ``irt_skipped`` says why).
     """
-    model, fit = _load_models(params)
+    from learnops import irt
+    from learnops.mlp import load as load_mlp
+    from learnops.stages import Skipped
+
+    reason = mlp_skip_reason(params)
+    if reason is not None:
+        return skip(params, reason, write=write)
+    models_dir = params.path(params.paths.models_dir)
+    model = load_mlp(models_dir / "mlp")
     version = model_version_label(model)
     test, y = mlp_test_set(params)
     scores = score_mlp(model, test, y, params)
     dec = compare_decisions(test, scores, params)
     ope_table, ope = off_policy(dec.test, y, scores.proba, params)
-    irt_scores = score_irt(fit, params)
-    metrics = build_metrics(version, model, fit, scores, dec, ope, irt_scores, params)
+    irt_reason = irt_skip_reason(params)
+    fit, irt_scores, irt_skipped = None, None, None
+    if irt_reason is None:
+        fit = irt.load(models_dir / "irt")
+        irt_scores = score_irt(fit, params)
+    else:
+        irt_skipped = Skipped(
+            stage="the IRT evaluation", reason=irt_reason, kept="the IRT model is not measured"
+        )
+    metrics = build_metrics(
+        version, model, fit, scores, dec, ope, irt_scores, params, irt_skipped=irt_reason
+    )
 
     rows = dec.test[list(FEATURES)].head(500).to_dict("records")
     latencies = measure_latency(model, rows, n_calls=latency_calls)
@@ -744,6 +844,7 @@ def run(
         recommendation=rec,
         metrics=metrics,
         timings=timings,
+        irt_skipped=irt_skipped,
     )
     if write:
         result.paths = write_outputs(params, result)

@@ -7,11 +7,24 @@ of the held-out answers, saves the configured model (fitted on the training part
 ``evaluate`` stage measures it on answers it never saw) to ``models/irt`` and writes
 ``reports/metrics/irt.json``. Fit seconds go to ``reports/timings/fit_irt.json``.
 
-No data: when the export window holds no responses (e.g. only served decisions), the stage
-stops before fitting with *No training data available: … no responses …* and writes nothing, so
-``models/irt`` and ``irt.json`` stay as the last fit left them (a run outside DVC keeps using
-that model; ``dvc repro`` stops here, as for an empty window). A degenerate window (one learner
-or one item) fails the same way, with the minimum it needs (:func:`learnops.irt.fit`).
+The model directory is written next to ``models/irt`` and renamed into place, so a reader (or an
+interrupted run) sees the old model or the new one, never a mix of both.
+
+No data (issue 22, item 14): when the export window holds no responses (e.g. only served
+decisions), the stage fits nothing and returns a :class:`~learnops.stages.Skipped` (*No data in
+the export window: fit_irt skipped; the previous model is kept*) instead of a
+:class:`FitIrtResult`, so that ``dvc repro`` goes on. ``models/irt`` stays as the last fit left
+it (the DVC out is ``persist: true``; without a previous model it is created empty), and
+``irt.json`` says so::
+
+    {"skipped": true, "reason": "no responses in the export window (… is empty)",
+     "kept_model": {"model": "2pl", "n_responses": …, "n_learners": …, "n_items": …,
+                    "loglik": …, "converged": …, "iterations": …}}
+
+``kept_model`` (present only when a previous model exists) holds the kept fit's statistics from
+its ``fit.json`` (the held-out metrics of the run that fitted it are not stored with the model).
+A degenerate window (one learner or one item) still fails, with the minimum it needs
+(:func:`learnops.irt.fit`).
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +40,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from learnops.config import Params
     from learnops.irt import IrtFit
+    from learnops.stages import Skipped
 
 __all__ = ["BASE_MODELS", "HELDOUT_KEYS", "FitIrtResult", "candidate_models", "run"]
 
@@ -69,6 +83,8 @@ class FitIrtResult:
     model_dir: Path
     seconds: float
     fits: dict[str, IrtFit] = field(repr=False)
+
+    skipped: ClassVar[bool] = False
 
     @property
     def warnings_table(self) -> pd.DataFrame:
@@ -152,15 +168,50 @@ def metrics_document(
     }
 
 
-def run(params: Params) -> FitIrtResult:
-    """Fit and compare the IRT models, save the configured one, write metrics and timings."""
+#: fit.json keys copied under ``kept_model`` when the stage is skipped.
+KEPT_KEYS: tuple[str, ...] = (
+    "model", "n_responses", "n_learners", "n_items", "loglik", "converged", "iterations",
+)  # fmt: skip
+
+
+def kept_model(model_dir: Path) -> dict[str, Any]:
+    """The fit statistics (:data:`KEPT_KEYS` of ``fit.json``) of the model in ``model_dir``, or
+    ``{}`` when there is none (``{"unreadable": path}`` when its fit.json is not JSON)."""
+    import json
+
+    fit_json = model_dir / "fit.json"
+    if not fit_json.is_file():
+        return {}
+    try:
+        stats = json.loads(fit_json.read_text())
+    except ValueError:
+        return {"unreadable": str(fit_json)}
+    return {k: stats[k] for k in KEPT_KEYS if k in stats}
+
+
+def run(params: Params) -> FitIrtResult | Skipped:
+    """Fit and compare the IRT models, save the configured one, write metrics and timings. With
+    no responses in the export window, keep the previous model and return a ``Skipped``."""
+    import tempfile
+
     from learnops import irt
     from learnops.data.splits import irt_holdout
     from learnops.io import jsonable, read_table
-    from learnops.stages import read_training_table, write_metrics, write_timings
+    from learnops.stages import (
+        no_rows_reason,
+        processed_table,
+        replace_directory,
+        skip_training,
+        write_metrics,
+        write_timings,
+    )
 
     t0 = time.perf_counter()
-    responses = read_training_table(params, STAGE, "responses", "IRT model")
+    model_dir = params.path(params.paths.models_dir) / "irt"
+    _, responses = processed_table(params, "responses")
+    if responses.empty:
+        reason = no_rows_reason(params, "responses")
+        return skip_training(params, STAGE, "irt", "irt", reason, kept_model(model_dir))
     lcol = "learner_hash" if "learner_hash" in responses.columns else "learner_id"
     train, test = irt_holdout(responses, params)
     fits = {
@@ -171,8 +222,16 @@ def run(params: Params) -> FitIrtResult:
         m: irt.evaluate_predictions(test["correct"], f.predict(test)) for m, f in fits.items()
     }
     chosen = fits[params.irt.model]
-    model_dir = params.path(params.paths.models_dir) / "irt"
-    chosen.save(model_dir, timing=False)  # no wall-clock: a refit writes identical bytes
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".irt.", suffix=".tmp", dir=model_dir.parent))
+    try:
+        chosen.save(tmp, timing=False)  # no wall-clock: a refit writes identical bytes
+        replace_directory(tmp, model_dir)
+    finally:
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
     metrics = jsonable(metrics_document(chosen, len(train), len(test), heldout))
     write_metrics(params, "irt", metrics)
 

@@ -8,12 +8,16 @@ against ``evaluate.targets``. Writes the DVC metric
 ``reports/metrics/monitoring.json``: every value, the service's logged latencies included, is a
 function of the exported decisions, so a rerun on the same export writes the same bytes. Returns
 what notebook 06 shows.
+
+No data (issue 22, item 14): with no decisions in the export window the stage monitors nothing
+and returns a :class:`~learnops.stages.Skipped`; ``monitoring.json`` is
+``{"skipped": true, "reason": …}`` (no alert is raised).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from learnops.config import Params
     from learnops.monitoring.drift import DriftResult
     from learnops.monitoring.metrics import Alert
+    from learnops.stages import Skipped
 
 #: Share of the decisions (by time) that stands in for the training reference.
 REFERENCE_FRAC = 0.7
@@ -64,6 +69,8 @@ class MonitoringResult:
     targets: dict[str, float]
     alpha: float
     """Family-wise false-alarm rate of the dataset drift verdict (``params.monitor.alpha``)."""
+
+    skipped: ClassVar[bool] = False
 
     @property
     def drift_summary(self) -> pd.DataFrame:
@@ -132,17 +139,23 @@ def top_drifted(drift: pd.DataFrame, k: int = TOP_DRIFTED) -> list[str]:
     )
 
 
-def run(params: Params) -> MonitoringResult:
+def run(params: Params) -> MonitoringResult | Skipped:
     """Monitor the exported decisions: split, rolling and per-version metrics, drift, alerts;
     write monitoring.json."""
     import pandas as pd
 
     from learnops.io import jsonable
     from learnops.monitoring import metrics as mon
-    from learnops.stages import write_metrics
+    from learnops.stages import Skipped, no_rows_reason, write_metrics
 
     t = params.evaluate.targets
-    decisions = pd.read_parquet(params.path(params.paths.processed_dir) / "decisions.parquet")
+    path = params.path(params.paths.processed_dir) / "decisions.parquet"
+    decisions = pd.read_parquet(path)
+    if decisions.empty:
+        reason = no_rows_reason(params, "decisions")
+        doc: dict[str, Any] = {"skipped": True, "reason": reason}
+        write_metrics(params, "monitoring", doc)
+        return Skipped("monitoring", reason, "no traffic is monitored", metrics=doc)
     reference, recent = mon.time_split(decisions, reference_frac=REFERENCE_FRAC)
     drift_res = mon.drift_result(reference, recent, params)
     drift = mon.drift_report(reference, recent, result=drift_res)

@@ -72,6 +72,26 @@ def count_images(notebook: Any) -> int:
     )
 
 
+def skip_messages(notebook: Any) -> list[str]:
+    """The messages of the stages a notebook (a path or a node) reports as skipped: outputs whose
+    metadata carries ``{"learnops": {"message": …}}`` (what ``learnops.stages.Skipped`` shows),
+    so that the runner can print them where ``dvc repro`` shows them."""
+    import nbformat
+
+    nb = notebook
+    if isinstance(notebook, (str, Path)):
+        nb = nbformat.read(str(notebook), as_version=4)
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {})
+            for m in [meta, *(v for v in meta.values() if isinstance(v, dict))]:
+                note = m.get("learnops")
+                if isinstance(note, dict) and note.get("message") and note["message"] not in found:
+                    found.append(str(note["message"]))
+    return found
+
+
 def strip_wall_clock(nb: Any) -> Any:
     """Drop papermill's timings and absolute paths, the kernel's execution timestamps and the
     random id of the injected-parameters cell (in place), so that a rerun, in this checkout or
@@ -180,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except LearnopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    for message in skip_messages(Path(args.executed_dir) / Path(args.notebook).name):
+        print(f"note: {message}")
     print(f"wrote {out}")
 
 

@@ -4,12 +4,19 @@ Registers ``models/mlp`` and ``models/irt`` (``lifecycle.retrain.register_pipeli
 report of ``learnops retrain``, reads the outcomes that command wrote. Returns the verdicts, the
 gate checks, candidate vs production on the same held-out set, the candidate policy's off-policy
 value next to the logged policy's observed one, and the version history that notebook 07 shows.
+
+No data (issue 22, item 14): a model whose training stage had no data in the export window (its
+table is empty: the stage skipped and kept the previous model), or which has no held-out rows to
+be measured on, or no model at all, is not registered: registering the kept model again would
+claim it was retrained. :attr:`RegisterResult.skips` says which and why (the notebook shows it,
+the report runner prints it); when both are skipped nothing is registered and the report shows
+the version history only.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from learnops.config import Params
+    from learnops.stages import Skipped
 
 #: held-out metrics shown when present, in display order (higher is better for the first
 #: three, lower for the rest)
@@ -46,6 +54,8 @@ class RegisterResult:
     version_metrics: pd.DataFrame
     decision_markdown: str
     ope: pd.DataFrame
+    skips: list[Skipped] = field(default_factory=list)
+    """The models not registered because their training stage had nothing new (one each)."""
 
 
 def _numeric(metrics: dict[str, Any] | None) -> dict[str, float]:
@@ -236,6 +246,36 @@ def history_tables(versions: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
+#: model type → (training stage, exported table, file that marks a saved model)
+TRAINED_BY: dict[str, tuple[str, str, str]] = {
+    "mlp": ("train_mlp", "decisions", "metadata.json"),
+    "irt": ("fit_irt", "responses", "fit.json"),
+}
+
+
+def skips(params: Params) -> list[Skipped]:
+    """The models the pipeline has nothing new to register for: an empty export table (its
+    training stage skipped), no saved model, or no held-out rows to measure it on."""
+    from learnops.data.splits import irt_holdout, mlp_holdout
+    from learnops.stages import Skipped, no_rows_reason, processed_table
+
+    holdout = {"mlp": mlp_holdout, "irt": irt_holdout}
+    out = []
+    for model_type, (stage, table, marker) in TRAINED_BY.items():
+        _, rows = processed_table(params, table)
+        model_dir = params.path(params.paths.models_dir) / model_type
+        if rows.empty:
+            reason = f"{no_rows_reason(params, table)}, so {stage} trained nothing new"
+        elif not (model_dir / marker).is_file():
+            reason = f"no trained {model_type} model in {model_dir}"
+        elif holdout[model_type](rows, params)[1].empty:
+            reason = f"no held-out {table} to measure the {model_type} model on"
+        else:
+            continue
+        out.append(Skipped(f"register {model_type}", reason, f"{model_type} is not registered"))
+    return out
+
+
 def load_outcomes(path: str | Path) -> list[dict[str, Any]]:
     """Outcomes written by ``learnops retrain`` (reports/retrain/latest.json)."""
     with open(path) as fh:
@@ -250,8 +290,11 @@ def run(params: Params, outcomes_path: str | Path | None = None) -> RegisterResu
     from learnops.lifecycle.registry import Registry
     from learnops.lifecycle.retrain import register_pipeline
 
+    skipped: list[Skipped] = []
     if outcomes_path is None:
-        outcomes = jsonable(register_pipeline(params))
+        skipped = skips(params)
+        models = [m for m in TRAINED_BY if f"register {m}" not in {s.stage for s in skipped}]
+        outcomes = jsonable(register_pipeline(params, models=models)) if models else []
     else:
         outcomes = load_outcomes(outcomes_path)
     store = EventStore(params.db_url)
@@ -269,4 +312,5 @@ def run(params: Params, outcomes_path: str | Path | None = None) -> RegisterResu
         version_metrics=version_metrics,
         decision_markdown=decision_markdown(outcomes),
         ope=ope_table(outcomes),
+        skips=skipped,
     )

@@ -6,10 +6,20 @@ Reads ``data/processed/decisions.parquet``, holds out the evaluation learners
 regression baselines and writes ``reports/metrics/train_mlp.json``. Training seconds go to
 ``reports/timings/train_mlp.json``.
 
-No data: when the export window holds no decisions (e.g. only imported responses), the stage
-stops before training with *No training data available: … no decisions …* and writes nothing,
-so ``models/mlp`` and ``train_mlp.json`` stay as the last training left them (a run outside DVC
-keeps using that model; ``dvc repro`` stops here, as for an empty window).
+No data (issue 22, item 14): when the export window holds no decisions (e.g. only imported
+responses), the stage trains nothing and returns a :class:`~learnops.stages.Skipped` (*No data in
+the export window: train_mlp skipped; the previous model is kept*) instead of a
+:class:`TrainMlpResult`, so that ``dvc repro`` goes on. ``models/mlp`` stays as the last training
+left it (the DVC out is ``persist: true``; without a previous model it is created empty), and
+``train_mlp.json`` says so::
+
+    {"skipped": true, "reason": "no decisions in the export window (… is empty)",
+     "kept_model": {"weights_sha256": …, "data_fingerprint": …, "n_rows": …,
+                    "accuracy": …, "macro_f1": …, …}}
+
+``kept_model`` (present only when a previous model exists) holds the kept model's identity and
+the validation metrics recorded in its ``metadata.json`` when it was trained (the
+:data:`METRIC_KEYS` it has), so ``dvc metrics show`` still tells what is deployed.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +37,7 @@ from learnops.contracts import ACTIONS
 if TYPE_CHECKING:
     from learnops.config import Params
     from learnops.mlp import TrainResult
+    from learnops.stages import Skipped
 
 __all__ = ["METRIC_KEYS", "TrainMlpResult", "action_mix", "metrics_table", "run"]
 
@@ -35,7 +46,7 @@ STAGE = "train_mlp"
 #: Keys of ``TrainResult.metrics`` copied into ``reports/metrics/train_mlp.json``.
 METRIC_KEYS: tuple[str, ...] = (
     "accuracy", "macro_f1", "nll", "nll_uncalibrated", "ece", "ece_uncalibrated", "brier",
-    "temperature", "best_epoch", "epochs_run", "n_train", "n_val", "per_class_recall",
+    "temperature", "best_epoch", "epochs_run", "n_train", "n_val", "n_cal", "per_class_recall",
 )  # fmt: skip
 
 #: Validation metrics shown in the report, in display order.
@@ -75,6 +86,8 @@ class TrainMlpResult:
     seconds: float
     train_result: TrainResult = field(repr=False)
 
+    skipped: ClassVar[bool] = False
+
     @property
     def metrics_table(self) -> pd.DataFrame:
         """:attr:`metrics` flattened to one ``value`` column (nested keys joined by dots)."""
@@ -105,9 +118,11 @@ def split_summary(
         "held-out decisions (evaluate stage)": len(held_out),
         "held-out learners (evaluate stage)": held_out["learner_hash"].nunique(),
         "training rows": split["n_train"],
-        "validation rows": split["n_val"],
+        "validation rows (early stopping, metrics)": split["n_val"],
+        "calibration rows (temperature)": split.get("n_cal", 0),
         "training learners": split["n_train_learners"],
         "validation learners": split["n_val_learners"],
+        "calibration learners": split.get("n_cal_learners", 0),
         "epochs run": result.metrics["epochs_run"],
         "best epoch": result.metrics["best_epoch"],
     }
@@ -168,17 +183,56 @@ def metrics_document(result: TrainResult, baselines: pd.DataFrame) -> dict[str, 
     return metrics
 
 
-def run(params: Params) -> TrainMlpResult:
-    """Train, save and measure the decision model; write its metrics and timings."""
+def kept_model(model_dir: Path) -> dict[str, Any]:
+    """The identity and recorded validation metrics of the model in ``model_dir`` (its
+    ``metadata.json``), or ``{}`` when there is none (``{"unreadable": path}`` when its
+    metadata.json is not JSON)."""
+    import json
+
+    meta_path = model_dir / "metadata.json"
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError:
+        return {"unreadable": str(meta_path)}
+    data = meta.get("data") or {}
+    recorded = meta.get("metrics") or {}
+    return {
+        "weights_sha256": meta.get("weights_sha256"),
+        "data_fingerprint": data.get("fingerprint"),
+        "n_rows": data.get("n_rows"),
+        **{k: recorded[k] for k in METRIC_KEYS if k in recorded},
+    }
+
+
+def run(params: Params) -> TrainMlpResult | Skipped:
+    """Train, save and measure the decision model; write its metrics and timings. With no
+    decisions in the export window, keep the previous model and return a ``Skipped``."""
     from learnops.data.splits import mlp_holdout
     from learnops.io import jsonable
     from learnops.mlp import save, train
     from learnops.mlp.baselines import compare_baselines
     from learnops.mlp.features import feature_summary
-    from learnops.stages import read_training_table, write_metrics, write_timings
+    from learnops.stages import (
+        no_rows_reason,
+        processed_table,
+        skip_training,
+        write_metrics,
+        write_timings,
+    )
 
     t0 = time.perf_counter()
-    exported = read_training_table(params, STAGE, "decisions", "decision model")
+    _, exported = processed_table(params, "decisions")
+    if exported.empty:
+        model_dir = params.path(params.paths.models_dir) / "mlp"
+        # DVC needs the plots out; the curves of the kept model are gone with this run's
+        (params.path(params.paths.reports_dir) / "dvclive" / STAGE / "plots" / "metrics").mkdir(
+            parents=True, exist_ok=True
+        )
+        return skip_training(
+            params, STAGE, STAGE, "mlp", no_rows_reason(params, "decisions"), kept_model(model_dir)
+        )
     decisions, held_out = mlp_holdout(exported, params)
     live_dir = params.path(params.paths.reports_dir) / "dvclive" / STAGE
     result = train(decisions, params.mlp, seed=params.seed, live_dir=live_dir)
