@@ -123,6 +123,12 @@ class MlpDecisions:
     ml_accuracy_at_current: float | None
     outcomes_by_action: pd.DataFrame
     outcomes_by_decider: pd.DataFrame
+    #: The threshold table on the validation learners the threshold is chosen on (None: no
+    #: validation rows, the choice falls back to the test table and says so).
+    thresholds_validation: pd.DataFrame | None = None
+    #: The choice as measured on the validation learners (the test figures are in
+    #: ``threshold_choice``).
+    validation_choice: ThresholdChoice | None = None
 
     @property
     def threshold_summary(self) -> pd.DataFrame:
@@ -405,10 +411,74 @@ def score_mlp(model: Any, test: pd.DataFrame, y: np.ndarray, params: Params) -> 
     )
 
 
-def compare_decisions(test: pd.DataFrame, scores: MlpScores, params: Params) -> MlpDecisions:
-    """The model's decisions against the logged ones: agreement per decider, confidence
-    thresholds (usage vs accuracy, the chosen one) and the outcomes that followed."""
+def validation_confidence(model: Any, params: Params) -> tuple[np.ndarray, np.ndarray] | None:
+    """(confidence, correct) of the model on the training stage's validation learners (early
+    stopping and calibration learners: the model was never fitted on them, and they are not the
+    held-out test learners); None when there are none. The threshold is chosen on these."""
+    from learnops.data.splits import mlp_holdout
+    from learnops.io import read_table
+    from learnops.mlp.calibration import apply_temperature
+    from learnops.mlp.features import feature_matrix
+    from learnops.mlp.training import split_by_learner
+
+    decisions = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
+    train = mlp_holdout(decisions, params)[0]
+    if train["learner_hash"].nunique() < 2:
+        return None
+    split = split_by_learner(
+        train["learner_hash"],
+        len(train),
+        params.mlp.val_split,
+        params.seed,
+        cal_frac=params.mlp.calibration_split,
+    )
+    val = train.iloc[np.sort(np.r_[split.val_index, split.cal_index])]
+    known = val["action"].astype(str).isin(ACTIONS).to_numpy()
+    val = val[known]
+    if val.empty:
+        return None
+    y = val["action"].astype(str).map({a: i for i, a in enumerate(ACTIONS)}).to_numpy(int)
+    logits, _ = model.logits_and_delta(feature_matrix(val))
+    proba = apply_temperature(logits, model.temperature)
+    return proba.max(axis=1), (proba.argmax(axis=1) == y).astype(int)
+
+
+def _choose_threshold(
+    test: pd.DataFrame, validation: tuple[np.ndarray, np.ndarray] | None, params: Params
+) -> tuple[ThresholdChoice, ThresholdChoice | None, pd.DataFrame | None]:
+    """The threshold chosen on the validation learners and scored on the test learners:
+    (choice with the test figures, choice with the validation figures, validation table)."""
     ev = params.evaluate
+    if validation is None:
+        table = threshold_analysis(test["model_confidence"], test["correct"])
+        c = pick_threshold(table, ev.targets.ml_usage, ev.targets.accuracy)
+        note = " (no validation learners: chosen on the test learners, an optimistic figure)"
+        return ThresholdChoice(c.threshold, c.ml_usage, c.ml_accuracy, c.reason + note), None, None
+    val_table = threshold_analysis(*validation)
+    on_val = pick_threshold(val_table, ev.targets.ml_usage, ev.targets.accuracy)
+    if on_val.threshold is None:
+        return on_val, on_val, val_table
+    use = test["model_confidence"] >= on_val.threshold
+    usage = float(use.mean())
+    acc = float(test.loc[use, "correct"].mean()) if use.any() else None
+    reason = (
+        f"chosen on the validation learners (usage {on_val.ml_usage:.3f}, accuracy "
+        f"{on_val.ml_accuracy:.3f}); on the held-out test learners: usage {usage:.3f}, accuracy "
+        + ("n/a" if acc is None else f"{acc:.3f}")
+    )
+    return ThresholdChoice(on_val.threshold, usage, acc, reason), on_val, val_table
+
+
+def compare_decisions(
+    test: pd.DataFrame,
+    scores: MlpScores,
+    params: Params,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+) -> MlpDecisions:
+    """The model's decisions against the logged ones: agreement per decider, confidence
+    thresholds (usage vs accuracy; the threshold chosen on ``validation`` — the validation
+    learners' (confidence, correct) — and scored on the test learners) and the outcomes that
+    followed."""
     pred = scores.proba.argmax(axis=1)
     test = test.copy()
     test["model_action"] = np.asarray(ACTIONS, dtype=object)[pred]
@@ -417,6 +487,7 @@ def compare_decisions(test: pd.DataFrame, scores: MlpScores, params: Params) -> 
     test = add_confidence_bucket(test, "model_confidence", CONFIDENCE_EDGES)
 
     thresholds = threshold_analysis(test["model_confidence"], test["correct"])
+    choice, on_val, val_table = _choose_threshold(test, validation, params)
     current = float(params.mlp.confidence_threshold)
     at_current = test["model_confidence"] >= current
     outcome_cols = [c for c in OUTCOME_COLUMNS if c in test.columns]
@@ -426,7 +497,7 @@ def compare_decisions(test: pd.DataFrame, scores: MlpScores, params: Params) -> 
         agreement_by_confidence=agreement_table(test, by=["decided_by", "confidence_bucket"]),
         agreement_overall=agreement_table(test, by=["decided_by"]),
         thresholds=thresholds,
-        threshold_choice=pick_threshold(thresholds, ev.targets.ml_usage, ev.targets.accuracy),
+        threshold_choice=choice,
         current_threshold=current,
         ml_usage_at_current=float(at_current.mean()),
         ml_accuracy_at_current=(
@@ -434,6 +505,8 @@ def compare_decisions(test: pd.DataFrame, scores: MlpScores, params: Params) -> 
         ),
         outcomes_by_action=outcomes_by(test, by="action", metrics=outcome_cols),
         outcomes_by_decider=outcomes_by(test, by="decided_by", metrics=outcome_cols),
+        thresholds_validation=val_table,
+        validation_choice=on_val,
     )
 
 
@@ -595,6 +668,9 @@ def build_metrics(
             "chosen": choice.threshold,
             "chosen_ml_usage": choice.ml_usage,
             "chosen_ml_accuracy": choice.ml_accuracy,
+            "chosen_on": "validation" if dec.validation_choice is not None else "test",
+            "validation_ml_usage": getattr(dec.validation_choice, "ml_usage", None),
+            "validation_ml_accuracy": getattr(dec.validation_choice, "ml_accuracy", None),
             "reason": choice.reason,
         },
         "agreement": {
@@ -810,7 +886,7 @@ def run(
     version = model_version_label(model)
     test, y = mlp_test_set(params)
     scores = score_mlp(model, test, y, params)
-    dec = compare_decisions(test, scores, params)
+    dec = compare_decisions(test, scores, params, validation_confidence(model, params))
     ope_table, ope = off_policy(dec.test, y, scores.proba, params)
     irt_reason = irt_skip_reason(params)
     fit, irt_scores, irt_skipped = None, None, None
