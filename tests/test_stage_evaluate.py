@@ -190,3 +190,17 @@ def test_no_bootstrap_reports_no_interval(tmp_path, tiny_project, own_store):
     assert logged.get("ci_low") is None and logged.get("ci_high") is None
     fig = plots.plot_headline(out.mlp.bootstrap)
     assert "no CI" in fig.axes[0].get_title()
+
+
+def test_threshold_is_chosen_on_validation_and_scored_on_test(pipeline, result):
+    """The chosen threshold comes from the validation learners; its usage and accuracy in the
+    metrics are those of the held-out test learners at that threshold."""
+    t = result.metrics["threshold"]
+    assert t["chosen_on"] == "validation"
+    if t["chosen"] is not None:
+        test = result.decisions.test
+        use = test["model_confidence"] >= t["chosen"]
+        assert t["chosen_ml_usage"] == pytest.approx(use.mean(), rel=1e-9)
+        assert t["chosen_ml_accuracy"] == pytest.approx(test.loc[use, "correct"].mean(), rel=1e-9)
+    else:
+        assert "validation" in t["reason"] or "no threshold" in t["reason"]
