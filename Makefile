@@ -78,9 +78,9 @@ nbval: setup ## Execute every notebook in order on CI-size params (scratch copy 
 bench: setup ## Benchmarks (numbers land in benchmarks/results/)
 	for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
-audit: setup ## Security audit: bandit over src/, pip-audit over the installed packages
+audit: setup ## Security audit: bandit over src/, pip-audit over requirements.lock (needs PyPI's JSON API)
 	$(BIN)/bandit -r src -q
-	$(BIN)/pip-audit --local --skip-editable --progress-spinner off
+	$(BIN)/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off
 
 ci-metrics: setup ## Rerun the CI-size pipeline and rewrite the reference tests/data/ci_metrics.json
 	$(BIN)/python tests/test_reproducible.py --write tests/data/ci_metrics.json
