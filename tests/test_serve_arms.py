@@ -136,6 +136,10 @@ def test_arm_policies_and_logged_propensities(tmp_path, table, model_dir):
         assert abs(inv.mean() - 5) < 4 * inv.std(ddof=1) / np.sqrt(len(inv)) + 1e-9, arm
     explored = d["explored"].astype(bool)
     assert abs(explored.mean() - eps) < 4 * np.sqrt(eps * (1 - eps) / len(d))
+    # only the hybrid policy hands decisions to the teacher for low confidence (all of them at
+    # threshold 1); the ml and gpt4 arms never count as low-confidence fallbacks
+    low = _metric(client.get("/metrics").text, "learnops_low_confidence_total")
+    assert low == (d["ab_group"] == "hybrid").sum()
 
 
 def test_without_an_experiment_the_default_policy_is_served(tmp_path, table, model_dir):

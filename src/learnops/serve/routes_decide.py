@@ -72,7 +72,8 @@ def decide_once(
         from learnops.mlp import predict
 
         pred = predict(model, features)
-    low = pred is not None and pred.confidence < state.threshold
+    # low: the hybrid policy hands this decision to the teacher because the model is unsure
+    low = arm == "hybrid" and pred is not None and pred.confidence < state.threshold
     if pred is not None and (arm == "ml" or (arm == "hybrid" and not low)):
         return _ml(pred, version), low
     try:
