@@ -39,13 +39,44 @@ log = logging.getLogger("learnops.serve")
 CHECK_INTERVAL_S = 1.0
 
 
-class ModelHolder:
+class _BackgroundLookup:
+    """A value looked up at most once per ``interval`` seconds, off the request path and never
+    concurrently: :meth:`_due` starts the lookup (:meth:`_refresh`) in a daemon thread when the
+    interval has passed; requests meanwhile use the last answer."""
+
+    _thread_name = "lookup"
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._checked = -math.inf
+
+    def _due(self) -> None:
+        if time.monotonic() - self._checked >= self.interval and self._lock.acquire(False):
+            self._checked = time.monotonic()
+            threading.Thread(
+                target=self._refresh_locked, name=self._thread_name, daemon=True
+            ).start()
+
+    def _refresh_locked(self) -> None:
+        try:
+            self._refresh()
+        finally:
+            self._lock.release()
+
+    def _refresh(self) -> None:
+        raise NotImplementedError
+
+
+class ModelHolder(_BackgroundLookup):
     """The served MLP: loaded once, swapped when the registry's production version changes.
 
     The registry is asked at most once per ``interval`` seconds, off the request path and never
     concurrently; requests meanwhile use the loaded model. A version whose artifacts fail to
     load is not retried.
     """
+
+    _thread_name = "model-refresh"
 
     def __init__(
         self,
@@ -54,15 +85,13 @@ class ModelHolder:
         loader: Callable[[str], Any] | None = None,
         on_swap: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__(interval)
         self.registry = registry
-        self.interval = interval
         self._loader = loader
         self._on_swap = on_swap
-        self._lock = threading.Lock()
         self._state: tuple[Any, str | None] = (None, None)
         self._key: tuple | None = None
         self._failed: tuple | None = None
-        self._checked = -math.inf
 
     @property
     def version(self) -> str | None:
@@ -72,16 +101,8 @@ class ModelHolder:
     def current(self) -> tuple[Any, str | None]:
         """(model, version) at once; when the check interval has passed, a background thread
         looks up the production version (and loads it) for the following requests."""
-        if time.monotonic() - self._checked >= self.interval and self._lock.acquire(False):
-            self._checked = time.monotonic()
-            threading.Thread(target=self._refresh_locked, name="model-refresh", daemon=True).start()
+        self._due()
         return self._state
-
-    def _refresh_locked(self) -> None:
-        try:
-            self._refresh()
-        finally:
-            self._lock.release()
 
     def refresh(self) -> tuple[Any, str | None]:
         """Look up the production version now and load it if it changed."""
@@ -123,32 +144,22 @@ class ModelHolder:
             self._on_swap()
 
 
-class ExperimentCache:
+class ExperimentCache(_BackgroundLookup):
     """The running experiment (or None), looked up in the store at most once per ``interval``
     seconds in a background thread, like :class:`ModelHolder`; ``refresh()`` looks it up now
     (after a start or stop through this server). A failed lookup keeps the last answer."""
 
+    _thread_name = "experiment-refresh"
+
     def __init__(self, store: EventStore, interval: float = CHECK_INTERVAL_S) -> None:
+        super().__init__(interval)
         self.store = store
-        self.interval = interval
-        self._lock = threading.Lock()
         self._current: Any = None
-        self._checked = -math.inf
 
     def current(self) -> Any:
         """The running ``learnops.ab.experiments.Experiment`` as last looked up, or None."""
-        if time.monotonic() - self._checked >= self.interval and self._lock.acquire(False):
-            self._checked = time.monotonic()
-            threading.Thread(
-                target=self._refresh_locked, name="experiment-refresh", daemon=True
-            ).start()
+        self._due()
         return self._current
-
-    def _refresh_locked(self) -> None:
-        try:
-            self._refresh()
-        finally:
-            self._lock.release()
 
     def refresh(self) -> Any:
         """Look up the running experiment now."""
