@@ -303,12 +303,11 @@ def irt_skip_reason(params: Params) -> str | None:
 
 
 # -- the decision model -------------------------------------------------------------------------
-def mlp_test_set(params: Params) -> tuple[pd.DataFrame, np.ndarray]:
-    """The held-out decisions and their logged action indices (ACTIONS order)."""
+def mlp_test_set(params: Params, decisions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The held-out decisions of the exported ``decisions`` and their logged action indices
+    (ACTIONS order)."""
     from learnops.data.splits import mlp_holdout
-    from learnops.io import read_table
 
-    decisions = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
     test = mlp_holdout(decisions, params)[1]
     if test.empty:
         raise LearnopsError("the MLP held-out set is empty")
@@ -411,17 +410,18 @@ def score_mlp(model: Any, test: pd.DataFrame, y: np.ndarray, params: Params) -> 
     )
 
 
-def validation_confidence(model: Any, params: Params) -> tuple[np.ndarray, np.ndarray] | None:
-    """(confidence, correct) of the model on the training stage's validation learners (early
+def validation_confidence(
+    model: Any, params: Params, decisions: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(confidence, correct) of the model on the exported ``decisions`` of the training stage's
+    validation learners (early
     stopping and calibration learners: the model was never fitted on them, and they are not the
     held-out test learners); None when there are none. The threshold is chosen on these."""
     from learnops.data.splits import mlp_holdout
-    from learnops.io import read_table
     from learnops.mlp.calibration import apply_temperature
     from learnops.mlp.features import feature_matrix
     from learnops.mlp.training import split_by_learner
 
-    decisions = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
     train = mlp_holdout(decisions, params)[0]
     if train["learner_hash"].nunique() < 2:
         return None
@@ -875,6 +875,7 @@ def run(
     model alone (``irt`` None, ``irt_skipped`` says why).
     """
     from learnops import irt
+    from learnops.io import read_table
     from learnops.mlp import load as load_mlp
     from learnops.stages import Skipped
 
@@ -884,9 +885,10 @@ def run(
     models_dir = params.path(params.paths.models_dir)
     model = load_mlp(models_dir / "mlp")
     version = model_version_label(model)
-    test, y = mlp_test_set(params)
+    decisions = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
+    test, y = mlp_test_set(params, decisions)
     scores = score_mlp(model, test, y, params)
-    dec = compare_decisions(test, scores, params, validation_confidence(model, params))
+    dec = compare_decisions(test, scores, params, validation_confidence(model, params, decisions))
     ope_table, ope = off_policy(dec.test, y, scores.proba, params)
     irt_reason = irt_skip_reason(params)
     fit, irt_scores, irt_skipped = None, None, None
