@@ -550,9 +550,21 @@ def dashboard_payload(
         "errors": errors,
         "models": models_section(state),
     }
+    payload = _json_safe(payload)
     with cache.lock:
         cache.payloads[window_min] = (time.monotonic(), payload)
     return payload
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def extra_metric_lines(state: Any) -> list[str]:
