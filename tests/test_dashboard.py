@@ -257,6 +257,10 @@ def test_live_alerts_follow_the_targets():
     assert set(got) == {"ml_usage", "latency_p95_ms", "dataset_drift", "error_rate"}
     assert "engagement" in got["dataset_drift"]["message"]
     assert "hint_rate" not in got["dataset_drift"]["message"]
+    models = {"production": [{"model": "mlp", "version": "v4", "accuracy": 0.8}]}
+    got = {a["metric"]: a for a in live_alerts(series, drift, errors, targets | {"accuracy": 0.85},
+                                               models)}  # fmt: skip
+    assert "v4" in got["model_accuracy"]["message"] and got["model_accuracy"]["value"] == 0.8
     fine = live_alerts(
         {
             "decisions": {"total": 50},
@@ -265,7 +269,8 @@ def test_live_alerts_follow_the_targets():
         },  # fmt: skip
         {"status": "ok", "features": []},
         {"rate": 0.0, "decisions": 50},
-        targets,
+        targets | {"accuracy": 0.85},
+        {"production": [{"model": "mlp", "version": "v5", "accuracy": 0.9}]},
     )
     assert fine == []
     few = dict(series, decisions={"total": 5})

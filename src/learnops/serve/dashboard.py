@@ -15,7 +15,7 @@ shows the whole service, not one worker) and the server's own state:
 - the served drift test (``learnops.serve.drift``): per feature p-values and verdict;
 - the active alerts: those stored in the last day (``MonitoringMetric`` rows with
   ``alert``) and the live threshold checks of the window (params ``evaluate.targets``,
-  ``serve.max_error_rate``, the drift verdict);
+  ``serve.max_error_rate``, the drift verdict, the production model's held-out accuracy);
 - the production model versions with their deploy times, and recent deploys.
 
 Learner ids never leave this module: learner hashes are only grouped by, never returned.
@@ -257,10 +257,27 @@ def _stored_alerts(store: Any, now: datetime) -> list[dict[str, Any]]:
 
 
 def live_alerts(
-    series: dict[str, Any], drift: dict[str, Any], errors: dict[str, Any], targets: dict
+    series: dict[str, Any],
+    drift: dict[str, Any],
+    errors: dict[str, Any],
+    targets: dict,
+    models: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Threshold checks of the window: ML usage, latency p95, drift verdict, error rate."""
+    """Threshold checks of the window: ML usage, latency p95, drift verdict, error rate, and
+    the production model's held-out accuracy (the rules of deploy/prometheus/alerts.yml)."""
     out: list[dict[str, Any]] = []
+    for m in (models or {}).get("production", []):
+        acc = m.get("accuracy")
+        if m.get("model") == "mlp" and acc is not None and acc < targets["accuracy"]:
+            out.append(
+                {
+                    "metric": "model_accuracy",
+                    "value": acc,
+                    "threshold": targets["accuracy"],
+                    "message": f"production mlp {m['version']} has a held-out accuracy of "
+                    f"{acc:.1%}, below the target {targets['accuracy']:.0%}",
+                }
+            )
     n = series["decisions"]["total"]
     usage = series["mlUsage"]["overall"]
     p95 = series["latency"]["overall"]["p95"]
@@ -534,7 +551,9 @@ def dashboard_payload(
         "rate": n_errors / attempts if attempts else None,
         "scope": "this server process since it started",
     }
-    alerts = live_alerts(series, drift, errors, targets) + _stored_alerts(state.store, now)
+    models = models_section(state)
+    alerts = live_alerts(series, drift, errors, targets, models)
+    alerts += _stored_alerts(state.store, now)
     payload = {
         "generatedAt": now.isoformat(),
         "windowMinutes": window_min,
@@ -548,7 +567,7 @@ def dashboard_payload(
         "drift": drift,
         "alerts": alerts,
         "errors": errors,
-        "models": models_section(state),
+        "models": models,
     }
     payload = _json_safe(payload)
     with cache.lock:

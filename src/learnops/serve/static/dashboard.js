@@ -66,7 +66,8 @@
     clear(l);
     for (const it of items) {
       const s = el("span");
-      const i = el("i", it.dash ? { class: "dash" } : { style: "background:" + it.color });
+      const i = el("i", it.dash ? { class: "dash" } : {});
+      if (!it.dash) i.style.background = it.color;  // CSSOM: the CSP forbids style attributes
       s.appendChild(i);
       s.appendChild(document.createTextNode(it.label));
       l.appendChild(s);
@@ -96,13 +97,27 @@
   function setState(panel, state) { panel.setAttribute("data-state", state); }
 
   // -- charts --------------------------------------------------------------------------------
-  const W = 560, H = 180, M = { l: 44, r: 12, t: 10, b: 22 };
-  function frame(buckets, yMax, fmt) {
+  const H = 190, M = { l: 46, r: 14, t: 12, b: 22 };
+  let W = 560;
+  function widthOf(container) {
+    // draw at the container's own pixel width: text stays at its CSS size in every panel
+    W = Math.max(260, Math.round(container.clientWidth || 560));
+    return W;
+  }
+  function frame(buckets, yMax, fmt, logMin) {
     const svg = svgEl("svg", { viewBox: "0 0 " + W + " " + H, role: "img" });
     const iw = W - M.l - M.r, ih = H - M.t - M.b;
-    const y = (v) => M.t + ih - (ih * v) / (yMax || 1);
-    for (let k = 0; k <= 4; k++) {
-      const v = (yMax * k) / 4;
+    let y, ticks;
+    if (logMin) {  // log scale from logMin to yMax (powers of ten)
+      const lo = Math.log10(logMin), hi = Math.log10(yMax);
+      y = (v) => M.t + ih - (ih * (Math.log10(Math.max(v, logMin)) - lo)) / (hi - lo || 1);
+      ticks = [];
+      for (let e = Math.round(lo); e <= Math.round(hi); e++) ticks.push(Math.pow(10, e));
+    } else {
+      y = (v) => M.t + ih - (ih * v) / (yMax || 1);
+      ticks = [0, 1, 2, 3, 4].map((k) => (yMax * k) / 4);
+    }
+    for (const v of ticks) {
       svg.appendChild(svgEl("line", { class: "grid-line", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }));
       svg.appendChild(svgEl("text", { x: M.l - 6, y: y(v) + 4, "text-anchor": "end" }, fmt(v)));
     }
@@ -127,10 +142,11 @@
     f.svg.appendChild(svgEl("text", { class: "target-label", x: W - M.r - 2, y: yy - 4, "text-anchor": "end" }, label));
   }
   function stackedBars(container, buckets, series, fmt) {
+    widthOf(container);
     const names = Object.keys(series);
     const totals = buckets.map((_, i) => names.reduce((s, n) => s + (series[n][i] || 0), 0));
     const yMax = niceMax(Math.max(...totals, 0));
-    const f = frame(buckets, yMax, fmt || ((v) => num(v, v < 10 ? 1 : 0)));
+    const f = frame(buckets, yMax, fmt || ((v) => (v === 0 ? "0" : num(v, v < 10 ? 1 : 0))));
     buckets.forEach((_, i) => {
       let acc = 0;
       names.forEach((n, k) => {
@@ -148,10 +164,16 @@
     container.appendChild(f.svg);
   }
   function lines(container, buckets, series, opts) {
+    widthOf(container);
     const all = [];
-    for (const v of Object.values(series)) for (const x of v) if (x !== null && isFinite(x)) all.push(x);
-    const yMax = opts.yMax || niceMax(Math.max(...all, opts.target || 0) * 1.1);
-    const f = frame(buckets, yMax, opts.fmt);
+    for (const v of Object.values(series)) for (const x of v) if (x !== null && isFinite(x) && x > 0) all.push(x);
+    let yMax = opts.yMax || niceMax(Math.max(...all, opts.target || 0) * 1.1);
+    let logMin = null;
+    if (opts.log) {  // powers of ten around the values and the target
+      logMin = Math.pow(10, Math.floor(Math.log10(Math.min(...all, opts.target || 1))));
+      yMax = Math.pow(10, Math.ceil(Math.log10(Math.max(...all, opts.target || 1) * 1.5)));
+    }
+    const f = frame(buckets, yMax, opts.fmt, logMin);
     targetLine(f, yMax, opts.target, opts.targetLabel);
     Object.entries(series).forEach(([name, values], k) => {
       let d = "";
@@ -163,12 +185,23 @@
         f.svg.appendChild(svgEl("circle", { class: "point", cx: f.x(i), cy: f.y(Math.min(v, yMax)), r: 2.6, fill: color(name, k) }));
       });
       if (d) f.svg.appendChild(svgEl("path", { class: "series", d, fill: "none", stroke: color(name, k), "stroke-width": 2 }));
+      // the latest value, written next to its point
+      for (let i = values.length - 1; i >= 0; i--) {
+        const v = values[i];
+        if (v === null || !isFinite(v)) continue;
+        f.svg.appendChild(svgEl("text", {
+          class: "value-label", x: f.x(i) - 6, y: f.y(Math.min(v, yMax)) + 4, "text-anchor": "end",
+          fill: color(name, k), "font-weight": "600",
+        }, (opts.label || num)(v)));
+        break;
+      }
     });
     clear(container);
     container.appendChild(f.svg);
   }
   function ciChart(container, arms, metrics) {
-    const rowH = 22, groupGap = 16, left = 130, right = 150, width = 560;
+    const width = widthOf(container);
+    const rowH = 22, groupGap = 14, left = 120, right = 150;
     const rows = metrics.length * arms.length;
     const height = 24 + rows * rowH + metrics.length * groupGap;
     const svg = svgEl("svg", { viewBox: "0 0 " + width + " " + height, role: "img" });
@@ -179,18 +212,18 @@
     }
     let yy = 24;
     metrics.forEach((metric) => {
-      svg.appendChild(svgEl("text", { x: 4, y: yy + 12, "font-weight": "600" }, metric));
+      svg.appendChild(svgEl("text", { x: 4, y: yy + 15, "font-weight": "600" }, metric));
       arms.forEach((a, k) => {
         const m = (a.metrics || {})[metric] || {};
         const cy = yy + rowH / 2 + 2;
-        svg.appendChild(svgEl("text", { x: 78, y: cy + 4 }, a.arm));
+        svg.appendChild(svgEl("text", { x: left - 8, y: cy + 4, "text-anchor": "end" }, a.arm));
         if (m.mean !== null && m.mean !== undefined) {
           if (m.ciLow !== null && m.ciLow !== undefined) {
             svg.appendChild(svgEl("line", { class: "ci", x1: x(m.ciLow), x2: x(m.ciHigh), y1: cy, y2: cy, stroke: color(a.arm, k), "stroke-width": 3, "stroke-linecap": "round", opacity: 0.55 }));
           }
           svg.appendChild(svgEl("circle", { class: "point", cx: x(m.mean), cy, r: 4.5, fill: color(a.arm, k) }));
           const ci = m.ciLow !== null && m.ciLow !== undefined ? " [" + num(m.ciLow, 2) + ", " + num(m.ciHigh, 2) + "]" : "";
-          svg.appendChild(svgEl("text", { x: width - right + 8, y: cy + 4 }, num(m.mean, 3) + ci + "  n=" + m.learners));
+          svg.appendChild(svgEl("text", { x: width - right + 8, y: cy + 4 }, num(m.mean, 2) + ci + " n=" + m.learners));
         } else {
           svg.appendChild(svgEl("text", { x: width - right + 8, y: cy + 4 }, "no outcomes yet"));
         }
@@ -222,7 +255,7 @@
     const u = d.mlUsage.overall;
     headline(p, pct(u), "target ≥ " + pct(t, 0), u === null ? "" : u >= t ? "good" : "bad");
     lines(slot(p, "chart"), d.buckets, { usage: d.mlUsage.values }, {
-      yMax: 1, target: t, targetLabel: "target " + pct(t, 0), fmt: (v) => pct(v, 0),
+      yMax: 1, target: t, targetLabel: "target " + pct(t, 0), fmt: (v) => pct(v, 0), label: (v) => pct(v, 0),
     });
     legend(p, [{ label: "ML share per bucket", color: COLORS.usage }, { label: "target", dash: true }]);
     setState(p, u === null ? "empty" : "ok");
@@ -234,9 +267,11 @@
     headline(p, num(o.p95, 1) + " ms p95", "p50 " + num(o.p50, 1) + " · p99 " + num(o.p99, 1) + " · target " + t + " ms",
       o.p95 === null ? "" : o.p95 <= t ? "good" : "bad");
     lines(slot(p, "chart"), d.buckets, { p50: d.latency.p50, p95: d.latency.p95, p99: d.latency.p99 }, {
-      target: t, targetLabel: "target " + t + " ms", fmt: (v) => num(v, v < 10 ? 1 : 0),
+      target: t, targetLabel: "target " + t + " ms", log: true,
+      fmt: (v) => (v >= 1 ? num(v, 0) : String(v)), label: (v) => num(v, v < 10 ? 1 : 0),
     });
-    legend(p, [{ label: "p50", color: COLORS.p50 }, { label: "p95", color: COLORS.p95 }, { label: "p99", color: COLORS.p99 }, { label: "target", dash: true }]);
+    slot(p, "chart").setAttribute("title", "log scale");
+    legend(p, [{ label: "p50", color: COLORS.p50 }, { label: "p95", color: COLORS.p95 }, { label: "p99", color: COLORS.p99 }, { label: "target (log scale)", dash: true }]);
     setState(p, o.p50 === null ? "empty" : "ok");
   }
   function drawOutcomes(d) {
@@ -270,18 +305,21 @@
     s.appendChild(srm.mismatch ? badge("SRM: mismatch", "bad") : badge("no SRM", "good"));
     body.appendChild(s);
     const a = e.analysis;
-    if (a && a.comparisons && a.comparisons.length) {
+    const comps = a && a.comparisons ? a.comparisons.filter((c) => c.diff !== null) : [];
+    if (comps.length) {
       body.appendChild(el("p", { class: "sub" }, "Sequential analysis (" + (a.method || "") + ", anytime-valid CI) · " + when(a.at)));
       body.appendChild(table(
         ["metric", "arm vs control", "diff", "CI", "verdict"],
-        a.comparisons.map((c) => [
+        comps.map((c) => [
           c.metric, c.treatment + " vs " + c.control, num(c.diff, 3),
           "[" + num(c.ciLow, 3) + ", " + num(c.ciHigh, 3) + "]",
           c.significant ? badge("significant", "good") : badge("not yet", "muted"),
         ]),
         [false, false, true, true, false],
       ));
-      if (a.decision) body.appendChild(el("p", { class: "muted" }, a.decision));
+      const none = [...new Set(a.comparisons.filter((c) => c.diff === null).map((c) => c.metric))];
+      const note = (a.decision || "") + (none.length ? " · no outcomes yet for " + none.join(", ") : "");
+      if (note) body.appendChild(el("p", { class: "muted" }, note));
     } else {
       body.appendChild(el("p", { class: "muted" }, a ? "analysis: " + (a.decision || "no comparison yet") : "analysis pending (recomputed every 30 s)"));
     }
@@ -327,7 +365,7 @@
       const li = el("li", { class: a.source, "data-metric": a.metric });
       li.appendChild(el("div", {}, a.message));
       const meta = [a.source, a.metric];
-      if (a.value !== null && a.value !== undefined) meta.push("value " + num(a.value, 3));
+      if (a.value !== null && a.value !== undefined) meta.push("value " + (a.value !== 0 && Math.abs(a.value) < 0.001 ? a.value.toExponential(1) : num(a.value, 3)));
       if (a.threshold !== null && a.threshold !== undefined) meta.push("threshold " + a.threshold);
       if (a.modelVersion) meta.push("model " + a.modelVersion);
       if (a.at) meta.push(when(a.at));
