@@ -141,13 +141,14 @@ def _recent(store: Any, since: datetime) -> Any:
     """(timestamp, decided_by, ab_group, latency_ms) of the decisions since ``since`` (the
     :data:`MAX_ROWS` most recent) as a DataFrame."""
     import pandas as pd
-    from sqlalchemy import select
+    from sqlalchemy import String, cast, select
 
     from learnops.data.store import Decision
 
     t = Decision.__table__
+    # the timestamp as the database's text, parsed once by pandas (not row by row)
     stmt = (
-        select(t.c.timestamp, t.c.decided_by, t.c.ab_group, t.c.latency_ms)
+        select(cast(t.c.timestamp, String), t.c.decided_by, t.c.ab_group, t.c.latency_ms)
         .where(t.c.timestamp >= since)
         .order_by(t.c.timestamp.desc())
         .limit(MAX_ROWS)
@@ -155,7 +156,7 @@ def _recent(store: Any, since: datetime) -> Any:
     with store.engine.connect() as conn:
         rows = conn.execute(stmt).all()
     df = pd.DataFrame(rows, columns=["timestamp", "decided_by", "ab_group", "latency_ms"])
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
     return df
 
 
@@ -571,6 +572,8 @@ def dashboard_payload(
     }
     payload = _json_safe(payload)
     with cache.lock:
+        if len(cache.payloads) >= 8:  # a few windows are in use at a time: keep memory bounded
+            cache.payloads.clear()
         cache.payloads[window_min] = (time.monotonic(), payload)
     return payload
 
