@@ -140,6 +140,7 @@ def arm_outcomes(store: Any, experiment: str | None, since: datetime | None) -> 
 def _recent(store: Any, since: datetime) -> Any:
     """(timestamp, decided_by, ab_group, latency_ms) of the decisions since ``since`` (the
     :data:`MAX_ROWS` most recent) as a DataFrame."""
+    import numpy as np
     import pandas as pd
     from sqlalchemy import String, cast, select
 
@@ -155,9 +156,17 @@ def _recent(store: Any, since: datetime) -> Any:
     )
     with store.engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    df = pd.DataFrame(rows, columns=["timestamp", "decided_by", "ab_group", "latency_ms"])
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
-    return df
+    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]  # columns: fast
+    return pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(
+                pd.Series(cols[0], dtype=object), utc=True, format="ISO8601"
+            ),
+            "decided_by": pd.Series(cols[1], dtype=object),
+            "ab_group": pd.Series(cols[2], dtype=object),
+            "latency_ms": np.asarray(cols[3], dtype=float),
+        }
+    )
 
 
 def time_series(df: Any, now: datetime, window_min: float) -> dict[str, Any]:
