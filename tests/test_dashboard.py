@@ -302,3 +302,20 @@ def test_time_series_buckets_cover_the_window():
     assert s["decisions"]["byArm"]["hybrid"][-1] == 2.0  # no experiment: the default arm
     assert s["mlUsage"]["values"][-1] == 0.5 and s["mlUsage"]["values"][5] is None
     assert s["decisions"]["lastMinute"] == 2
+
+
+def test_page_files_ship_as_package_data():
+    """The page's files are installed with the package (pyproject package-data), not only in an
+    editable checkout."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = cfg["tool"]["setuptools"]["package-data"]["learnops.serve"]
+    static = root / "src" / "learnops" / "serve" / "static"
+    files = sorted(p.name for p in static.iterdir())
+    assert files == ["dashboard.css", "dashboard.html", "dashboard.js"]
+    for name in files:
+        assert any(fnmatch.fnmatch(f"static/{name}", p) for p in patterns), name
