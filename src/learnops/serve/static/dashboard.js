@@ -132,8 +132,11 @@
   function niceMax(v) {
     if (!(v > 0)) return 1;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    for (const m of [1, 2, 4, 10]) if (m * p >= v) return m * p;  // quarter ticks stay round
     return 10 * p;
+  }
+  function noData(f) {
+    f.svg.appendChild(svgEl("text", { class: "no-data", x: W / 2, y: M.t + f.ih / 2, "text-anchor": "middle" }, "no decisions in the window"));
   }
   function targetLine(f, yMax, target, label) {
     if (target === null || target === undefined) return;
@@ -145,8 +148,9 @@
     widthOf(container);
     const names = Object.keys(series);
     const totals = buckets.map((_, i) => names.reduce((s, n) => s + (series[n][i] || 0), 0));
-    const yMax = niceMax(Math.max(...totals, 0));
+    const yMax = niceMax(Math.max(...totals, 4));
     const f = frame(buckets, yMax, fmt || ((v) => (v === 0 ? "0" : num(v, v < 10 ? 1 : 0))));
+    if (!totals.some((v) => v > 0)) noData(f);
     buckets.forEach((_, i) => {
       let acc = 0;
       names.forEach((n, k) => {
@@ -175,6 +179,7 @@
     }
     const f = frame(buckets, yMax, opts.fmt, logMin);
     targetLine(f, yMax, opts.target, opts.targetLabel);
+    if (!all.length) noData(f);
     Object.entries(series).forEach(([name, values], k) => {
       let d = "";
       let pen = false;
@@ -280,7 +285,11 @@
     const learners = arms.reduce((s, a) => s + a.learners, 0);
     const withData = arms.some((a) => Object.values(a.metrics).some((m) => m.mean !== null));
     headline(p, arms.length + " arm" + (arms.length === 1 ? "" : "s"), learners + " learners · " + d.outcomes.scope);
-    ciChart(slot(p, "chart"), arms, ["accuracy", "engagement"]);
+    if (arms.length) ciChart(slot(p, "chart"), arms, ["accuracy", "engagement"]);
+    else {
+      clear(slot(p, "chart"));
+      slot(p, "chart").appendChild(el("p", { class: "muted" }, "No decisions with outcomes yet."));
+    }
     setState(p, withData ? "ok" : "empty");
   }
   function drawExperiment(d) {
@@ -335,6 +344,13 @@
     headline(p, label + (drifted.length ? " in " + drifted.length + " feature" + (drifted.length > 1 ? "s" : "") : ""),
       "last " + dr.nCurrent + " decisions · permutation KS, " + dr.correction + " at α " + dr.alpha + " · tested " + when(dr.testedAt),
       dr.status === "drift" ? "bad" : dr.status === "ok" ? "good" : "");
+    if (!dr.features.length) {
+      body.appendChild(el("p", { class: "muted" }, "Not tested yet: the server tests the last " + dr.window +
+        " decisions against the training export (data/processed/decisions.parquet) every " + dr.intervalSeconds +
+        " s, once there are enough of them (monitor.min_n)."));
+      setState(p, "empty");
+      return;
+    }
     const feats = dr.features.slice().sort((a, b) => (a.pAdjusted ?? a.pValue ?? 1) - (b.pAdjusted ?? b.pValue ?? 1));
     body.appendChild(table(
       ["feature", "p (adj.)", "", "PSI", "verdict"],
