@@ -475,6 +475,7 @@ def summarize_analysis(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "at": utcnow().isoformat(),
         "method": results.get("method"),
+        "correction": results.get("correction"),
         "decision": results.get("decision"),
         "winner": results.get("winner"),
         "comparisons": comps,

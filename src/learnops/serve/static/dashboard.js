@@ -316,7 +316,8 @@
     const a = e.analysis;
     const comps = a && a.comparisons ? a.comparisons.filter((c) => c.diff !== null) : [];
     if (comps.length) {
-      body.appendChild(el("p", { class: "sub" }, "Sequential analysis (" + (a.method || "") + ", anytime-valid CI) · " + when(a.at)));
+      const kind = a.method === "sequential" ? "Sequential analysis (anytime-valid confidence sequences)" : "Analysis (" + (a.method || "fixed") + "-horizon CIs)";
+      body.appendChild(el("p", { class: "sub" }, kind + (a.correction ? ", " + a.correction + "-adjusted" : "") + " · " + when(a.at)));
       body.appendChild(table(
         ["metric", "arm vs control", "diff", "CI", "verdict"],
         comps.map((c) => [
