@@ -173,6 +173,9 @@ class ServeConfig(_Section):
     epsilon: float = Field(0.05, ge=0, le=1)
     #: Seed of the server's exploration and teacher draws (None: fresh entropy every start).
     seed: int | None = None
+    #: Alert threshold: largest share of failed requests per decision (the dashboard's live
+    #: check and deploy/prometheus/alerts.yml).
+    max_error_rate: float = Field(0.01, gt=0, lt=1)
 
 
 class MonitorConfig(_Section):

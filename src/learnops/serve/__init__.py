@@ -6,7 +6,8 @@ Public API: ``create_app``, ``run``, ``FallbackTeacher``, ``RuleTeacher``, ``Tok
 
 Modules: ``app`` (create_app, run), ``state`` (ModelHolder, RetrainState, ServeState),
 ``deps`` (state and token dependencies), ``routes_decide`` (/decide, /outcomes),
-``routes_admin`` (/api/mlops/*), ``routes_ops`` (/metrics, /health), ``schemas`` (request and
+``routes_admin`` (/api/mlops/*), ``routes_ops`` (/metrics, /health), ``routes_dashboard`` and
+``dashboard`` (GET /dashboard, its page in ``static/`` and its data), ``schemas`` (request and
 response bodies), ``middleware`` (body size limit, request ids, 5xx counting), ``fallback``,
 ``auth``, ``decision_log``, ``metrics``, ``cli``.
 """

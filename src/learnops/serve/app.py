@@ -3,8 +3,8 @@
 
 Where things are: learnops.serve.state (served model, retrain state, ``ServeState``),
 routes_decide (/decide, /outcomes), routes_admin (/api/mlops/*), routes_ops (/metrics,
-/health), deps (state and token dependencies), middleware (request ids, body limit, 5xx
-counting, 422s without the input).
+/health), routes_dashboard (/dashboard and its data), deps (state and token dependencies),
+middleware (request ids, body limit, 5xx counting, 422s without the input).
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from fastapi.exceptions import RequestValidationError
 
 from learnops.config import Params
 from learnops.data.store import EventStore
-from learnops.serve import routes_admin, routes_decide, routes_experiments, routes_ops
+from learnops.serve import (
+    routes_admin,
+    routes_dashboard,
+    routes_decide,
+    routes_experiments,
+    routes_ops,
+)
 from learnops.serve.auth import Tokens
 from learnops.serve.fallback import FallbackTeacher
 from learnops.serve.middleware import (
@@ -77,6 +83,7 @@ def create_app(
     app.include_router(routes_admin.router)
     app.include_router(routes_experiments.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_dashboard.router)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     # the last added is the outermost: ids and 5xx counting wrap the body limit
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=params.serve.max_body_bytes)

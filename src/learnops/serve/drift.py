@@ -39,6 +39,8 @@ class DriftWatch:
         self.gauges: list[tuple[str, float | None, bool]] = []
         self.status = "insufficient_data"
         self.n_current = 0
+        self.result: Any = None  # the last DriftResult (the dashboard's per-feature table)
+        self.tested_at: Any = None  # when it was computed (UTC)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -78,6 +80,9 @@ class DriftWatch:
         self.gauges = result.gauges()
         self.status = str(getattr(result, "status", "ok"))
         self.n_current = len(current)
+        from learnops.data.store import utcnow
+
+        self.result, self.tested_at = result, utcnow()
 
     def start(self) -> None:
         """Recompute every ``interval`` seconds in a daemon thread until :meth:`close`."""

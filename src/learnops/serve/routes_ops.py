@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
 
+from learnops.serve.dashboard import extra_metric_lines
 from learnops.serve.deps import get_state
 from learnops.serve.state import ServeState
 
@@ -28,6 +29,7 @@ def prometheus(state: ServeState = Depends(get_state)) -> PlainTextResponse:
     )
     if state.drift is not None:
         body += "\n".join(state.drift.render()) + "\n"
+    body += "\n".join(extra_metric_lines(state)) + "\n"
     return PlainTextResponse(body, media_type=PROMETHEUS_MEDIA_TYPE)
 
 
