@@ -114,6 +114,8 @@ class ModelHolder(_BackgroundLookup):
         self._state: tuple[Any, str | None] = (None, None)
         self._key: tuple | None = None
         self._failed: tuple | None = None
+        #: When (``time.time()``) the served version was loaded (None: nothing served).
+        self.loaded_at: float | None = None
 
     @property
     def version(self) -> str | None:
@@ -150,6 +152,7 @@ class ModelHolder(_BackgroundLookup):
             if self._key is not None:
                 log.info("no production mlp version: serving the fallback only")
             self._state, self._key = (None, None), None
+            self.loaded_at = None
             return
         key = (prod.version, prod.artifact_path, prod.deployed_at)
         if key == self._key or key == self._failed:
@@ -161,6 +164,7 @@ class ModelHolder(_BackgroundLookup):
             self._failed = key
             return
         self._state, self._key = (model, prod.version), key
+        self.loaded_at = time.time()
         log.info("serving mlp %s", prod.version)
         if self._on_swap is not None:
             self._on_swap()
