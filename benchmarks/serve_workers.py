@@ -12,8 +12,9 @@ temporary project, starts ``learnops serve --workers N`` on 127.0.0.1 and sends 
 milliseconds; each answer names its worker process, the version it serves and when that process
 loaded it (``modelLoadedAt``, the same machine's clock): the propagation time is the last
 worker's load time minus the moment the deploy began (the time until the watcher happened to
-reach each worker is reported too, an upper bound). After the load the server gets SIGTERM (a graceful
-shutdown) and the logged decisions are counted in PostgreSQL: they must equal the 200 answers.
+reach each worker is reported too, an upper bound). After the load the server gets SIGTERM (a
+graceful shutdown) and the logged decisions are counted in PostgreSQL: they must equal the 200
+answers.
 Writes benchmarks/results/serve_workers.json.
 """
 
@@ -213,8 +214,8 @@ def main() -> None:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         env = dict(os.environ)
-        cmd = [sys.executable, "-m", "learnops", "serve", "--params", str(params_path),
-               "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"]  # fmt: skip
+        cmd = [sys.executable, "-m", "learnops", "serve", "--params", str(params_path), "--port",
+               str(port), "--workers", str(args.workers), "--log-level", "warning"]  # fmt: skip
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         params = load_params(params_path)
         store = EventStore(url_db)

@@ -172,7 +172,7 @@ def _arrow_schema(validate: Callable[[pd.DataFrame], pd.DataFrame], columns: lis
         dtype = empty[name].dtype
         if isinstance(dtype, pd.DatetimeTZDtype):
             typ = pa.timestamp("ns", tz="UTC")
-        elif str(dtype) == "boolean" or dtype == bool:
+        elif pd.api.types.is_bool_dtype(dtype):
             typ = pa.bool_()
         elif pd.api.types.is_integer_dtype(dtype):
             typ = pa.int64()
