@@ -40,7 +40,7 @@ SORT_KEYS: dict[str, list[str]] = {
     "responses": ["timestamp", "response_id"],
 }
 #: Rows read from the store (and validated) at a time: what bounds the export's memory.
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000
 #: Most rows in one Parquet row group (a row group also never spans two UTC days).
 ROW_GROUP_ROWS = 100_000
 _COMPRESSION = "snappy"
@@ -214,6 +214,7 @@ class _DayRowGroups:
         import pyarrow as pa
 
         days = df["timestamp"].dt.floor("D").to_numpy()
+        table = pa.Table.from_pandas(df, schema=self.schema, preserve_index=False)
         cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
         for lo, hi in zip([0, *cuts], [*cuts, len(df)], strict=True):
             if hi == lo:
@@ -221,9 +222,8 @@ class _DayRowGroups:
             if self._day is not None and days[lo] != self._day:
                 self._emit()  # a new day: close the last day's row group
             self._day = days[lo]
-            part = pa.Table.from_pandas(df.iloc[lo:hi], schema=self.schema, preserve_index=False)
-            self._buf.append(part)
-            self._buf_rows += part.num_rows
+            self._buf.append(table.slice(lo, hi - lo))
+            self._buf_rows += hi - lo
             while self._buf_rows >= self.row_group_rows:
                 self._emit(self.row_group_rows)
 

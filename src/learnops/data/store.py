@@ -582,7 +582,7 @@ class EventStore:
         until: datetime | None = None,
         limit: int | None = None,
         *,
-        chunk_rows: int = 50_000,
+        chunk_rows: int = 20_000,
     ) -> Iterator[pd.DataFrame]:
         """The rows of :meth:`read_decisions`, in the same order, ``chunk_rows`` at a time
         (streamed: a server-side cursor on PostgreSQL)."""
@@ -594,7 +594,7 @@ class EventStore:
         until: datetime | None = None,
         limit: int | None = None,
         *,
-        chunk_rows: int = 50_000,
+        chunk_rows: int = 20_000,
     ) -> Iterator[pd.DataFrame]:
         """The rows of :meth:`read_responses`, in the same order, ``chunk_rows`` at a time."""
         return self._iter(Response, RESPONSE_COLUMNS, since, until, limit, chunk_rows)
@@ -639,8 +639,11 @@ class EventStore:
             result = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows).execute(
                 stmt
             )
-            for rows in result.partitions(chunk_rows):
-                df = pd.DataFrame.from_records(rows, columns=cols, coerce_float=True)
+            for rows in result.tuples().partitions(chunk_rows):
+                # plain tuples: pandas probes Row objects attribute by attribute
+                df = pd.DataFrame.from_records(
+                    [tuple(r) for r in rows], columns=cols, coerce_float=True
+                )
                 df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
                 yield df
 
