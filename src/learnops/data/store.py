@@ -639,7 +639,7 @@ class EventStore:
             result = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows).execute(
                 stmt
             )
-            for rows in result.tuples().partitions(chunk_rows):
+            for rows in result.partitions(chunk_rows):
                 # plain tuples: pandas probes Row objects attribute by attribute
                 df = pd.DataFrame.from_records(
                     [tuple(r) for r in rows], columns=cols, coerce_float=True
