@@ -95,20 +95,24 @@ def test_crash_during_deploy_leaves_production_intact(reg, tmp_path, monkeypatch
     assert reg.get("mlp", "v2").status == "completed"
 
 
-def _hold_lock(root, ready, release):
+def _hold_lock(url, root, ready, release):
     from learnops.data.store import EventStore
     from learnops.lifecycle.registry import Registry
 
-    reg = Registry(EventStore("sqlite://"), root)
+    reg = Registry(EventStore(url, create=False), root)
     with reg.training_lock():
         ready.set()
         release.wait(10)
 
 
 def test_second_concurrent_retrain_is_refused(reg, tmp_path):
+    """Another process holds the retrain lock on the same store (on PostgreSQL: the advisory
+    lock, whatever the registry directory): this one is refused, and gets it once released."""
     ctx = mp.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    p = ctx.Process(target=_hold_lock, args=(reg.root, ready, release))
+    url = reg.store.engine.url.render_as_string(hide_password=False)
+    root = reg.root if reg.store.engine.dialect.name == "sqlite" else tmp_path / "other-root"
+    p = ctx.Process(target=_hold_lock, args=(url, root, ready, release))
     p.start()
     try:
         assert ready.wait(30)

@@ -1,8 +1,15 @@
-"""Export a time window of the event store to validated Parquet tables.
+"""Export a time window of the event store to validated Parquet tables, streaming.
 
-The export is byte-stable: rows are sorted by (timestamp, id) and a Parquet file whose bytes would
-not change is left untouched, so re-running the export on an unchanged store changes nothing (the
-DVC stage runs on every ``dvc repro`` to pick up new rows in the store).
+Rows are read from the store in chunks of ``chunk_rows`` (a server-side cursor on PostgreSQL),
+in (timestamp, id) order, validated chunk by chunk and appended to one Parquet file per table
+(``decisions.parquet``, ``responses.parquet``), so the export's memory is bounded by the chunk
+size, not by the window. The file is partitioned by UTC day into row groups: a row group never
+holds two days (and at most ``ROW_GROUP_ROWS`` rows), so a reader can take one day by the row
+groups' timestamp statistics, and its layout depends on the rows only, not on ``chunk_rows``.
+
+The export is byte-stable: the same store content gives the same bytes, and a Parquet file whose
+bytes would not change is left untouched, so re-running the export on an unchanged store changes
+nothing (the DVC stage runs on every ``dvc repro`` to pick up new rows in the store).
 
 A window with decisions but no responses (e.g. only today's served traffic), or the reverse,
 exports the empty table with its schema (``Exported.empty`` names it); the model stages that
@@ -12,9 +19,12 @@ read it then stop with *No training data available* and leave their previous mod
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -29,6 +39,11 @@ SORT_KEYS: dict[str, list[str]] = {
     "decisions": ["timestamp", "decision_id"],
     "responses": ["timestamp", "response_id"],
 }
+#: Rows read from the store (and validated) at a time: what bounds the export's memory.
+CHUNK_ROWS = 20_000
+#: Most rows in one Parquet row group (a row group also never spans two UTC days).
+ROW_GROUP_ROWS = 100_000
+_COMPRESSION = "snappy"
 
 
 @dataclass(frozen=True)
@@ -49,32 +64,44 @@ class Window:
 
 @dataclass
 class Exported:
-    """What an export holds and where; ``written[name]`` is False when the file on disk already
-    held exactly these bytes and was kept."""
+    """What an export wrote and where; ``written[name]`` is False when the file on disk already
+    held exactly these bytes and was kept. ``decisions`` and ``responses`` read the written
+    tables back on first use (whole: for the model stages and small data)."""
 
     window: Window
-    decisions: pd.DataFrame
-    responses: pd.DataFrame
     paths: dict[str, Path]
+    counts: dict[str, int]
+    n_learners: int
+    n_items: int
     written: dict[str, bool] = field(default_factory=dict)
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The exported table ``name`` (``decisions`` or ``responses``), read once."""
+        if name not in self._tables:
+            self._tables[name] = pd.read_parquet(self.paths[name])
+        return self._tables[name]
+
+    @property
+    def decisions(self) -> pd.DataFrame:
+        return self.table("decisions")
+
+    @property
+    def responses(self) -> pd.DataFrame:
+        return self.table("responses")
 
     @property
     def empty(self) -> list[str]:
         """The tables exported without rows (written with their schema only)."""
-        return [n for n, df in (("decisions", self.decisions), ("responses", self.responses))
-                if df.empty]  # fmt: skip
+        return [n for n in ("decisions", "responses") if self.counts[n] == 0]
 
     def summary(self) -> dict:
         return {
             **self.window.as_dict(),
-            "n_decisions": len(self.decisions),
-            "n_responses": len(self.responses),
-            "n_learners": int(
-                pd.concat(
-                    [self.decisions["learner_hash"], self.responses["learner_hash"]]
-                ).nunique()
-            ),
-            "n_items": int(self.responses["item_id"].nunique()),
+            "n_decisions": self.counts["decisions"],
+            "n_responses": self.counts["responses"],
+            "n_learners": self.n_learners,
+            "n_items": self.n_items,
         }
 
 
@@ -132,25 +159,195 @@ def sort_rows(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
 
 
-def export(store: EventStore, cfg: ExportConfig, out_dir: str | Path) -> Exported:
-    """Read the window from the store, validate both tables, write them atomically as Parquet
-    (sorted by time then id; unchanged files are kept byte for byte)."""
+def _arrow_schema(validate: Callable[[pd.DataFrame], pd.DataFrame], columns: list[str]) -> Any:
+    """The Parquet schema of a validated table (pandas metadata included): the one
+    ``DataFrame.to_parquet`` gives the validated table, with every column's type fixed (a chunk
+    whose nullable text column holds only nulls keeps the text type)."""
+    import pyarrow as pa
+
+    empty = validate(pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}))
+    meta = pa.Schema.from_pandas(empty, preserve_index=False).metadata
+    fields = []
+    for name in empty.columns:
+        dtype = empty[name].dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            typ = pa.timestamp("ns", tz="UTC")
+        elif pd.api.types.is_bool_dtype(dtype):
+            typ = pa.bool_()
+        elif pd.api.types.is_integer_dtype(dtype):
+            typ = pa.int64()
+        elif pd.api.types.is_float_dtype(dtype):
+            typ = pa.float64()
+        else:
+            typ = pa.string()
+        fields.append(pa.field(name, typ))
+    return pa.schema(fields, metadata=meta)
+
+
+class _DayRowGroups:
+    """Appends sorted chunks to a Parquet file in row groups cut at UTC day boundaries and every
+    ``ROW_GROUP_ROWS`` rows (the cuts depend on the rows only, not on how they were chunked)."""
+
+    def __init__(self, path: Path, schema: Any, row_group_rows: int) -> None:
+        import pyarrow.parquet as pq
+
+        self.schema = schema
+        self.row_group_rows = row_group_rows
+        self.writer = pq.ParquetWriter(path, schema, compression=_COMPRESSION)
+        self._buf: list[Any] = []
+        self._buf_rows = 0
+        self._day: Any = None
+
+    def _emit(self, rows: int | None = None) -> None:
+        import pyarrow as pa
+
+        if not self._buf_rows:
+            return
+        table = pa.concat_tables(self._buf)
+        take = table.num_rows if rows is None else rows
+        self.writer.write_table(table.slice(0, take), row_group_size=take)
+        rest = table.slice(take)
+        self._buf, self._buf_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def append(self, df: pd.DataFrame) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        days = df["timestamp"].dt.floor("D").to_numpy()
+        table = pa.Table.from_pandas(df, schema=self.schema, preserve_index=False)
+        cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+        for lo, hi in zip([0, *cuts], [*cuts, len(df)], strict=True):
+            if hi == lo:
+                continue
+            if self._day is not None and days[lo] != self._day:
+                self._emit()  # a new day: close the last day's row group
+            self._day = days[lo]
+            self._buf.append(table.slice(lo, hi - lo))
+            self._buf_rows += hi - lo
+            while self._buf_rows >= self.row_group_rows:
+                self._emit(self.row_group_rows)
+
+    def close(self) -> None:
+        self._emit()
+        self.writer.close()
+
+
+@dataclass
+class _Streamed:
+    """One table streamed to a temporary file."""
+
+    tmp: Path
+    rows: int = 0
+    learners: set[str] = field(default_factory=set)
+    items: set[str] = field(default_factory=set)
+
+
+def _stream_table(
+    chunks: Iterator[pd.DataFrame],
+    validate: Callable[[pd.DataFrame], pd.DataFrame],
+    columns: list[str],
+    target: Path,
+    row_group_rows: int,
+) -> _Streamed:
+    """Validate each chunk and append it to a temporary file beside ``target``; the file is
+    removed when anything fails."""
+    import tempfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    out = _Streamed(Path(tmp))
+    try:
+        writer = _DayRowGroups(out.tmp, _arrow_schema(validate, columns), row_group_rows)
+        try:
+            for chunk in chunks:
+                df = validate(chunk)
+                writer.append(df)
+                out.rows += len(df)
+                out.learners.update(df["learner_hash"].unique().tolist())
+                if "item_id" in df:
+                    out.items.update(df["item_id"].unique().tolist())
+        finally:
+            writer.close()
+    except BaseException:
+        out.tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _same_bytes(a: Path, b: Path, block: int = 1 << 20) -> bool:
+    """True when two files hold the same bytes (read a block at a time)."""
+    if not b.is_file() or a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(block), fb.read(block)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def _install(tmp: Path, target: Path) -> bool:
+    """Move ``tmp`` over ``target`` atomically unless ``target`` holds the same bytes (then it
+    is kept, modification time included); True when the file was replaced."""
+    if _same_bytes(tmp, target):
+        tmp.unlink()
+        return False
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, target)
+    return True
+
+
+def export(
+    store: EventStore,
+    cfg: ExportConfig,
+    out_dir: str | Path,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> Exported:
+    """Stream the window from the store ``chunk_rows`` rows at a time, validate each chunk and
+    write both tables atomically as Parquet (sorted by time then id, row groups cut at UTC days;
+    unchanged files are kept byte for byte). Nothing is replaced unless both tables validate
+    and have at least ``cfg.min_data_points`` rows (or none)."""
+    from learnops.contracts import DECISION_COLUMNS, RESPONSE_COLUMNS
+
+    if chunk_rows < 1 or row_group_rows < 1:
+        raise LearnopsError("chunk_rows and row_group_rows must be at least 1")
     window = resolve_window(cfg, store.latest_timestamp())
-    decisions = store.read_decisions(window.since, window.until, cfg.limit)
-    responses = store.read_responses(window.since, window.until, cfg.limit)
-    if decisions.empty and responses.empty:
-        raise NoTrainingData(f"no decisions or responses in {window.days()} (inclusive)")
-    for name, df in (("decisions", decisions), ("responses", responses)):
-        if 0 < len(df) < cfg.min_data_points:
-            raise LearnopsError(
-                f"not enough {name} in the window: {len(df)} < min_data_points="
-                f"{cfg.min_data_points} ({window.days()}, inclusive)"
-            )
-    tables = {
-        "decisions": sort_rows(validate_decisions(decisions), SORT_KEYS["decisions"]),
-        "responses": sort_rows(validate_responses(responses), SORT_KEYS["responses"]),
-    }
     out = Path(out_dir)
-    paths = {name: out / f"{name}.parquet" for name in tables}
-    written = {name: write_parquet_if_changed(paths[name], df) for name, df in tables.items()}
-    return Exported(window, tables["decisions"], tables["responses"], paths, written)
+    paths = {name: out / f"{name}.parquet" for name in ("decisions", "responses")}
+    specs = {
+        "decisions": (store.iter_decisions, validate_decisions, list(DECISION_COLUMNS)),
+        "responses": (store.iter_responses, validate_responses, list(RESPONSE_COLUMNS)),
+    }
+    streamed: dict[str, _Streamed] = {}
+    try:
+        for name, (read, validate, columns) in specs.items():
+            chunks = read(window.since, window.until, cfg.limit, chunk_rows=chunk_rows)
+            streamed[name] = _stream_table(chunks, validate, columns, paths[name], row_group_rows)
+        counts = {name: st.rows for name, st in streamed.items()}
+        if not any(counts.values()):
+            raise NoTrainingData(f"no decisions or responses in {window.days()} (inclusive)")
+        for name, n in counts.items():
+            if 0 < n < cfg.min_data_points:
+                raise LearnopsError(
+                    f"not enough {name} in the window: {n} < min_data_points="
+                    f"{cfg.min_data_points} ({window.days()}, inclusive)"
+                )
+        written = {name: _install(st.tmp, paths[name]) for name, st in streamed.items()}
+    finally:
+        for st in streamed.values():
+            st.tmp.unlink(missing_ok=True)
+    learners = streamed["decisions"].learners | streamed["responses"].learners
+    return Exported(
+        window,
+        paths,
+        counts,
+        n_learners=len(learners),
+        n_items=len(streamed["responses"].items),
+        written=written,
+    )

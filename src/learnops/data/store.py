@@ -220,6 +220,19 @@ class ABAssignment(Base):
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Setting(Base):
+    """A store-wide setting shared by every process on the store (e.g. the salt fingerprint)."""
+
+    __tablename__ = "learnops_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+#: The setting holding the fingerprint of the salt the store's learner hashes are made with.
+SALT_SETTING = "salt_fingerprint"
+
+
 def utcnow() -> datetime:
     """The current time, UTC-aware."""
     return datetime.now(UTC)
@@ -563,6 +576,77 @@ class EventStore:
         df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
         return df.sort_values(["timestamp", pk.name], kind="mergesort").reset_index(drop=True)
 
+    def iter_decisions(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        chunk_rows: int = 20_000,
+    ) -> Iterator[pd.DataFrame]:
+        """The rows of :meth:`read_decisions`, in the same order, ``chunk_rows`` at a time
+        (streamed: a server-side cursor on PostgreSQL)."""
+        return self._iter(Decision, DECISION_COLUMNS, since, until, limit, chunk_rows)
+
+    def iter_responses(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        chunk_rows: int = 20_000,
+    ) -> Iterator[pd.DataFrame]:
+        """The rows of :meth:`read_responses`, in the same order, ``chunk_rows`` at a time."""
+        return self._iter(Response, RESPONSE_COLUMNS, since, until, limit, chunk_rows)
+
+    def _iter(
+        self,
+        model: type[Base],
+        columns: Iterable[str],
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+        chunk_rows: int,
+    ) -> Iterator[pd.DataFrame]:
+        """Rows with since ≤ timestamp < until (the most recent ``limit``) ordered by
+        (timestamp, id) in the database, the id compared byte-wise (``COLLATE "C"`` on
+        PostgreSQL: the order Python sorts the ids in)."""
+        from sqlalchemy import and_, or_
+
+        table = model.__table__
+        cols = list(columns)
+        pk_col = next(iter(table.primary_key.columns))
+        pk = pk_col.collate("C") if self.engine.dialect.name == "postgresql" else pk_col
+        ts = table.c.timestamp
+        bind = UTCDateTime().process_bind_param
+        window = []
+        if since is not None:
+            window.append(ts >= bind(since, None))
+        if until is not None:
+            window.append(ts < bind(until, None))
+        with self.engine.connect() as conn:
+            if limit is not None:  # the oldest of the newest ``limit`` rows: the start
+                first = conn.execute(
+                    select(ts, pk_col)
+                    .where(*window)
+                    .order_by(ts.desc(), pk.desc())
+                    .offset(limit - 1)
+                    .limit(1)
+                ).first()
+                if first is not None:
+                    window.append(or_(ts > first[0], and_(ts == first[0], pk >= first[1])))
+            stmt = select(*[table.c[c] for c in cols]).where(*window).order_by(ts, pk)
+            result = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows).execute(
+                stmt
+            )
+            for rows in result.partitions(chunk_rows):
+                # plain tuples: pandas probes Row objects attribute by attribute
+                df = pd.DataFrame.from_records(
+                    [tuple(r) for r in rows], columns=cols, coerce_float=True
+                )
+                df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+                yield df
+
     def count(self, model: type[Base]) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(model.__table__)).scalar_one())
@@ -583,6 +667,36 @@ class EventStore:
             if v is not None
         ]
         return max(values) if values else None
+
+    # -- settings ------------------------------------------------------------------------------
+    def claim_salt(self) -> str:
+        """Record the fingerprint of this process's salt (env ``LEARNOPS_SALT``) in the store on
+        first use and check it afterwards, so that every worker and replica writing to the
+        store hashes learner ids with the same secret; LearnopsError when the store recorded
+        another salt. Returns the fingerprint."""
+        from sqlalchemy.exc import IntegrityError
+
+        from learnops.hashing import salt_fingerprint
+
+        mine = salt_fingerprint()
+        for _ in range(3):
+            with self.session() as s:
+                have = s.get(Setting, SALT_SETTING)
+                if have is not None:
+                    if have.value != mine:
+                        raise LearnopsError(
+                            f"LEARNOPS_SALT differs from the salt of this store's learner hashes "
+                            f"(fingerprint {mine}, the store's {have.value}): every worker and "
+                            "replica must share the store's LEARNOPS_SALT"
+                        )
+                    return mine
+            try:
+                with self.session() as s:
+                    s.add(Setting(key=SALT_SETTING, value=mine))
+                return mine
+            except IntegrityError:  # another worker recorded it first: compare with it
+                continue
+        raise LearnopsError("could not record the salt fingerprint in the store")
 
     # -- A/B and monitoring records --------------------------------------------------------------
     def record_evaluation(

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from learnops.data.store import EventStore, ModelVersion, utcnow
@@ -39,6 +39,9 @@ LEASE_S = 30.0
 HEARTBEAT_S = 5.0
 #: The error of a version whose retrain died (its lease expired while it was training).
 INTERRUPTED = "interrupted"
+#: The PostgreSQL advisory lock of the retrain: (class, id) of ``pg_try_advisory_lock(int, int)``
+#: ("lnop" in ASCII, 1).
+LOCK_CLASS, LOCK_RETRAIN = 0x6C6E6F70, 1
 
 
 @dataclass(frozen=True)
@@ -390,13 +393,27 @@ class Registry:
         return row
 
     # -- lock ----------------------------------------------------------------------------------
-    # Two files: ``.retrain.lock`` decides who trains (flock LOCK_EX|LOCK_NB, the only lock a
-    # retrain contends for); its holder also holds ``.retrain.busy`` exclusively, which status
-    # readers probe with a shared lock. Readers never touch ``.retrain.lock``, so polling the
-    # status cannot make a retrain refuse; the kernel drops both locks when a holder dies.
+    # On PostgreSQL the lock is a session advisory lock (``pg_try_advisory_lock``) held on one
+    # connection for the whole retrain: every process and replica on the database contends for
+    # it, and the server drops it when the holder's connection ends (its process died).
+    # ``is_training`` reads ``pg_locks`` and takes no lock.
+    # On SQLite (one machine) it is two files next to the artifacts: ``.retrain.lock`` decides
+    # who trains (flock LOCK_EX|LOCK_NB, the only lock a retrain contends for); its holder also
+    # holds ``.retrain.busy`` exclusively, which status readers probe with a shared lock.
+    # Readers never touch ``.retrain.lock``, so polling the status cannot make a retrain refuse;
+    # the kernel drops both locks when a holder dies.
+    @property
+    def _pg(self) -> bool:
+        return self.store.engine.dialect.name == "postgresql"
+
     @contextmanager
     def training_lock(self) -> Iterator[None]:
-        """Hold the retrain lock; a second holder gets 'Training already in progress'."""
+        """Hold the retrain lock; a second holder, in this process or any other (on PostgreSQL:
+        any process on the database), gets 'Training already in progress'."""
+        if self._pg:
+            with self._pg_training_lock():
+                yield
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         fh = open(self.root / ".retrain.lock", "a+")  # noqa: SIM115 (held for the block)
         busy = None
@@ -413,9 +430,50 @@ class Registry:
                 busy.close()
             fh.close()
 
+    @contextmanager
+    def _pg_training_lock(self) -> Iterator[None]:
+        """The PostgreSQL advisory lock on one dedicated connection (closed, not pooled, after:
+        a session lock must not outlive the block on a reused connection)."""
+        conn = self.store.engine.connect()
+        try:
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": LOCK_CLASS, "b": LOCK_RETRAIN}
+            ).scalar_one()
+            conn.commit()
+            if not got:
+                raise TrainingInProgress()
+            try:
+                yield
+            finally:
+                try:
+                    conn.rollback()
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:a, :b)"),
+                        {"a": LOCK_CLASS, "b": LOCK_RETRAIN},
+                    )
+                    conn.commit()
+                except Exception as exc:  # the connection is gone: so is the lock
+                    log.warning("retrain lock not released explicitly: %s", exc)
+        finally:
+            conn.invalidate()  # never back to the pool: the lock dies with the connection
+            conn.close()
+
     def is_training(self) -> bool:
         """True while a retrain (in any process) holds the retrain lock. Takes no lock a
-        retrain waits for: a shared probe of ``.retrain.busy`` only."""
+        retrain waits for: a shared probe of ``.retrain.busy``, or ``pg_locks`` on PostgreSQL."""
+        if self._pg:
+            with self.store.engine.connect() as conn:
+                return bool(
+                    conn.execute(
+                        text(
+                            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND granted AND classid = :a AND objid = :b AND objsubid = 2 "
+                            "AND database = (SELECT oid FROM pg_database "
+                            "WHERE datname = current_database()))"
+                        ),
+                        {"a": LOCK_CLASS, "b": LOCK_RETRAIN},
+                    ).scalar_one()
+                )
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".retrain.busy", "a+") as fh:
             try:

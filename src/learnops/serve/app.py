@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -35,7 +36,7 @@ from learnops.serve.middleware import (
 )
 from learnops.serve.state import CHECK_INTERVAL_S, ModelHolder, ServeState
 
-__all__ = ["ModelHolder", "create_app", "run"]
+__all__ = ["PARAMS_ENV", "ModelHolder", "app_from_env", "create_app", "run"]
 
 
 def create_app(
@@ -92,6 +93,20 @@ def create_app(
     return app
 
 
+#: Env variable through which ``run(workers > 1)`` hands each uvicorn worker its params.yaml.
+PARAMS_ENV = "LEARNOPS_SERVE_PARAMS"
+
+
+def app_from_env() -> FastAPI:
+    """The app of one uvicorn worker: ``create_app`` over the params.yaml named by env
+    ``LEARNOPS_SERVE_PARAMS`` (set by ``run`` before it starts the workers)."""
+    import os
+
+    from learnops.config import load_params
+
+    return create_app(load_params(os.environ[PARAMS_ENV]))
+
+
 def run(
     params: Params,
     host: str = "127.0.0.1",
@@ -99,13 +114,34 @@ def run(
     *,
     log_level: str = "info",
     access_log: bool = False,
+    workers: int = 1,
+    params_path: str | None = None,
 ) -> None:
-    """Serve the API with uvicorn until interrupted."""
+    """Serve the API with uvicorn until interrupted (SIGINT/SIGTERM: a graceful shutdown that
+    stores the journaled decisions). ``workers`` > 1 starts that many processes on one socket,
+    each building its own app from ``params_path``; they share the store, the registry, the
+    retrain lock and the decision journal's directory."""
+    import os
+
     import uvicorn
 
     from learnops.hashing import warn_if_demo_salt
 
     warn_if_demo_salt()
+    if workers > 1:
+        if params_path is None:
+            raise ValueError("run(workers > 1) needs params_path: each worker loads it")
+        os.environ[PARAMS_ENV] = str(Path(params_path).resolve())
+        uvicorn.run(
+            "learnops.serve.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+        )
+        return
     uvicorn.run(
         create_app(params), host=host, port=port, log_level=log_level, access_log=access_log
     )

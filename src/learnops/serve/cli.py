@@ -15,6 +15,9 @@ def serve_command(
     params: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     access_log: bool = typer.Option(False, help="Log every request."),
+    workers: int = typer.Option(
+        1, help="uvicorn worker processes sharing the port, the store and the registry."
+    ),
 ) -> None:
     """Serve the HTTP API: /decide, /outcomes, /api/mlops/*, /metrics, /health."""
     from learnops.config import ConfigError, load_params
@@ -24,9 +27,26 @@ def serve_command(
 
     if not 1 <= port <= 65535:
         raise LearnopsError(f"--port must be between 1 and 65535, got {port}")
+    if workers < 1:
+        raise LearnopsError(f"--workers must be at least 1, got {workers}")
     try:
         cfg = load_params(params)
     except ConfigError as exc:
         raise LearnopsError(str(exc)) from None
     Tokens.from_env()  # a clear-text token in the environment: one error line, before binding
-    run(cfg, host=host, port=port, log_level=log_level, access_log=access_log)
+    from learnops.data.store import EventStore
+
+    store = EventStore(cfg.db_url)  # the tables exist before several workers open the store
+    try:
+        store.claim_salt()  # another salt than the store's: one error line, before binding
+    finally:
+        store.dispose()
+    run(
+        cfg,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        workers=workers,
+        params_path=str(params),
+    )

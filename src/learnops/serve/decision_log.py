@@ -130,8 +130,13 @@ class _Segment:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # created under a hidden name and locked before it is renamed into the journal: a
+        # process replaying the segments of dead ones (its siblings sharing the directory)
+        # never sees a live segment unlocked
+        hidden = path.with_name("." + path.name)
+        self.fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(hidden, path)
         self.size = 0
         self.sealed = False  # rotated: nothing more is appended
 

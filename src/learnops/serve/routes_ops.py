@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -36,8 +37,10 @@ def prometheus(state: ServeState = Depends(get_state)) -> PlainTextResponse:
 @router.get("/health")
 def health(state: ServeState = Depends(get_state)) -> dict[str, Any]:
     """Liveness, whether the store answers, what is served: model version, fallback, the
-    running experiment (as this process sees it: looked up once a second) and epsilon, and
-    the decision journal's backlog (rows answered but not yet in the store)."""
+    running experiment (as this process sees it: looked up once a second) and epsilon,
+    ``modelLoadedAt`` (Unix time this process loaded the served version), and
+    the decision journal's backlog (rows answered but not yet in the store) and ``worker``,
+    the answering process's id (several with ``learnops serve --workers N``)."""
     try:
         with state.store.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -48,8 +51,10 @@ def health(state: ServeState = Depends(get_state)) -> dict[str, Any]:
         "status": "ok" if db == "ok" else "degraded",
         "store": db,
         "modelVersion": state.holder.version,
+        "modelLoadedAt": state.holder.loaded_at,
         "fallback": state.teacher_name,
         "experiment": getattr(state.experiments.current(), "name", None),
         "epsilon": state.epsilon,
         "journalBacklog": state.decision_log.backlog(),
+        "worker": os.getpid(),
     }

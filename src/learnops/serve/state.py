@@ -50,6 +50,28 @@ class _BackgroundLookup:
         self.interval = interval
         self._lock = threading.Lock()
         self._checked = -math.inf
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def start_polling(self) -> None:
+        """Look up the value every ``interval`` seconds even without requests, so that a worker
+        that was idle serves a change (a deploy, an experiment started or stopped through
+        another worker, replica or the CLI) from its first request on."""
+        if self._poller is not None:
+            return
+
+        def poll() -> None:
+            while not self._stop.wait(max(self.interval / 2, 0.05)):
+                self._due()
+
+        self._poller = threading.Thread(target=poll, name=f"{self._thread_name}-poll", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        """Stop the thread of :meth:`start_polling`."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=2)
 
     def _due(self) -> None:
         if time.monotonic() - self._checked >= self.interval and self._lock.acquire(False):
@@ -92,6 +114,8 @@ class ModelHolder(_BackgroundLookup):
         self._state: tuple[Any, str | None] = (None, None)
         self._key: tuple | None = None
         self._failed: tuple | None = None
+        #: When (``time.time()``) the served version was loaded (None: nothing served).
+        self.loaded_at: float | None = None
 
     @property
     def version(self) -> str | None:
@@ -128,6 +152,7 @@ class ModelHolder(_BackgroundLookup):
             if self._key is not None:
                 log.info("no production mlp version: serving the fallback only")
             self._state, self._key = (None, None), None
+            self.loaded_at = None
             return
         key = (prod.version, prod.artifact_path, prod.deployed_at)
         if key == self._key or key == self._failed:
@@ -139,6 +164,7 @@ class ModelHolder(_BackgroundLookup):
             self._failed = key
             return
         self._state, self._key = (model, prod.version), key
+        self.loaded_at = time.time()
         log.info("serving mlp %s", prod.version)
         if self._on_swap is not None:
             self._on_swap()
@@ -250,6 +276,12 @@ class ServeState:
         tokens = tokens if tokens is not None else Tokens.from_env()  # bad env: fail first
         own_store = store is None
         store = store if store is not None else EventStore(params.db_url)
+        try:
+            store.claim_salt()  # workers and replicas hash learner ids with one secret
+        except Exception:
+            if own_store:
+                store.dispose()
+            raise
         registry = Registry(store, params.path(params.paths.models_dir) / "registry")
         metrics = ServeMetrics()
         state = cls(
@@ -278,6 +310,8 @@ class ServeState:
         state.recover_interrupted()
         state.holder.refresh()
         state.experiments.refresh()
+        state.holder.start_polling()
+        state.experiments.start_polling()
         state.drift = DriftWatch(params)
         state.drift.start()
         return state
@@ -313,6 +347,8 @@ class ServeState:
     def close(self) -> None:
         """Wait briefly for a running retrain, store the queued decisions, release the store."""
         self._closed = True
+        self.holder.stop_polling()
+        self.experiments.stop_polling()
         if self.drift is not None:
             self.drift.close()
         if self._recovery is not None:
