@@ -188,7 +188,10 @@ def test_plot_slices_draws_one_panel_per_metric():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 5, 200)
     proba = rng.dirichlet(np.ones(5), 200)
-    dims = {"a": pd.Series(np.resize(["x", "y"], 200)), "b": pd.Series(np.resize(["p", "q", "r"], 200))}
+    dims = {
+        "a": pd.Series(np.resize(["x", "y"], 200)),
+        "b": pd.Series(np.resize(["p", "q", "r"], 200)),
+    }
     rep = slice_report(y, proba, np.arange(200) // 4, dims, 0.5, n_boot=20)
     fig = plot_slices(rep.table)
     assert len(fig.axes) == 4
