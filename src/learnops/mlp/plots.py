@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_baselines", "plot_learning_curves", "plot_per_class", "plot_reliability"]
+__all__ = [
+    "plot_baselines",
+    "plot_learning_curves",
+    "plot_per_class",
+    "plot_rare_actions",
+    "plot_reliability",
+]
 
 
 def plot_learning_curves(history: pd.DataFrame, best_epoch: int | None = None) -> Any:
@@ -115,5 +121,41 @@ def plot_baselines(baselines: pd.DataFrame) -> Any:
         top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
         ax.set(title=title, xlabel=xlabel, ylabel="model", xlim=(0, top * 1.2))
     fig.suptitle("The MLP against its baselines (validation learners)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rare_actions(table: pd.DataFrame, max_ece: float | None = None) -> Any:
+    """Per-action recall (left) and macro-F1 / ECE (right) of each compared model with 95%
+    intervals; ``table`` is ``RareActions.table`` (model, metric, estimate, ci_low, ci_high)."""
+    import matplotlib.pyplot as plt
+
+    models = list(pd.unique(table["model"]))
+    recall = [m for m in pd.unique(table["metric"]) if str(m).startswith("recall_")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), gridspec_kw={"width_ratios": [3, 1, 1]})
+    width = 0.8 / len(models)
+    for i, m in enumerate(models):
+        part = table[table["model"] == m].set_index("metric")
+        for ax, metrics, x0 in (
+            (axes[0], recall, np.arange(len(recall))),
+            (axes[1], ["macro_f1"], np.zeros(1)),
+            (axes[2], ["ece"], np.zeros(1)),
+        ):
+            est = part.loc[metrics, "estimate"].to_numpy(float)
+            lo = np.clip(est - part.loc[metrics, "ci_low"].to_numpy(float), 0, None)
+            hi = np.clip(part.loc[metrics, "ci_high"].to_numpy(float) - est, 0, None)
+            x = x0 + (i - (len(models) - 1) / 2) * width
+            ax.errorbar(x, est, yerr=np.nan_to_num(np.vstack([lo, hi])), fmt="o", capsize=3,
+                        color=f"C{i}", label=m if ax is axes[0] else None)  # fmt: skip
+    axes[0].set_xticks(np.arange(len(recall)), [r.removeprefix("recall_") for r in recall],
+                       fontsize=8)  # fmt: skip
+    axes[0].set(title="Recall per logged action", ylabel="recall (share recovered)")
+    axes[0].legend(fontsize=8)
+    axes[1].set(title="macro-F1", xticks=[], ylabel="macro-F1 (0–1)")
+    axes[2].set(title="ECE after temperature scaling", xticks=[], ylabel="ECE (probability)")
+    if max_ece is not None:
+        axes[2].axhline(max_ece, color="grey", ls="--", lw=1, label=f"limit {max_ece}")
+        axes[2].legend(fontsize=8)
+    fig.suptitle("Rare actions: loss options on the validation learners (learner bootstrap, 95%)")
     fig.tight_layout()
     return fig
