@@ -38,6 +38,7 @@ from learnops.contracts import ACTIONS
 if TYPE_CHECKING:
     from learnops.config import Params
     from learnops.mlp import TrainResult
+    from learnops.mlp.importance import Importance
     from learnops.mlp.rare import RareActions
     from learnops.stages import Skipped
 
@@ -89,6 +90,8 @@ class TrainMlpResult:
     train_result: TrainResult = field(repr=False)
     rare_actions: RareActions | None = None
     """Class weighting and logit adjustment against the current loss (:mod:`learnops.mlp.rare`)."""
+    importance: Importance | None = None
+    """Permutation importance, mean |attribution|, PD/ICE (:mod:`learnops.mlp.importance`)."""
 
     skipped: ClassVar[bool] = False
 
@@ -218,6 +221,7 @@ def run(params: Params) -> TrainMlpResult | Skipped:
     from learnops.mlp import save, train
     from learnops.mlp.baselines import compare_baselines
     from learnops.mlp.features import feature_summary
+    from learnops.mlp.importance import global_importance
     from learnops.mlp.rare import compare_rare_action_options
     from learnops.stages import (
         no_rows_reason,
@@ -250,6 +254,12 @@ def run(params: Params) -> TrainMlpResult | Skipped:
         params.seed,
         n_boot=params.evaluate.bootstrap,
         n_bins=params.evaluate.ece_bins,
+    )
+    importance = global_importance(
+        result.model,
+        decisions.iloc[result.split.val_index],
+        params.seed,
+        n_boot=params.evaluate.bootstrap,
     )
     metrics = metrics_document(result, baselines)
     metrics["rare_actions"] = rare.to_metrics()
@@ -287,4 +297,5 @@ def run(params: Params) -> TrainMlpResult | Skipped:
         seconds=seconds,
         train_result=result,
         rare_actions=rare,
+        importance=importance,
     )
