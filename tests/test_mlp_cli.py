@@ -79,3 +79,26 @@ def test_cli_main_prints_one_line(tmp_path, monkeypatch, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: not an MLP model directory")
+
+
+def test_explain_writes_complete_attributions(tmp_path, monkeypatch):
+    from learnops.contracts import FEATURES
+    from learnops.mlp.explain import ATTR_PREFIX
+
+    monkeypatch.chdir(tmp_path)
+    df = synthetic_decisions(500, seed=4)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    assert runner.invoke(app, ["train", "d.csv", "--out", "m", "--epochs", "1"]).exit_code == 0
+    res = runner.invoke(app, ["explain", "m", "d.csv", "--out", "why.parquet"])
+    assert res.exit_code == 0, res.output
+    assert "500 explanations" in res.output
+    out = pd.read_parquet(tmp_path / "why.parquet")
+    assert list(out.columns[:6]) == [
+        "decision_id", "learner_hash", "action", "logit", "baseline_logit", "delta",
+    ]  # fmt: skip
+    assert list(out.columns[6:]) == [ATTR_PREFIX + f for f in FEATURES]
+    attr = out[[ATTR_PREFIX + f for f in FEATURES]].sum(axis=1)
+    diff = out["logit"] - out["baseline_logit"]
+    assert ((attr - diff).abs() <= 0.01 * diff.abs()).all()
+    bad = runner.invoke(app, ["explain", "m", "d.csv", "--out", "x.csv", "--method", "shap"])
+    assert bad.exit_code != 0

@@ -176,3 +176,25 @@ def test_plot_latency():
     fig = plots.plot_latency(lat, target_ms=100.0)
     assert_labelled(fig)
     assert "ms" in fig.axes[0].get_xlabel()
+
+
+def test_plot_slices_draws_one_panel_per_metric():
+    import numpy as np
+    import pandas as pd
+
+    from learnops.evaluation.plots import plot_slices
+    from learnops.evaluation.slices import slice_report
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 200)
+    proba = rng.dirichlet(np.ones(5), 200)
+    dims = {
+        "a": pd.Series(np.resize(["x", "y"], 200)),
+        "b": pd.Series(np.resize(["p", "q", "r"], 200)),
+    }
+    rep = slice_report(y, proba, np.arange(200) // 4, dims, 0.5, n_boot=20)
+    fig = plot_slices(rep.table)
+    assert len(fig.axes) == 4
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
+        "a: x", "a: y", "b: p", "b: q", "b: r",
+    ]  # fmt: skip

@@ -98,6 +98,25 @@ def test_no_model_every_decision_goes_to_the_fallback(tmp_path, table):
     assert logged["latency_ms"].notna().all() and logged["confidence"].notna().all()
 
 
+def test_explain_adds_complete_attributions_and_only_on_request(tmp_path, table, model_dir):
+    from learnops.mlp import explain, load
+
+    params = _params(tmp_path, threshold=0.0)  # the model decides every time
+    _register(params, model_dir)
+    client = _client(params)
+    plain = client.post("/decide", json=_body(table, 1)).json()
+    assert "explanation" not in plain  # without ?explain the answer is unchanged
+    out = client.post("/decide?explain=true", json=_body(table, 1)).json()
+    assert set(out) == set(plain) | {"explanation"}
+    items = out["explanation"]
+    assert [set(d) for d in items] == [{"feature", "value", "attribution"}] * 5
+    features = {f: float(table.iloc[1][f]) for f in FEATURES}
+    full = explain(load(model_dir), features, out["action"])
+    assert items == full.top(5)
+    assert abs(full.delta) <= 0.01 * abs(full.logit - full.baseline_logit)
+    assert client.post("/decide?explain=false", json=_body(table, 1)).json().keys() == plain.keys()
+
+
 def test_invalid_features_get_422_with_field_errors(tmp_path, table):
     client = _client(_params(tmp_path))
     bad = _body(table)

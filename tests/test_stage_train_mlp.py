@@ -44,7 +44,12 @@ def test_outputs_and_metric_keys(runs):
         assert (p.path("models/mlp") / name).is_file(), name
     metrics = json.loads(p.path("reports/metrics/train_mlp.json").read_text())
     assert set(metrics) >= METRIC_KEYS
-    assert set(metrics) <= METRIC_KEYS | {"difficulty_delta_mae"}
+    assert set(metrics) <= METRIC_KEYS | {"difficulty_delta_mae", "rare_actions"}
+    rare = metrics["rare_actions"]
+    assert set(rare) == {"recommended", "current", "class_weights", "logit_adjust_0.5",
+                         "logit_adjust_1"}  # fmt: skip
+    assert rare["current"]["macro_f1"]["diff"] == 0.0
+    assert rare["current"]["macro_f1"]["estimate"] == pytest.approx(metrics["macro_f1"])
     assert set(metrics["baselines"]) == {
         "majority_accuracy", "logistic_regression_accuracy", "logistic_regression_nll",
     }  # fmt: skip

@@ -359,7 +359,7 @@ def retrain(
 
 _SUBAPPS = {
     "irt": ("learnops.irt.cli", "Item-response models: fit, predict, score."),
-    "mlp": ("learnops.mlp.cli", "Decision model: train, predict."),
+    "mlp": ("learnops.mlp.cli", "Decision model: train, predict, explain."),
     "ab": (
         "learnops.ab.cli",
         "A/B experiments: start, status, stop, report; analyze an events table.",

@@ -80,6 +80,10 @@ class MlpConfig(_Section):
     calibration_split: float = Field(0.5, ge=0, lt=1)
     patience: int = Field(8, ge=1)
     class_weights: bool = False
+    #: Post-hoc logit adjustment (Menon et al. 2021): τ · log(training action share) is taken off
+    #: the action logits (folded into the output bias) before the temperature is fitted, which
+    #: moves decisions towards rare actions; 0 = off. train_mlp's report compares τ = 0.5 and 1.
+    logit_adjustment: float = Field(0.0, ge=0)
     confidence_threshold: float = Field(0.6, ge=0, le=1)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "plot_outcomes",
     "plot_per_class",
     "plot_reliability",
+    "plot_slices",
     "plot_threshold_curve",
 ]
 
@@ -324,5 +325,33 @@ def plot_latency(latency_ms: np.ndarray, target_ms: float | None = None) -> Any:
     ax.set_ylabel("calls (count)")
     ax.set_title(f"In-process single-decision latency ({lat.size:,} calls)")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_slices(table: pd.DataFrame, metrics: list[str] | None = None) -> Any:
+    """Per cohort slice (rows grouped by dimension), the estimate and 95% interval of each
+    metric, one panel per metric; ``table`` is ``SliceReport.table``."""
+    plt = _plt()
+    metrics = metrics or ["accuracy", "macro_f1", "ece", "ml_usage"]
+    keys = table.drop_duplicates(["dimension", "slice"])[["dimension", "slice"]]
+    labels = [f"{d}: {s}" for d, s in keys.itertuples(index=False)]
+    height = max(3.5, 0.32 * len(labels) + 1.2)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics) + 1.5, height),
+                             squeeze=False, sharey=True)  # fmt: skip
+    y = np.arange(len(labels))
+    dims = keys["dimension"].to_numpy()
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        part = keys.merge(table[table["metric"] == metric], on=["dimension", "slice"], how="left")
+        for i, dim in enumerate(pd.unique(dims)):
+            m = dims == dim
+            err = _err(part["estimate"][m], part["ci_low"][m], part["ci_high"][m])
+            ax.errorbar(part["estimate"][m], y[m], xerr=err, fmt="o", capsize=3, color=f"C{i}")
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel(METRIC_LABELS.get(metric, "share" if metric == "ml_usage" else "mean"))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, labels, fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("Held-out decisions by cohort slice (learner-clustered bootstrap, 95% CI)")
     fig.tight_layout()
     return fig

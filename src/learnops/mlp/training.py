@@ -343,6 +343,22 @@ def _validate(net: DecisionNet, prep: _Prepared, rows: np.ndarray | None = None)
     )
 
 
+def log_prior(y: np.ndarray) -> np.ndarray:
+    """log of each action's share of ``y`` (ACTIONS order; an absent action counts as half a
+    row, so the log stays finite)."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(ACTIONS)).astype(float)
+    counts = np.where(counts > 0, counts, 0.5)
+    return np.log(counts / counts.sum())
+
+
+def adjust_logits(net: DecisionNet, y_train: np.ndarray, tau: float) -> None:
+    """Post-hoc logit adjustment: subtract ``tau`` · log prior (of ``y_train``) from the action
+    head's bias (no-op for ``tau`` 0)."""
+    if tau:
+        with torch.no_grad():
+            net.out.bias.sub_(torch.from_numpy(tau * log_prior(y_train)).to(net.out.bias.dtype))
+
+
 def train(
     decisions: pd.DataFrame,
     config: MlpConfig | None = None,
@@ -358,7 +374,9 @@ def train(
     Validation is a seeded split by learner; early stopping keeps the weights with the lowest
     validation loss; a temperature is then fitted on a calibration split of other validation
     learners (``config.calibration_split`` of them; 0: on the early-stopping split), and the
-    validation metrics are computed on the early-stopping split. Same data, config and seed give
+    validation metrics are computed on the early-stopping split. ``config.logit_adjustment`` τ > 0
+    takes τ · log(training action share) off the logits before the temperature is fitted. Same
+    data, config and seed give
     byte-identical weights. ``live_dir`` turns on DVCLive logging per epoch.
     """
     config = config or MlpConfig()
@@ -369,6 +387,7 @@ def train(
         net = _init_net(config, seed)
         data = _FitData.of(prep, bool(config.class_weights))
         history, best_epoch = _fit(net, data, config, seed, live, progress)
+        adjust_logits(net, prep.y[prep.split.train_index], config.logit_adjustment)
         val = _validate(net, prep)
         cal = _validate(net, prep, prep.split.cal_index) if len(prep.split.cal_index) else val
     # on learners early stopping never saw (mlp.calibration_split), so the validation metrics

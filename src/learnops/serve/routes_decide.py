@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.exc import OperationalError
 
 from learnops.contracts import ACTIONS, DEFAULT_ARM, LOGGING_PROB_COLUMNS
@@ -116,8 +116,23 @@ def _arm(state: ServeState, body: DecideRequest, lhash: str) -> tuple[str | None
     return name, arm
 
 
-@router.post("/decide", response_model=DecideResponse)
-async def decide(body: DecideRequest, state: ServeState = Depends(get_state)) -> dict[str, Any]:
+def _explanation(state: ServeState, features: Mapping[str, float], action: str) -> Any:
+    """Integrated gradients of the production model's logit for ``action`` (the top features,
+    :mod:`learnops.mlp.explain`), or None without a model."""
+    model, _ = state.holder.current()
+    if model is None:
+        return None
+    from learnops.mlp.explain import explain
+
+    return explain(model, features, action).top()
+
+
+@router.post("/decide", response_model=DecideResponse, response_model_exclude_unset=True)
+async def decide(
+    body: DecideRequest,
+    state: ServeState = Depends(get_state),
+    explain: bool = Query(False, description="Add the model's attributions (`explanation`)."),
+) -> dict[str, Any]:
     """Decide the next teaching action under the learner's experiment arm and log it."""
     t0 = time.perf_counter()
     features = body.features()
@@ -125,6 +140,8 @@ async def decide(body: DecideRequest, state: ServeState = Depends(get_state)) ->
     experiment, arm = _arm(state, body, lhash)
     out, low = decide_once(state, features, arm)
     out = _explore(state, out)
+    if explain:
+        out["explanation"] = _explanation(state, features, out["action"])
     out["latency_ms"] = (time.perf_counter() - t0) * 1000.0
     out["decision_id"] = uuid.uuid4().hex
     out["ab_test"] = experiment

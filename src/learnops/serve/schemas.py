@@ -19,6 +19,7 @@ __all__ = [
     "FEATURE_RANGES",
     "DecideRequest",
     "DecideResponse",
+    "ExplanationItem",
     "OutcomeRequest",
     "RetrainRequest",
     "Text",
@@ -86,6 +87,16 @@ class DecideRequest(_Features):  # type: ignore[misc, valid-type]
         return {f: getattr(self, f) for f in FEATURES}
 
 
+class ExplanationItem(BaseModel):
+    """One feature's integrated-gradients attribution to the answered action's model logit."""
+
+    feature: str
+    value: float = Field(description="The feature as sent (raw units).")
+    attribution: float = Field(
+        description="Its share of logit(features) − logit(training means), in logits."
+    )
+
+
 class DecideResponse(BaseModel):
     """The decision; ``decided_by`` is ``ml`` (the production model) or ``llm`` (the fallback)."""
 
@@ -107,6 +118,11 @@ class DecideResponse(BaseModel):
         description="Probability the logging policy gave the served action (exploration included)."
     )
     explored: bool = Field(description="The action was drawn uniformly (epsilon exploration).")
+    explanation: list[ExplanationItem] | None = Field(
+        None,
+        description="With ?explain=true only: the top features behind the model's logit of the "
+        "answered action, largest |attribution| first (null without a model).",
+    )
 
 
 class OutcomeRequest(BaseModel):

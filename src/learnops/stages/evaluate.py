@@ -53,6 +53,13 @@ from learnops.evaluation.decisions import (
 from learnops.evaluation.irt_metrics import binary_metrics, by_group
 from learnops.evaluation.ope import cross_fit_rewards, logged_decisions, off_policy_evaluation
 from learnops.evaluation.report import deployment_recommendation
+from learnops.evaluation.slices import (
+    SliceReport,
+    ability_bands,
+    hour_bands,
+    returning,
+    slice_report,
+)
 
 if TYPE_CHECKING:
     from learnops.config import Params, Targets
@@ -199,6 +206,8 @@ class EvaluateResult:
     evaluation_id: int | None = None
     irt_skipped: Skipped | None = None
     """Why the IRT model was not evaluated (no responses in the window, no model), or None."""
+    slices: SliceReport | None = None
+    """Cohort slices of the held-out decisions (written to ``evaluate_slices.json``)."""
 
     skipped: ClassVar[bool] = False
 
@@ -598,6 +607,77 @@ def score_irt(fit: Any, params: Params) -> IrtScores:
     )
 
 
+# -- cohort slices ------------------------------------------------------------------------------
+#: Outcome columns summarized per slice (session time is in the outcome tables by action).
+SLICE_OUTCOMES = ("next_accuracy", "next_engagement", "session_completed")
+
+
+def decision_modules(test: pd.DataFrame, responses: pd.DataFrame | None) -> pd.Series:
+    """The module each decision was taken in: the module of its learner's latest response at or
+    before the decision's timestamp (``unknown`` without one, or without responses)."""
+    out = pd.Series("unknown", index=test.index, name="module", dtype=object)
+    need = {"learner_hash", "timestamp", "module"}
+    if responses is None or responses.empty or not need <= set(responses.columns):
+        return out
+    if "timestamp" not in test.columns:
+        return out
+    left = pd.DataFrame(
+        {
+            "learner_hash": test["learner_hash"].astype(str).to_numpy(),
+            "timestamp": pd.to_datetime(test["timestamp"], utc=True).to_numpy(),
+            "_row": np.arange(len(test)),
+        }
+    ).sort_values(["timestamp", "_row"], kind="stable")
+    right = pd.DataFrame(
+        {
+            "learner_hash": responses["learner_hash"].astype(str).to_numpy(),
+            "timestamp": pd.to_datetime(responses["timestamp"], utc=True).to_numpy(),
+            "module": responses["module"].astype(str).to_numpy(),
+        }
+    ).sort_values("timestamp", kind="stable")
+    merged = pd.merge_asof(left, right, on="timestamp", by="learner_hash", direction="backward")
+    merged = merged.sort_values("_row")
+    out[:] = merged["module"].fillna("unknown").to_numpy(dtype=object)
+    return out
+
+
+def slice_dimensions(test: pd.DataFrame, responses: pd.DataFrame | None) -> dict[str, pd.Series]:
+    """The cohort dimensions of the held-out decisions: ability band (terciles of θ), new vs
+    returning learner, module, hour-of-day band. Each partitions the rows."""
+    return {
+        "ability_band": ability_bands(test["ability"]),
+        "learner": returning(test["sessions_completed"]),
+        "module": decision_modules(test, responses),
+        "hour": hour_bands(test["hour_of_day"]),
+    }
+
+
+def cohort_slices(
+    test: pd.DataFrame,
+    y: np.ndarray,
+    proba: np.ndarray,
+    responses: pd.DataFrame | None,
+    params: Params,
+) -> SliceReport:
+    """Accuracy, macro-F1, ECE, ML usage and outcomes per cohort slice, learner-bootstrap CIs."""
+    outcomes = {
+        c: pd.to_numeric(test[c], errors="coerce").astype(float).to_numpy()
+        for c in SLICE_OUTCOMES
+        if c in test.columns
+    }
+    return slice_report(
+        y,
+        proba,
+        test["learner_hash"].to_numpy(),
+        slice_dimensions(test, responses),
+        threshold=float(params.mlp.confidence_threshold),
+        outcomes=outcomes,
+        n_boot=params.evaluate.bootstrap,
+        seed=params.seed,
+        n_bins=params.evaluate.ece_bins,
+    )
+
+
 # -- verdict, metrics, tables -------------------------------------------------------------------
 def recommend(
     scores: MlpScores, dec: MlpDecisions, latency: Mapping[str, float] | None, targets: Any
@@ -793,6 +873,7 @@ def conclusion_text(
 # -- outputs ------------------------------------------------------------------------------------
 def write_outputs(params: Params, res: EvaluateResult) -> dict[str, Path]:
     """Write the DVC metrics, the timings and the DVC plot data; return their paths."""
+    from learnops.io import jsonable
     from learnops.stages import write_metrics, write_plot_data, write_timings
 
     test, thresholds = res.decisions.test, res.decisions.thresholds
@@ -803,8 +884,10 @@ def write_outputs(params: Params, res: EvaluateResult) -> dict[str, Path]:
     confusion = pd.DataFrame(
         {"actual": test["action"].astype(str), "predicted": test["model_action"]}
     )
+    slices = res.slices.to_metrics() if res.slices is not None else {"skipped": True}
     return {
         "metrics": write_metrics(params, "evaluate", res.metrics),
+        "slices": write_metrics(params, "evaluate_slices", jsonable(slices)),
         "timings": write_timings(params, "evaluate", res.timings),
         "confusion": write_plot_data(params, "evaluate", "confusion", confusion),
         "calibration": write_plot_data(
@@ -850,6 +933,7 @@ def skip(params: Params, reason: str, *, write: bool = True) -> Skipped:
     metrics: dict[str, Any] = {"skipped": True, "reason": reason}
     if write:
         write_metrics(params, "evaluate", metrics)
+        write_metrics(params, "evaluate_slices", {"skipped": True, "reason": reason})
         for name, cols in PLOT_COLUMNS.items():
             write_plot_data(params, "evaluate", name, pd.DataFrame(columns=list(cols)))
     return Skipped(
@@ -890,6 +974,9 @@ def run(
     scores = score_mlp(model, test, y, params)
     dec = compare_decisions(test, scores, params, validation_confidence(model, params, decisions))
     ope_table, ope = off_policy(dec.test, y, scores.proba, params)
+    responses_path = params.path(params.paths.processed_dir) / "responses.parquet"
+    responses = read_table(responses_path) if responses_path.is_file() else None
+    slices = cohort_slices(dec.test, y, scores.proba, responses, params)
     irt_reason = irt_skip_reason(params)
     fit, irt_scores, irt_skipped = None, None, None
     if irt_reason is None:
@@ -923,6 +1010,7 @@ def run(
         metrics=metrics,
         timings=timings,
         irt_skipped=irt_skipped,
+        slices=slices,
     )
     if write:
         result.paths = write_outputs(params, result)

@@ -4,7 +4,8 @@ Reads ``data/processed/decisions.parquet``, holds out the evaluation learners
 (:func:`learnops.data.splits.mlp_holdout`), trains the MLP (DVCLive logs per epoch into
 ``reports/dvclive/train_mlp``), saves ``models/mlp``, compares it with the majority and logistic
 regression baselines and writes ``reports/metrics/train_mlp.json``. Training seconds go to
-``reports/timings/train_mlp.json``.
+``reports/timings/train_mlp.json``. The report also compares the current loss with class
+weighting and logit adjustment for the rare actions (:mod:`learnops.mlp.rare`; one extra training).
 
 No data (issue 22, item 14): when the export window holds no decisions (e.g. only imported
 responses), the stage trains nothing and returns a :class:`~learnops.stages.Skipped` (*No data in
@@ -37,6 +38,8 @@ from learnops.contracts import ACTIONS
 if TYPE_CHECKING:
     from learnops.config import Params
     from learnops.mlp import TrainResult
+    from learnops.mlp.importance import Importance
+    from learnops.mlp.rare import RareActions
     from learnops.stages import Skipped
 
 __all__ = ["METRIC_KEYS", "TrainMlpResult", "action_mix", "metrics_table", "run"]
@@ -85,6 +88,10 @@ class TrainMlpResult:
     model_dir: Path
     seconds: float
     train_result: TrainResult = field(repr=False)
+    rare_actions: RareActions | None = None
+    """Class weighting and logit adjustment against the current loss (:mod:`learnops.mlp.rare`)."""
+    importance: Importance | None = None
+    """Permutation importance, mean |attribution|, PD/ICE (:mod:`learnops.mlp.importance`)."""
 
     skipped: ClassVar[bool] = False
 
@@ -214,6 +221,8 @@ def run(params: Params) -> TrainMlpResult | Skipped:
     from learnops.mlp import save, train
     from learnops.mlp.baselines import compare_baselines
     from learnops.mlp.features import feature_summary
+    from learnops.mlp.importance import global_importance
+    from learnops.mlp.rare import compare_rare_action_options
     from learnops.stages import (
         no_rows_reason,
         processed_table,
@@ -238,7 +247,23 @@ def run(params: Params) -> TrainMlpResult | Skipped:
     result = train(decisions, params.mlp, seed=params.seed, live_dir=live_dir)
     model_dir = save(result, params.path(params.paths.models_dir) / "mlp")
     baselines = compare_baselines(result, decisions, n_bins=params.evaluate.ece_bins)
-    metrics = jsonable(metrics_document(result, baselines))
+    rare = compare_rare_action_options(
+        decisions,
+        result,
+        params.mlp,
+        params.seed,
+        n_boot=params.evaluate.bootstrap,
+        n_bins=params.evaluate.ece_bins,
+    )
+    importance = global_importance(
+        result.model,
+        decisions.iloc[result.split.val_index],
+        params.seed,
+        n_boot=params.evaluate.bootstrap,
+    )
+    metrics = metrics_document(result, baselines)
+    metrics["rare_actions"] = rare.to_metrics()
+    metrics = jsonable(metrics)
     write_metrics(params, STAGE, metrics)
     reliability, ece = reliability_data(result, params.evaluate.ece_bins)
     validation = pd.Series(
@@ -271,4 +296,6 @@ def run(params: Params) -> TrainMlpResult | Skipped:
         model_dir=Path(model_dir),
         seconds=seconds,
         train_result=result,
+        rare_actions=rare,
+        importance=importance,
     )
