@@ -382,7 +382,18 @@ class ExactLouisAccumulator:
             if seen is None:
                 self._dense_all_seen(correct, post)
                 return
-        self._per_learner(ch.x, post)
+        # small batched kernels: one thread avoids OpenMP overhead (and its collapse when the
+        # cores are shared), measured 3-10x faster than two threads on 2 cores; parallel runs
+        # already pin one thread per worker (``learnops.irt.parallel``)
+        torch = self._t()["torch"]
+        threads = torch.get_num_threads()
+        if threads != 1:
+            torch.set_num_threads(1)
+        try:
+            self._per_learner(ch.x, post)
+        finally:
+            if threads != 1:
+                torch.set_num_threads(threads)
 
     # -- generic path: per learner, only the items they answered
     def _per_learner(self, x: Any, post: np.ndarray) -> None:
