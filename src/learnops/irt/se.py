@@ -156,6 +156,14 @@ class LouisAccumulator:
         self.flat = self.vecs.transpose(1, 0, 2).reshape(2 * self.k * self.n_items, -1)
         self.b_mat = np.zeros((self.n_items, self.k, self.k))
 
+    def fresh(self) -> LouisAccumulator:
+        """An empty accumulator for the same parameters (one per lane of shards)."""
+        return LouisAccumulator(self.p, self.theta, self.n_items)
+
+    def merge(self, other: LouisAccumulator) -> None:
+        """Add another accumulator's sums to this one."""
+        self.b_mat += other.b_mat
+
     def __call__(self, ch: Chunk, post: np.ndarray) -> None:
         if ch.dense:
             self._dense(ch, post)
