@@ -199,12 +199,13 @@ class DaskEngine:
             if address:
                 self.client = Client(address, timeout=10)
             else:
+                where = {"host": "127.0.0.1"} if processes else {}  # in-process: no sockets
                 self._cluster = LocalCluster(
                     n_workers=self.workers,
                     threads_per_worker=1,
                     processes=processes,
-                    host="127.0.0.1",
                     dashboard_address=None,
+                    **where,
                 )
                 self.client = Client(self._cluster)
         except OSError as exc:
