@@ -58,6 +58,13 @@ class IrtConfig(_Section):
     prior_b: tuple[float, float] | None = (0.0, 3.0)
     prior_c: tuple[float, float] | None = (5.0, 17.0)
     holdout_frac: float = Field(0.2, gt=0, lt=1)
+    #: Threads (``local``) or LocalCluster workers (``dask``) for the E-steps, standard errors
+    #: and scoring; None = all cores. Results do not depend on it.
+    workers: int | None = Field(None, ge=1)
+    #: ``local`` (threads in this process) or ``dask`` (a Dask cluster, ``dask_address``).
+    engine: Literal["local", "dask"] = "local"
+    #: Scheduler of an existing Dask cluster (tcp://host:8786); None starts a LocalCluster.
+    dask_address: str | None = None
 
     @field_validator("model")
     @classmethod

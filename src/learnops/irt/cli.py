@@ -42,6 +42,13 @@ def fit_cmd(
     no_priors: bool = typer.Option(False, "--no-priors", help="Plain MML: no priors on a, b, c."),
     quad_points: int | None = typer.Option(None, "--quad-points", help="Quadrature nodes (61)."),
     params: Path | None = typer.Option(None, "--params", help="IRT settings from params.yaml."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Threads (local) or Dask workers (default: all cores)."
+    ),
+    engine: str | None = typer.Option(None, "--engine", help="local (threads) or dask."),
+    dask_address: str | None = typer.Option(
+        None, "--dask-address", help="Scheduler of a Dask cluster (tcp://host:8786)."
+    ),
 ) -> None:
     """Fit an IRT model by marginal maximum likelihood and write the model directory."""
     from learnops.config import IrtConfig, load_params
@@ -57,6 +64,15 @@ def fit_cmd(
         updates["max_iter"] = max_iter
     if quad_points is not None:
         updates["quad_points"] = quad_points
+    if workers is not None:
+        updates["workers"] = workers
+    if engine is not None:
+        if engine not in ("local", "dask"):
+            raise LearnopsError(f"--engine must be local or dask, not {engine!r}")
+        updates["engine"] = engine
+    if dask_address is not None:
+        updates["dask_address"] = dask_address
+        updates.setdefault("engine", "dask")
     if updates:
         cfg = IrtConfig(**{**cfg.model_dump(), **updates})
     check_out_dir(out)

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from learnops.irt.estep import EStep, design_matrix, quadrature
+from learnops.irt.estep import quadrature
 from learnops.irt.mstep import log_prior_total, mstep
+from learnops.irt.parallel import ShardedEStep
 from learnops.irt.params import Params, Priors, clip, pack, param_change, unpack
 from learnops.irt.se import (
     LouisAccumulator,
@@ -30,6 +31,7 @@ from learnops.irt.se import (
 
 if TYPE_CHECKING:
     from learnops.irt.data import Encoded
+    from learnops.irt.parallel import DaskEngine, LocalEngine
 
 #: SQUAREM step length bound (alpha is kept in [-50, -1]).
 ALPHA_MIN = -50.0
@@ -65,7 +67,7 @@ class _Point:
 class _EMState:
     """What every E-step of the loop needs; ``final_*`` keep the last polishing pass."""
 
-    es: EStep
+    es: ShardedEStep
     priors: Priors
     model: str
     se_method: str
@@ -102,14 +104,17 @@ def run_em(
     chunk_cells: int = 1 << 21,
     accelerate: bool = True,
     backend: str = "auto",
+    engine: LocalEngine | DaskEngine | None = None,
+    n_shards: int | None = None,
 ) -> EMResult:
     """Fit by EM (SQUAREM-accelerated), then EAP abilities and item standard errors.
 
     ``se`` is ``auto``, ``exact``, ``louis-exact``, ``louis-block`` or ``none`` (see
-    ``learnops.irt.se``).
+    ``learnops.irt.se``). The E-steps run over learner shards on ``engine`` (default: threads
+    on all cores, ``learnops.irt.parallel``); the result does not depend on it.
     """
     theta, logw = quadrature(quad_points, quad_range)
-    es = EStep(design_matrix(enc), theta, logw, chunk_cells, backend)
+    es = ShardedEStep(enc, theta, logw, chunk_cells, backend, engine, n_shards)
     flops = louis_exact_flops(
         model, np.bincount(enc.learner, minlength=enc.n_learners), enc.n_items, len(theta)
     )

@@ -118,6 +118,7 @@ class EStep:
         logw: np.ndarray,
         chunk_cells: int = 1 << 21,
         backend: str = "auto",
+        dense_cache_bytes: int = DENSE_CACHE_BYTES,
     ):
         self.theta = theta
         self.logw = logw
@@ -137,7 +138,7 @@ class EStep:
             backend == "auto" and sparse_nnz >= TORCH_MIN_RESPONSES and _torch_ok()
         )
         dense_cells = sum(c.x.shape[0] * n_cols for c in self.chunks if c.dense)
-        cache_dense = dense_cells * 8 <= DENSE_CACHE_BYTES
+        cache_dense = dense_cells * 8 <= dense_cache_bytes
         for ch in self.chunks:
             if ch.dense and cache_dense:
                 ch.cached = ch.correct_seen()

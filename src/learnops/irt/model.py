@@ -155,6 +155,7 @@ def fit(
     progress: bool = False,
     priors: bool = True,
     se: str = "auto",
+    engine: Any = None,
 ) -> IrtFit:
     """Fit a 1PL/2PL/3PL model by marginal ML (EM), or the ``heuristic`` baseline.
 
@@ -162,7 +163,9 @@ def fit(
     ignores the config's priors (plain MML). ``se`` is ``auto``, ``exact`` (numerical Hessian of
     the marginal likelihood), ``louis-exact`` (the same information by the per-learner Louis
     formula, for large data), ``louis-block`` (per-item Louis approximation) or ``none``.
-    The estimate is deterministic; ``seed`` is recorded only.
+    The E-steps run on ``engine`` (a ``learnops.irt.parallel`` engine; default: the config's
+    ``engine``, ``workers`` and ``dask_address``). The estimate is deterministic (the same for
+    any engine and number of workers); ``seed`` is recorded only.
     """
     cfg = config or IrtConfig()
     if model not in MODELS:
@@ -179,17 +182,25 @@ def fit(
             if priors
             else Priors()
         )
-        res = run_em(
-            enc,
-            model,
-            priors=pri,
-            quad_points=cfg.quad_points,
-            quad_range=cfg.quad_range,
-            max_iter=cfg.max_iter,
-            tol=cfg.tol,
-            se=se,
-            progress=progress,
-        )
+        from learnops.irt.parallel import make_engine
+
+        eng = engine or make_engine(cfg.engine, cfg.workers, cfg.dask_address)
+        try:
+            res = run_em(
+                enc,
+                model,
+                priors=pri,
+                quad_points=cfg.quad_points,
+                quad_range=cfg.quad_range,
+                max_iter=cfg.max_iter,
+                tol=cfg.tol,
+                se=se,
+                progress=progress,
+                engine=eng,
+            )
+        finally:
+            if engine is None:
+                eng.close()
         result = _assemble(enc, model, res, pri, cfg, warns)
     result.info["seed"] = int(seed)
     result.seconds = time.perf_counter() - t0

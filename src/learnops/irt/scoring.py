@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from scipy.special import expit
 
 from learnops.errors import LearnopsError
 from learnops.irt.data import encode
-from learnops.irt.estep import EStep, design_matrix, quadrature
+from learnops.irt.estep import quadrature
 from learnops.irt.params import Params
 
 
@@ -58,17 +59,27 @@ def score(
     *,
     quad_points: int = 61,
     quad_range: float = 6.0,
+    engine: Any = None,
 ) -> pd.DataFrame:
     """θ and its SE per learner (N(0, 1) prior) given fixed item parameters.
 
     ``method`` is ``eap`` (posterior mean and SD) or ``map`` (posterior mode, SE from the
-    curvature at the mode). Returns columns learner_id, theta, theta_se, n_responses.
+    curvature at the mode). Returns columns learner_id, theta, theta_se, n_responses. The EAP
+    pass runs over learner shards on ``engine`` (``learnops.irt.parallel``; default: threads on
+    all cores).
     """
     if method not in {"eap", "map"}:
         raise LearnopsError(f"scoring method must be 'eap' or 'map', not {method!r}")
     enc, p = _align(items, responses)
     theta, logw = quadrature(quad_points, quad_range)
-    _, _, _, ab = EStep(design_matrix(enc), theta, logw, 1 << 22).run(p, abilities=True)
+    from learnops.irt.parallel import LocalEngine, ShardedEStep
+
+    eng = engine or LocalEngine()
+    try:
+        ab = ShardedEStep(enc, theta, logw, 1 << 22, engine=eng).run(p, abilities=True)[3]
+    finally:
+        if engine is None:
+            eng.close()
     est, se = ab[:, 0], ab[:, 1]
     if method == "map":
         est, se = map_scores(p, enc.learner, enc.item, enc.y, enc.n_learners, start=est)

@@ -16,7 +16,6 @@ guessing (delta method).
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +155,14 @@ class LouisAccumulator:
         self.vecs = np.concatenate([self.gvec, self.gvec * self.prob[:, None, :]], axis=1)
         self.flat = self.vecs.transpose(1, 0, 2).reshape(2 * self.k * self.n_items, -1)
         self.b_mat = np.zeros((self.n_items, self.k, self.k))
+
+    def fresh(self) -> LouisAccumulator:
+        """An empty accumulator for the same parameters (one per lane of shards)."""
+        return LouisAccumulator(self.p, self.theta, self.n_items)
+
+    def merge(self, other: LouisAccumulator) -> None:
+        """Add another accumulator's sums to this one."""
+        self.b_mat += other.b_mat
 
     def __call__(self, ch: Chunk, post: np.ndarray) -> None:
         if ch.dense:
@@ -319,31 +326,62 @@ class ExactLouisAccumulator:
 
     Per learner, responses are merged per item into (correct count c, answer count n); the
     score of item j at node q is (c − n P_j(q)) G_j(q), and Cov_i = Σ_q w_iq (S_i(q) − S̄_i)
-    (S_i(q) − S̄_i)ᵀ only involves the items learner i answered (batched small Gram matrices,
-    scattered into the (k·I)² matrix). Fully dense chunks without repeats (1PL/2PL) use an
-    equivalent closed form in big matrix products.
+    (S_i(q) − S̄_i)ᵀ only involves the items learner i answered. Learners with the same number of
+    items are batched: one small Gram matrix per learner (a batched float64 GEMM), added into
+    the item-pair blocks j ≤ j' (one flat scatter-add). Fully dense chunks without repeats
+    (1PL/2PL) use an equivalent closed form in big matrix products.
+
+    Single-threaded by design: parallel runs give each lane of shards its own accumulator
+    (``fresh``) and add them up in a fixed order (``merge``), so the sums do not depend on the
+    number of workers.
     """
 
     def __init__(self, p: Params, theta: np.ndarray, n_items: int) -> None:
-        import torch
-
         self.p, self.theta, self.n_items = p, theta, n_items
         self.k = 2 if p.g is None else 3
-        self.prob, self.gvec = _louis_g(p, theta)
-        self._torch = torch
-        # pair blocks: row j·I + j' holds the k×k block of items (j, j'), flattened
-        # one accumulator per worker thread (the scatter is the bottleneck: random updates)
-        size = n_items * n_items * self.k * self.k * 8
-        workers = 2 if (os.cpu_count() or 1) > 1 and size <= 256 * 2**20 else 1
-        self.pairs = [
-            torch.zeros((n_items * n_items, self.k * self.k), dtype=torch.float64)
-            for _ in range(workers)
-        ]
+        self.pairs: Any = None  # (I·I, k²) float64 tensor, allocated on first use
         self.dense_part: np.ndarray | None = None
-        self._prob_t = torch.from_numpy(self.prob)
-        self._gvec_t = torch.from_numpy(np.ascontiguousarray(self.gvec))
-        self._theta_t = torch.from_numpy(theta)
-        self._triu_cache: dict[int, tuple[Any, Any]] = {}
+        self._tables: dict[str, Any] | None = None
+
+    def fresh(self) -> ExactLouisAccumulator:
+        """An empty accumulator for the same parameters (one per lane of shards)."""
+        return ExactLouisAccumulator(self.p, self.theta, self.n_items)
+
+    def merge(self, other: ExactLouisAccumulator) -> None:
+        """Add another accumulator's sums to this one."""
+        if other.pairs is not None:
+            if self.pairs is None:
+                self.pairs = other.pairs
+            else:
+                self.pairs += other.pairs
+        if other.dense_part is not None:
+            self.dense_part = (
+                other.dense_part if self.dense_part is None else self.dense_part + other.dense_part
+            )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_tables"] = None  # rebuilt where it is used (torch views of numpy tables)
+        return state
+
+    def _t(self) -> dict[str, Any]:
+        if self._tables is None:
+            import torch
+
+            prob, gvec = _louis_g(self.p, self.theta)
+            self._tables = {
+                "torch": torch,
+                "prob": torch.from_numpy(prob),
+                "gvec": torch.from_numpy(np.ascontiguousarray(gvec)),
+                "theta": torch.from_numpy(self.theta),
+                "prob_np": prob,
+                "triu": {},
+            }
+        if self.pairs is None:
+            torch = self._tables["torch"]
+            shape = (self.n_items * self.n_items, self.k * self.k)
+            self.pairs = torch.zeros(shape, dtype=torch.float64)
+        return self._tables
 
     def __call__(self, ch: Chunk, post: np.ndarray) -> None:
         post = np.asarray(post, dtype=np.float64)
@@ -353,18 +391,23 @@ class ExactLouisAccumulator:
                 self._dense_all_seen(correct, post)
                 return
         # small batched kernels: one thread avoids OpenMP overhead (and its collapse when the
-        # cores are shared), measured 3-10x faster than two threads on 2 cores
-        threads = self._torch.get_num_threads()
-        self._torch.set_num_threads(1)
+        # cores are shared), measured 3-10x faster than two threads on 2 cores; parallel runs
+        # already pin one thread per worker (``learnops.irt.parallel``)
+        torch = self._t()["torch"]
+        threads = torch.get_num_threads()
+        if threads != 1:
+            torch.set_num_threads(1)
         try:
             self._per_learner(ch.x, post)
         finally:
-            self._torch.set_num_threads(threads)
+            if threads != 1:
+                torch.set_num_threads(threads)
 
     # -- generic path: per learner, only the items they answered
     def _per_learner(self, x: Any, post: np.ndarray) -> None:
         import scipy.sparse as sp
 
+        tables = self._t()
         n_items, n_rows = self.n_items, x.shape[0]
         cols = x.indices
         # n + 65536·c per (learner, item) after summing duplicates (n < 65536 answers)
@@ -374,92 +417,96 @@ class ExactLouisAccumulator:
         c_cnt = np.floor(agg.data / 65536.0)
         n_cnt = agg.data - 65536.0 * c_cnt
         m_per = np.diff(agg.indptr)
-        batches = []
         for m in np.unique(m_per):
             if m == 0:
                 continue
             learners = np.flatnonzero(m_per == m)
             step = max(1, _BATCH_ELEMENTS // int(self.k * m * len(self.theta)))
-            batches += [learners[lo : lo + step] for lo in range(0, len(learners), step)]
+            for lo in range(0, len(learners), step):
+                rows = learners[lo : lo + step]
+                pidx = agg.indptr[rows][:, None] + np.arange(m)
+                args = (agg.indices[pidx], c_cnt[pidx], n_cnt[pidx], post[rows])
+                if self.p.g is None:
+                    self._gram_common(tables, *args)
+                else:
+                    self._gram(tables, *args)
 
-        def work(worker: int) -> None:
-            for rows in batches[worker :: len(self.pairs)]:
-                pidx = agg.indptr[rows][:, None] + np.arange(m_per[rows[0]])
-                self._gram(
-                    self.pairs[worker], agg.indices[pidx], c_cnt[pidx], n_cnt[pidx], post[rows]
-                )
+    def _pair_index(self, tables: dict[str, Any], m: int) -> tuple[Any, Any, Any]:
+        """Item pairs j ≤ j' of m sorted items (row, column positions) and, in the 2m × 2m
+        Gram matrix of the (a-rows; d-rows), the flat positions of their [aa, ad, da, dd]."""
+        cache = tables["triu"]
+        if m not in cache:
+            torch = tables["torch"]
+            iu, ju = np.triu_indices(m)
+            flat = np.stack(
+                [(s * m + iu) * 2 * m + (t * m + ju) for s in (0, 1) for t in (0, 1)], axis=1
+            )
+            cache[m] = (torch.from_numpy(iu), torch.from_numpy(ju), torch.from_numpy(flat.ravel()))
+        return cache[m]
 
-        if len(self.pairs) == 1 or len(batches) < 2:
-            for worker in range(len(self.pairs)):
-                work(worker)
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(len(self.pairs)) as pool:  # torch and numpy release the GIL
-            list(pool.map(work, range(len(self.pairs))))
+    def _gram_common(
+        self, tables: dict[str, Any], jj: np.ndarray, cc: np.ndarray, nn: np.ndarray, w: np.ndarray
+    ) -> None:
+        """1PL/2PL (G = (θ, 1) for every item): for a batch of learners who each answered the m
+        items jj[b] (sorted), Y = [θ·√w·u; √w·u] (2m × Q, u_j = c_j − n_j P_j), the Gram matrix
+        Y Yᵀ minus s sᵀ (s = Y √w, the posterior mean score) is Cov_post[S_i]."""
+        torch = tables["torch"]
+        b, m = jj.shape
+        jt = torch.from_numpy(jj)
+        prob = tables["prob"].index_select(0, jt.reshape(-1)).view(b, m, -1)
+        y = torch.empty((b, 2, m, prob.shape[2]), dtype=torch.float64)
+        lower = y[:, 1]
+        if (nn == 1).all():
+            torch.sub(torch.from_numpy(cc)[:, :, None], prob, out=lower)
+        else:
+            torch.mul(prob, torch.from_numpy(nn)[:, :, None], out=lower)
+            torch.sub(torch.from_numpy(cc)[:, :, None], lower, out=lower)
+        sw = torch.from_numpy(w).sqrt()
+        lower *= sw[:, None, :]
+        torch.mul(lower, tables["theta"], out=y[:, 0])
+        yf = y.view(b, 2 * m, -1)
+        gram = torch.bmm(yf, yf.transpose(1, 2))
+        s = torch.bmm(yf, sw[:, :, None])
+        gram.baddbmm_(s, s.transpose(1, 2), alpha=-1.0)
+        iu, ju, flat = self._pair_index(tables, m)
+        self._scatter(jt[:, iu] * self.n_items + jt[:, ju], gram.view(b, -1)[:, flat])
 
     def _gram(
-        self, pairs: Any, jj: np.ndarray, cc: np.ndarray, nn: np.ndarray, w: np.ndarray
+        self, tables: dict[str, Any], jj: np.ndarray, cc: np.ndarray, nn: np.ndarray, w: np.ndarray
     ) -> None:
-        """Add Cov_post[S_i] of a batch of learners who each answered the m items jj[b]
-        (sorted): the k×k blocks of item pairs j ≤ j' only (``matrix`` mirrors them)."""
-        torch = self._torch
+        """3PL (item-specific G): centered scores, (b, m·k, Q) Gram matrices; the k×k blocks of
+        item pairs j ≤ j' are added."""
+        torch = tables["torch"]
         b, m = jj.shape
-        k, n_items = self.k, self.n_items
-        prob = self._prob_t[torch.from_numpy(jj)]  # (b, m, Q)
+        k = self.k
+        jt = torch.from_numpy(jj)
+        prob = tables["prob"][jt]  # (b, m, Q)
         wt = torch.from_numpy(w)
         u = torch.from_numpy(cc)[:, :, None] - torch.from_numpy(nn)[:, :, None] * prob
-        if self.p.g is None:  # G = (θ, 1): moments Σ_q w u_j u_j' θ^t, t = 0, 1, 2, minus means
-            th = self._theta_t
-            stack = torch.empty((b, 3, m, u.shape[2]), dtype=torch.float64)
-            lw, lw1 = stack[:, 0], stack[:, 1]
-            torch.mul(u, wt[:, None, :], out=lw)
-            torch.mul(lw, th, out=lw1)
-            torch.mul(lw1, th, out=stack[:, 2])
-            mom = torch.bmm(stack.view(b, 3 * m, -1), u.transpose(1, 2)).view(b, 3, m, m)
-            s0, s1 = lw.sum(-1), lw1.sum(-1)  # posterior means of the d and a scores
-            iu, ju = self._triu(m)
-            mom = mom[:, :, iu, ju]  # (b, 3, pairs j ≤ j')
-            sel = torch.stack(
-                [
-                    mom[:, 2] - s1[:, iu] * s1[:, ju],
-                    mom[:, 1] - s1[:, iu] * s0[:, ju],
-                    mom[:, 1] - s0[:, iu] * s1[:, ju],
-                    mom[:, 0] - s0[:, iu] * s0[:, ju],
-                ],
-                dim=2,
-            )
-            self._scatter(pairs, jj[:, iu] * n_items + jj[:, ju], sel)
-            return
-        # item-specific G (3PL): centered scores, (b, m·k, Q) Gram matrices
-        v = u[:, :, None, :] * self._gvec_t[torch.from_numpy(jj)]
+        v = u[:, :, None, :] * tables["gvec"][jt]
         vbar = (v * wt[:, None, None, :]).sum(-1, keepdim=True)
         v -= vbar
         v *= wt.sqrt()[:, None, None, :]
         xt = v.reshape(b, m * k, -1)
         blocks = torch.bmm(xt, xt.transpose(1, 2)).view(b, m, k, m, k).permute(0, 1, 3, 2, 4)
-        iu, ju = self._triu(m)
-        self._scatter(pairs, jj[:, iu] * n_items + jj[:, ju], blocks[:, iu, ju])
+        iu, ju, _ = self._pair_index(tables, m)
+        self._scatter(jt[:, iu] * self.n_items + jt[:, ju], blocks[:, iu, ju])
 
-    def _scatter(self, pairs: Any, pair_idx: np.ndarray, values: Any) -> None:
+    def _scatter(self, pair_idx: Any, values: Any) -> None:
         """pairs[pair_idx] += values (k² values per item pair), as one flat scatter: the rows'
         k² values share a cache line, and 1-D index_add is several times faster than 2-D."""
+        torch = self._tables["torch"]  # type: ignore[index]
         kk = self.k * self.k
-        flat = (pair_idx.astype(np.int64).reshape(-1, 1) * kk + np.arange(kk)).reshape(-1)
-        pairs.view(-1).index_add_(0, self._torch.from_numpy(flat), values.reshape(-1))
-
-    def _triu(self, m: int) -> tuple[Any, Any]:
-        if m not in self._triu_cache:
-            iu, ju = np.triu_indices(m)
-            self._triu_cache[m] = (iu, ju)
-        return self._triu_cache[m]
+        flat = (pair_idx.reshape(-1, 1) * kk + torch.arange(kk)).reshape(-1)
+        self.pairs.view(-1).index_add_(0, flat, values.reshape(-1))
 
     # -- dense chunk, every item answered once, 1PL/2PL: closed form in matrix products
     def _dense_all_seen(self, correct: np.ndarray, w: np.ndarray) -> None:
         """Σ_i Cov_post[S_i] with u_ij(q) = y_ij − P_j(q) and G = (θ, 1):
         E[u_j u_j' θ^t] = Σ_i μ_i^t y_ij y_ij' − (R θ^t) Pᵀ − P (R θ^t)ᵀ + P diag(W θ^t) Pᵀ,
         R = Yᵀ W, μ^t = W θ^t, W = Σ_i w_i; minus Σ_i S̄_i S̄_iᵀ."""
-        theta, prob = self.theta, self.prob
+        theta = self.theta
+        prob = self._t()["prob_np"]
         y = np.asarray(correct, dtype=np.float64)
         r = y.T @ w  # (I, Q)
         wt = w.sum(axis=0)
@@ -479,27 +526,27 @@ class ExactLouisAccumulator:
         self.dense_part = cov if self.dense_part is None else self.dense_part + cov
 
     def matrix(self) -> np.ndarray:
-        """Σ_i Cov_post[S_i] as a (k·I)² matrix in ``pack`` order (a block, d block[, g])."""
+        """Σ_i Cov_post[S_i] as a (k·I)² matrix in *item-interleaved* order (row j·k + s is
+        parameter s of item j). Only the upper triangle is filled (the blocks of item pairs
+        j ≤ j'; the diagonal blocks in full): what an upper Cholesky factorization reads."""
         k, n_items = self.k, self.n_items
-        total = self.pairs[0]
-        for extra in self.pairs[1:]:
-            total += extra
-        self.pairs = [total]
-        upper = total.numpy().reshape(n_items, n_items, k, k)  # item pairs j ≤ j'
-        out = np.ascontiguousarray(upper.transpose(2, 0, 3, 1)).reshape(k * n_items, -1)
-        out += out.T  # mirror j > j' (diagonal item blocks counted twice: remove once)
-        diag = np.arange(n_items)
-        for s in range(k):
-            for t in range(k):
-                out[s * n_items + diag, t * n_items + diag] -= upper[diag, diag, s, t]
-        if self.dense_part is not None:
-            out += self.dense_part
+        self._t()
+        out = (
+            self.pairs.view(n_items, n_items, k, k)
+            .permute(0, 2, 1, 3)
+            .reshape(k * n_items, k * n_items)
+            .numpy()
+        )
+        self.pairs = None
+        if self.dense_part is not None:  # full symmetric, in pack order (a block, d block)
+            dense = self.dense_part.reshape(k, n_items, k, n_items).transpose(1, 0, 3, 2)
+            out += np.triu(dense.reshape(k * n_items, k * n_items))
         return out
 
 
 def louis_exact_cov(
     p: Params,
-    es: EStep,
+    es: Any,
     r: np.ndarray,
     w: np.ndarray,
     priors: Priors,
@@ -514,24 +561,35 @@ def louis_exact_cov(
     n_items = len(p.a)
     acc = ExactLouisAccumulator(p, es.theta, n_items)
     abilities = es.run(p, abilities=True, callback=acc)[3]
-    info = -acc.matrix()
+    info = acc.matrix()
+    np.negative(info, out=info)
     del acc
     hc = _complete_data_hessian(p, r, w, es.theta, priors, include_a=model != "1pl")
     k = hc.shape[1]
+    diag = np.arange(n_items)
+    blocks = info.reshape(n_items, k, n_items, k)
     for s in range(k):
         for t in range(k):
-            diag = np.arange(n_items)
-            info[s * n_items + diag, t * n_items + diag] -= hc[:, s, t]
+            blocks[diag, s, diag, t] -= hc[:, s, t]
+    workers = getattr(es, "workers", 1)
     if model == "1pl":  # common slope: a_j = a for all j (Jᵀ I J), plus its prior once
-        full = info
+        full = _symmetric_from_upper(info, n_items, k)
+        del info, blocks
         info = np.empty((1 + n_items, 1 + n_items))
-        info[1:, 1:] = full[n_items:, n_items:]
-        col = full[:n_items].sum(axis=0)
-        info[0, 1:] = info[1:, 0] = col[n_items:]
-        info[0, 0] = col[:n_items].sum() + _prior_a_curvature(p, priors)
+        info[1:, 1:] = full[:, 1, :, 1]
+        col = full[:, 0].sum(axis=0)  # (I, k): Σ_j info[(j, a), (j', t)]
+        info[0, 1:] = info[1:, 0] = col[:, 1]
+        info[0, 0] = col[:, 0].sum() + _prior_a_curvature(p, priors)
         del full
-    cov = _inverse_blocks(info, model, n_items, k, warnings)
-    return cov, abilities
+        return _inverse_blocks_1pl(info, n_items, warnings), abilities
+    return _inverse_diag_blocks(info, n_items, k, warnings, workers), abilities
+
+
+def _symmetric_from_upper(upper: np.ndarray, n_items: int, k: int) -> np.ndarray:
+    """The full symmetric (I, k, I, k) matrix from its upper triangle (item-interleaved)."""
+    full = np.triu(upper)
+    full += np.triu(upper, 1).T
+    return full.reshape(n_items, k, n_items, k)
 
 
 def _prior_a_curvature(p: Params, priors: Priors) -> float:
@@ -547,17 +605,45 @@ def _prior_a_curvature(p: Params, priors: Priors) -> float:
     return -(gp - gm) / (2 * h)
 
 
-def _inverse_blocks(
-    info: np.ndarray, model: str, n_items: int, k: int, warnings: list[str]
+def _inverse_diag_blocks(
+    info: np.ndarray, n_items: int, k: int, warnings: list[str], workers: int = 1
 ) -> np.ndarray:
-    """Per-item (k, k) blocks of info⁻¹ (Cholesky, then L⁻¹; pseudo-inverse if singular)."""
+    """Per-item (k, k) diagonal blocks of info⁻¹, info item-interleaved with its upper triangle
+    filled: upper Cholesky info = UᵀU and its inverse from U (MKL's potrf/potri through torch,
+    on ``workers`` threads), LU (or a pseudo-inverse) if info is not positive definite."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, workers))
+    try:
+        # info is C-ordered with the upper triangle filled: its transpose, seen in Fortran
+        # order by LAPACK, is the same memory; torch reads the lower triangle of ``info.T``
+        lower = torch.from_numpy(info).T
+        chol, status = torch.linalg.cholesky_ex(lower)
+        if int(status) == 0:
+            inv = torch.cholesky_inverse(chol).numpy()
+            del chol
+            blocks = inv.reshape(n_items, k, n_items, k)
+            diag = np.arange(n_items)
+            return np.ascontiguousarray(blocks[diag, :, diag, :])
+    finally:
+        torch.set_num_threads(threads)
+    warnings.append("information matrix is not positive definite: standard errors are unreliable")
+    full = _symmetric_from_upper(info, n_items, k).reshape(k * n_items, -1)
+    try:
+        cov = np.linalg.inv(full)
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(full)
+    diag = np.arange(n_items)
+    return np.ascontiguousarray(cov.reshape(n_items, k, n_items, k)[diag, :, diag, :])
+
+
+def _inverse_blocks_1pl(info: np.ndarray, n_items: int, warnings: list[str]) -> np.ndarray:
+    """1PL (common slope, then the difficulties' intercepts): the (2, 2) blocks of info⁻¹ for
+    (a, d_j) per item (Cholesky, then L⁻¹; LU or a pseudo-inverse if singular)."""
     from scipy.linalg import lapack
 
-    idx = (
-        np.stack([np.zeros(n_items, dtype=int), 1 + np.arange(n_items)], axis=1)
-        if model == "1pl"
-        else np.arange(n_items)[:, None] + n_items * np.arange(k)[None, :]
-    )
+    idx = np.stack([np.zeros(n_items, dtype=int), 1 + np.arange(n_items)], axis=1)
     chol, status = lapack.dpotrf(info, lower=1, overwrite_a=0, clean=1)
     if status == 0:
         linv, status = lapack.dtrtri(chol, lower=1, overwrite_c=1)

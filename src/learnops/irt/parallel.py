@@ -1,0 +1,326 @@
+"""Learner shards and the engines that run the E-step over them, on threads or on Dask.
+
+The learners are split into shards by a stable hash of their id, so that each learner's
+responses live in one shard. The number of shards depends only on the data size
+(``SHARD_RESPONSES`` responses per shard), never on the number of workers or on the engine, and
+each shard is computed by the same single-threaded code (``estep.EStep``). The per-shard
+statistics (log-likelihood, expected counts, EAP abilities, standard-error accumulators) are
+added up in shard order on the driver, which then runs the M-step. So results are bit-identical
+for any number of workers and for both engines:
+
+- ``LocalEngine``: a thread pool in this process (numpy, scipy and torch release the GIL in
+  the large kernels that do the work);
+- ``DaskEngine``: the shards are scattered to a Dask cluster (an existing scheduler at
+  ``address``, or a ``LocalCluster``), and every E-step is a map over them that returns
+  sufficient statistics.
+
+Standard-error accumulators (the Louis information, one (k·I)² matrix each) are not built per
+shard: the shards are grouped into at most ``SE_LANES`` fixed lanes, each with one accumulator,
+merged in lane order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from learnops.irt import estep
+from learnops.irt.estep import EStep, _row_block, _torch_ok, design_matrix
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+    from learnops.irt.data import Encoded
+    from learnops.irt.params import Params
+
+#: Responses per learner shard (the shard count is ceil(responses / this)).
+SHARD_RESPONSES = 500_000
+#: Shards are grouped into at most this many lanes for the standard-error accumulation (one
+#: (k·I)² accumulator per lane, so this bounds the memory; and the parallelism of that pass).
+SE_LANES = 4
+ENGINES = ("local", "dask")
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def n_shards_for(n_learners: int, n_responses: int) -> int:
+    """Number of learner shards: one per ``SHARD_RESPONSES`` responses (at least 1)."""
+    return int(max(1, min(n_learners, -(-n_responses // SHARD_RESPONSES))))
+
+
+def shard_of(learner_ids: np.ndarray, n_shards: int) -> np.ndarray:
+    """Shard of each learner: a stable hash of its id (the same on every run and machine)."""
+    if n_shards == 1:
+        return np.zeros(len(learner_ids), dtype=np.int64)
+    import pandas as pd
+
+    ids = np.asarray(learner_ids).astype(str).astype(object)
+    return (pd.util.hash_array(ids) % np.uint64(n_shards)).astype(np.int64)
+
+
+@dataclass
+class Shard:
+    """The learners of one shard (global indices, increasing) and their E-step."""
+
+    rows: np.ndarray
+    estep: EStep
+
+
+@dataclass
+class ShardOut:
+    """What one shard's E-step returns: sufficient statistics for the driver."""
+
+    loglik: float
+    r: np.ndarray
+    w: np.ndarray
+    abilities: np.ndarray | None
+
+
+def _build_shard(
+    x: sp.csr_matrix,
+    rows: np.ndarray,
+    theta: np.ndarray,
+    logw: np.ndarray,
+    chunk_cells: int,
+    backend: str,
+    cache_bytes: int,
+) -> Shard:
+    if len(rows) == x.shape[0]:
+        xs = x
+    elif len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        xs = _row_block(x, int(rows[0]), int(rows[-1]) + 1)
+    else:
+        xs = x[rows]
+    return Shard(rows, EStep(xs, theta, logw, chunk_cells, backend, dense_cache_bytes=cache_bytes))
+
+
+def lane_run(
+    shards: Sequence[Shard], p: Params, fast: bool, abilities: bool, acc: Any
+) -> tuple[list[ShardOut], Any]:
+    """Run the E-step of consecutive shards on one thread (``acc``, if any, accumulates over
+    all of them); returns their statistics in order and the accumulator."""
+    _pin_one_thread()
+    outs = []
+    for sh in shards:
+        ll, r, w, ab = sh.estep.run(p, abilities=abilities, callback=acc, fast=fast)
+        outs.append(ShardOut(ll, r, w, ab))
+    return outs, acc
+
+
+def _pin_one_thread() -> None:
+    """One BLAS / torch thread in this worker (Dask workers run one task per thread)."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def _one_thread_each() -> Iterator[None]:
+    """Single-threaded BLAS and torch kernels while shards run (on however many workers), so
+    that each shard's arithmetic is the same whatever the number of workers."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class LocalEngine:
+    """Shards held in this process, run on a pool of ``workers`` threads."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or default_workers())
+
+    def put(self, shards: list[Shard]) -> list[Any]:
+        """Handles of the shards for ``run`` (the shards themselves)."""
+        return shards
+
+    def build(self, fn: Callable[..., Shard], args: list[tuple]) -> list[Shard]:
+        """``fn(*a)`` for each ``a`` (in parallel), in order."""
+        return self._map(lambda a: fn(*a), args)
+
+    def run(self, lanes: list[list[Any]], *args: Any, accs: list[Any]) -> list[Any]:
+        """``lane_run(lane, *args, acc)`` for every lane, results in lane order."""
+        return self._map(
+            lambda la: lane_run(la[0], *args, la[1]), list(zip(lanes, accs, strict=True))
+        )
+
+    def _map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        with _one_thread_each():
+            if self.workers == 1 or len(items) < 2:
+                return [fn(it) for it in items]
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(self.workers, len(items))) as pool:
+                return list(pool.map(fn, items))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class DaskEngine:
+    """Shards scattered to a Dask cluster: the scheduler at ``address``, or a new
+    ``LocalCluster`` of ``workers`` single-threaded workers (processes unless
+    ``processes=False``), closed with ``close``."""
+
+    name = "dask"
+
+    def __init__(
+        self, address: str | None = None, workers: int | None = None, processes: bool = True
+    ) -> None:
+        from learnops.errors import LearnopsError
+
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - a dependency
+            raise LearnopsError(f"the dask engine needs dask[distributed]: {exc}") from None
+        self.workers = max(1, workers or default_workers())
+        self._cluster = None
+        try:
+            if address:
+                self.client = Client(address, timeout=10)
+            else:
+                where = {"host": "127.0.0.1"} if processes else {}  # in-process: no sockets
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=processes,
+                    dashboard_address=None,
+                    **where,
+                )
+                self.client = Client(self._cluster)
+        except OSError as exc:
+            raise LearnopsError(f"cannot reach the Dask scheduler {address}: {exc}") from None
+
+    def put(self, shards: list[Shard]) -> list[Any]:
+        """Scatter the shards to the workers (one future each), spread evenly."""
+        return self.client.scatter(shards, broadcast=False, hash=False)
+
+    def build(self, fn: Callable[..., Shard], args: list[tuple]) -> list[Shard]:
+        """Built on the driver (the sparse design is there); ``put`` then ships them."""
+        return [fn(*a) for a in args]
+
+    def run(self, lanes: list[list[Any]], *args: Any, accs: list[Any]) -> list[Any]:
+        """One task per lane (run where its shards are), gathered in lane order."""
+        futures = [
+            self.client.submit(lane_run, lane, *args, acc, pure=False)
+            for lane, acc in zip(lanes, accs, strict=True)
+        ]
+        return self.client.gather(futures)
+
+    def close(self) -> None:
+        """Close the client (and the LocalCluster it started)."""
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_engine(
+    engine: str = "local", workers: int | None = None, address: str | None = None
+) -> LocalEngine | DaskEngine:
+    """An engine by name (``local`` or ``dask``)."""
+    from learnops.errors import LearnopsError
+
+    if engine == "local":
+        return LocalEngine(workers)
+    if engine == "dask":
+        return DaskEngine(address, workers)
+    raise LearnopsError(f"IRT engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+
+
+class ShardedEStep:
+    """The E-step of ``estep.EStep`` over learner shards, run by an engine; same ``run``
+    interface (log-likelihood, expected counts, EAP abilities; ``callback`` is an accumulator
+    with ``fresh()`` and ``merge()``)."""
+
+    def __init__(
+        self,
+        enc: Encoded,
+        theta: np.ndarray,
+        logw: np.ndarray,
+        chunk_cells: int = 1 << 21,
+        backend: str = "auto",
+        engine: LocalEngine | DaskEngine | None = None,
+        n_shards: int | None = None,
+    ) -> None:
+        self.engine = engine or LocalEngine()
+        self.workers = self.engine.workers
+        self.theta, self.logw = theta, logw
+        self.n_items, self.n_learners = enc.n_items, enc.n_learners
+        x = design_matrix(enc)
+        self.fast_ok = x.nnz >= estep.FAST_MIN_RESPONSES
+        n_shards = n_shards or n_shards_for(enc.n_learners, enc.n_responses)
+        which = shard_of(enc.learner_ids, n_shards)
+        groups = [np.flatnonzero(which == s) for s in range(n_shards)]
+        groups = [g for g in groups if len(g)]
+        dense_overall = x.nnz >= estep.DENSE_FRACTION * x.shape[0] * x.shape[1]
+        if backend == "auto":
+            backend = (
+                "torch"
+                if not dense_overall and x.nnz >= estep.TORCH_MIN_RESPONSES and _torch_ok()
+                else "numpy"
+            )
+        cache = estep.DENSE_CACHE_BYTES // len(groups)
+        args = [(x, g, theta, logw, chunk_cells, backend, cache) for g in groups]
+        shards = self.engine.build(_build_shard, args)
+        del x
+        self.rows = [s.rows for s in shards]
+        self.backend = (
+            "torch"
+            if any(c.torch_idx is not None for s in shards for c in s.estep.chunks)
+            else "numpy"
+        )
+        self.handles = self.engine.put(shards)
+
+    @property
+    def n_shards(self) -> int:
+        return len(self.rows)
+
+    def run(
+        self, p: Params, *, abilities: bool = False, callback: Any = None, fast: bool = False
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Return (marginal loglik, r counts, wrong counts, [eap, sd] or None), summed over the
+        shards in shard order; ``callback`` gets the merged accumulators of the lanes."""
+        n = self.n_shards
+        if callback is None:
+            bounds = list(range(n + 1))
+        else:
+            lanes = min(n, SE_LANES)
+            bounds = [i * n // lanes for i in range(lanes + 1)]
+        lanes_h = [self.handles[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        accs = [None if callback is None else callback.fresh() for _ in lanes_h]
+        results = self.engine.run(lanes_h, p, fast, abilities, accs=accs)
+        outs = [o for lane_outs, _ in results for o in lane_outs]
+        loglik, r, w = outs[0].loglik, outs[0].r, outs[0].w
+        for o in outs[1:]:
+            loglik += o.loglik
+            r = r + o.r
+            w = w + o.w
+        ab = None
+        if abilities:
+            ab = np.empty((self.n_learners, 2))
+            for rows, o in zip(self.rows, outs, strict=True):
+                ab[rows] = o.abilities
+        if callback is not None:
+            for _, acc in results:
+                callback.merge(acc)
+        return loglik, r, w, ab

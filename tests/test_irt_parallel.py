@@ -1,0 +1,105 @@
+"""IRT over learner shards: identical results for any number of workers (threads) and for the
+Dask engine, every learner in one shard, and the settings' validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from learnops import irt
+from learnops.config import IrtConfig
+from learnops.irt import parallel
+from learnops.irt.data import encode
+from learnops.irt.estep import quadrature
+from learnops.irt.sim import simulate
+
+
+def _data() -> pd.DataFrame:
+    """Sparse 2PL answers with retries (repeated learner × item answers)."""
+    df = simulate(1200, 20, 6, seed=21).responses
+    again = df.sample(frac=0.3, random_state=2).copy()
+    again["correct"] = (np.random.default_rng(2).random(len(again)) < 0.6).astype(int)
+    return pd.concat([df, again], ignore_index=True)
+
+
+@pytest.fixture
+def small_shards(monkeypatch):
+    """About 1,000 responses per shard, so that the small data has 11 shards (5 SE lanes → 4)."""
+    monkeypatch.setattr(parallel, "SHARD_RESPONSES", 1_000)
+
+
+def test_shards_partition_the_learners_by_a_stable_hash():
+    enc = encode(_data())
+    which = parallel.shard_of(enc.learner_ids, 7)
+    assert set(np.unique(which)) == set(range(7))
+    # the same ids give the same shards (a stable hash, not Python's salted one)
+    again = parallel.shard_of(enc.learner_ids.copy(), 7)
+    np.testing.assert_array_equal(which, again)
+    # every learner is in exactly one shard, so each learner's responses are in one shard
+    es = parallel.ShardedEStep(enc, *quadrature(21, 6.0), n_shards=7)
+    rows = np.concatenate(es.rows)
+    assert len(rows) == enc.n_learners and len(np.unique(rows)) == enc.n_learners
+    assert es.n_shards == 7
+
+
+@pytest.mark.parametrize("se", ["louis-exact", "louis-block"])
+def test_results_are_identical_for_any_number_of_workers(small_shards, se):
+    df = _data()
+    fits = [
+        irt.fit(df, "2pl", se=se, engine=parallel.LocalEngine(workers)) for workers in (1, 2, 3)
+    ]
+    base = fits[0]
+    for f in fits[1:]:
+        assert f.loglik == base.loglik
+        assert f.iterations == base.iterations
+        pd.testing.assert_frame_equal(f.items, base.items, check_exact=True)
+        pd.testing.assert_frame_equal(f.abilities, base.abilities, check_exact=True)
+
+
+def test_sharded_fit_equals_the_single_shard_fit(small_shards, monkeypatch):
+    """Sharding changes only the order of the sums: the same estimates and SEs."""
+    df = _data()
+    sharded = irt.fit(df, "2pl", se="louis-exact")
+    monkeypatch.setattr(parallel, "SHARD_RESPONSES", 10**9)
+    single = irt.fit(df, "2pl", se="louis-exact")
+    assert sharded.loglik == pytest.approx(single.loglik, rel=1e-12)
+    cols = ["discrimination", "difficulty", "discrimination_se", "difficulty_se"]
+    np.testing.assert_allclose(sharded.items[cols], single.items[cols], rtol=1e-8)
+    np.testing.assert_allclose(sharded.abilities["theta"], single.abilities["theta"], atol=1e-8)
+
+
+def test_dask_engine_equals_the_local_engine(small_shards):
+    """A Dask LocalCluster (in-process workers here) gives the local engine's fit: items to
+    1e-5, log-likelihood to 1e-4 (in fact the same numbers: the same shards and sums)."""
+    df = _data()
+    local = irt.fit(df, "2pl", se="louis-exact", engine=parallel.LocalEngine(2))
+    eng = parallel.DaskEngine(workers=2, processes=False)
+    try:
+        dask = irt.fit(df, "2pl", se="louis-exact", engine=eng)
+        scored = irt.score(local.items, df, engine=eng)
+    finally:
+        eng.close()
+    assert abs(dask.loglik - local.loglik) <= 1e-4
+    cols = ["discrimination", "difficulty", "discrimination_se", "difficulty_se"]
+    np.testing.assert_allclose(dask.items[cols], local.items[cols], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(dask.abilities["theta"], local.abilities["theta"], atol=1e-5)
+    ref = irt.score(local.items, df, engine=parallel.LocalEngine(1))
+    np.testing.assert_allclose(scored["theta"], ref["theta"], atol=1e-12)
+
+
+def test_settings_are_validated():
+    assert IrtConfig().engine == "local" and IrtConfig().workers is None
+    with pytest.raises(ValidationError):
+        IrtConfig(engine="spark")
+    with pytest.raises(ValidationError):
+        IrtConfig(workers=0)
+    with pytest.raises(irt_error()):
+        parallel.make_engine("spark")
+
+
+def irt_error() -> type[Exception]:
+    from learnops.errors import LearnopsError
+
+    return LearnopsError
