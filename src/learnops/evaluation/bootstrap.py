@@ -87,9 +87,7 @@ def cluster_bootstrap_cis(
         rows = np.concatenate([groups[g] for g in row])
         values = statistics(df.iloc[rows])
         boot[b] = [float(values[k]) for k in estimate]
-    return {
-        k: (v, *_percentile(boot[:, j], alpha)) for j, (k, v) in enumerate(estimate.items())
-    }
+    return {k: (v, *_percentile(boot[:, j], alpha)) for j, (k, v) in enumerate(estimate.items())}
 
 
 def bootstrap_mean_ci(

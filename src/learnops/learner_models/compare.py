@@ -33,6 +33,8 @@ METRICS: tuple[str, ...] = ("auc", "log_loss", "accuracy", "rmse", "ece")
 #: Bins of the number of earlier answers, for the comparison with the true ability over time.
 PRACTICE_BINS: tuple[int, ...] = (0, 5, 15, 30, 60, 100, 200)
 REFERENCE = "irt"
+#: Fewest answers in a practice bin of the truth comparison (fewer: the bin is left out).
+MIN_BIN = 30
 
 
 @dataclass
@@ -259,7 +261,8 @@ def truth_comparison(rows: pd.DataFrame, truth: pd.DataFrame, models: list[str])
     """Each model's ability estimate against the true current ability (``truth``: response_id,
     ability), overall and per bin of earlier answers: Pearson correlation, and RMSE after the
     least-squares linear map of the estimate onto the truth (each model has its own θ scale),
-    fitted once on all the split's answers. Models without an ability (PFA) are left out."""
+    fitted once on all the split's answers. Models without an ability (PFA) and bins with fewer
+    than :data:`MIN_BIN` answers are left out."""
     t = truth[["response_id", "ability"]].astype({"response_id": str})
     merged = rows.merge(t, on="response_id", how="inner")
     if merged.empty:
@@ -279,7 +282,7 @@ def truth_comparison(rows: pd.DataFrame, truth: pd.DataFrame, models: list[str])
         groups = [("all", np.ones(len(merged), bool))]
         groups += [(lab, (merged["practice"] == lab).to_numpy()) for lab in labels]
         for lab, sel in groups:
-            if sel.sum() < 3:
+            if sel.sum() < MIN_BIN:
                 continue
             corr = float(np.corrcoef(est[sel], true[sel])[0, 1]) if est[sel].std() > 0 else np.nan
             rmse = float(np.sqrt(np.mean(resid[sel] ** 2)))
