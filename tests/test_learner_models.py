@@ -214,3 +214,40 @@ def test_unknown_items_and_bad_answers_are_clear_errors(fitted, responses):
         fitted["elo"].predict(bad)
     with pytest.raises(LearnopsError, match="correct must be 0 or 1"):
         prepare(responses.head(3).assign(correct=[0, 2, 1]))
+
+
+@pytest.mark.parametrize("name", ["irt", "elo"])
+def test_ability_asof_uses_only_earlier_answers(responses, fitted, name):
+    from learnops.learner_models.ability import ability_asof
+
+    model = fitted[name]
+    df = responses.sort_values(["learner_hash", "timestamp"], kind="stable")
+    picks = []
+    for lh, rows in list(df.groupby("learner_hash"))[:5]:
+        for k in (0, 2, len(rows) // 2, len(rows)):
+            t = (
+                rows["timestamp"].iloc[k]
+                if k < len(rows)
+                else rows["timestamp"].iloc[-1] + pd.Timedelta(hours=1)
+            )
+            picks.append((lh, t, rows.iloc[:k]))
+    queries = pd.DataFrame(picks, columns=["learner_hash", "timestamp", "prefix"])
+    got = ability_asof(model, responses, queries)
+    for (_lh, _t, prefix), (_, row) in zip(picks, got.iterrows(), strict=True):
+        if prefix.empty:
+            assert row["ability"] == pytest.approx(0.0, abs=1e-9)
+            continue
+        # the estimate after exactly these answers: a probe row after them, read before it
+        after = prefix["timestamp"].iloc[-1] + pd.Timedelta(1, "s")
+        probe = prefix.iloc[[-1]].assign(timestamp=after)
+        ref = model.predict(pd.concat([prefix, probe], ignore_index=True)).ability[-1]
+        assert row["ability"] == pytest.approx(ref, abs=1e-9)
+
+
+def test_ability_model_is_validated():
+    from pydantic import ValidationError
+
+    assert IrtConfig().ability_model == "irt"
+    assert IrtConfig(ability_model="best_lr").ability_model == "best_lr"
+    with pytest.raises(ValidationError):
+        IrtConfig(ability_model="dkt")

@@ -58,6 +58,9 @@ class IrtConfig(_Section):
     prior_b: tuple[float, float] | None = (0.0, 3.0)
     prior_c: tuple[float, float] | None = (5.0, 17.0)
     holdout_frac: float = Field(0.2, gt=0, lt=1)
+    #: The learner model that supplies ``ability``/``ability_se`` to the decision features
+    #: (:mod:`learnops.learner_models.ability`): static IRT, Elo or Best-LR.
+    ability_model: Literal["irt", "elo", "best_lr"] = "irt"
 
     @field_validator("model")
     @classmethod
