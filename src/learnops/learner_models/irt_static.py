@@ -34,6 +34,7 @@ class StaticIrt:
         self.config = config or IrtConfig()
         self.seed = seed
         self.fit_: IrtFit | None = None
+        self._memo: tuple[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     def fit(self, responses: pd.DataFrame) -> StaticIrt:
         """Fit the item parameters (``irt.model``, priors and quadrature from the config)."""
@@ -42,6 +43,7 @@ class StaticIrt:
 
         table = responses[[learner_column(responses), "item_id", "correct"]]
         self.fit_ = irt.fit(table, self.config.model, config=self.config, seed=self.seed, se="none")
+        self._memo = None
         return self
 
     @classmethod
@@ -59,11 +61,24 @@ class StaticIrt:
         return self.fit_
 
     def prefix_abilities(self, seq: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(θ EAP, posterior SD, item position) before every sorted row, from the earlier rows."""
+        """(θ EAP, posterior SD, item position) before every sorted row, from the earlier rows.
+
+        The last result is remembered (keyed by the fit and the sequences' content), so that
+        Best-LR reading the abilities of the table just predicted does not recompute them."""
+        f = self._require()
+        key = (id(f), _fingerprint(seq))
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]
+        result = self._prefix_abilities(f, seq)
+        self._memo = (key, result)
+        return result
+
+    def _prefix_abilities(
+        self, f: IrtFit, seq: Sequences
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from learnops.irt.estep import quadrature
         from learnops.irt.scoring import item_params, probability
 
-        f = self._require()
         params = item_params(f.items)
         items = item_index(seq, pd.Index(f.items["item_id"].astype(str)), "static IRT")
         nodes, logw = quadrature(self.config.quad_points, self.config.quad_range)
@@ -94,6 +109,17 @@ class StaticIrt:
         theta, se, items = self.prefix_abilities(seq)
         p = probability(item_params(self._require().items), items, theta)
         return Prediction(seq.unsort(p), seq.unsort(theta), seq.unsort(se))
+
+
+def _fingerprint(seq: Sequences) -> tuple:
+    """A content key of the sorted learners, items and answers."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(seq.learner.tobytes())
+    h.update(seq.y.tobytes())
+    h.update(pd.util.hash_array(seq.item_ids).tobytes())
+    return (seq.n, h.hexdigest())
 
 
 def _blocks(seq: Sequences, size: int):
