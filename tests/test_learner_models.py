@@ -251,3 +251,33 @@ def test_ability_model_is_validated():
     assert IrtConfig(ability_model="best_lr").ability_model == "best_lr"
     with pytest.raises(ValidationError):
         IrtConfig(ability_model="dkt")
+
+
+def test_ability_command_writes_one_row_per_learner_and_refuses_unknown_models(responses, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = tmp_path / "responses.parquet"
+    responses.to_parquet(data)
+    params = Path(__file__).resolve().parents[1] / "params.ci.yaml"
+
+    def learnops(*args):
+        code = (
+            f"import sys; sys.argv = ['learnops', *{args!r}]\nfrom learnops.cli import main\nmain()"
+        )
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    out = tmp_path / "ability.csv"
+    done = learnops(
+        "ability", str(data), "--out", str(out), "--model", "elo", "--params", str(params)
+    )
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert len(table) == responses["learner_hash"].nunique()
+    assert np.isfinite(table[["ability", "ability_se"]].to_numpy()).all()
+    bad = learnops(
+        "ability", str(data), "--out", str(out), "--model", "dkt", "--params", str(params)
+    )
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and "ability model must be one of" in lines[0]
