@@ -50,6 +50,8 @@ def ability_asof(model: Any, responses: pd.DataFrame, queries: pd.DataFrame) -> 
     from learnops.data.splits import learner_column
 
     lcol = learner_column(responses)
+    if responses.empty:
+        raise LearnopsError("no responses to estimate abilities from")
     if lcol not in queries.columns or "timestamp" not in queries.columns:
         raise LearnopsError(f"queries: need columns {lcol} and timestamp")
     r = responses[[lcol, "item_id", "correct", "timestamp", *(
