@@ -72,20 +72,25 @@ def paired_forest(paired: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ("
     (rows) and metric (panels); an interval that misses 0 is a difference the data support."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 3.8))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(7.5 * len(metrics), 4.0))
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, metrics, strict=True):
         labels, rows = [], []
         for split, table in paired.items():
             for m in table.index.get_level_values(0).unique():
                 if (m, key) in table.index:
-                    rows.append(table.loc[(m, key)])
-                    labels.append(f"{LABELS.get(m, m)} ({split})")
+                    r = table.loc[(m, key)]
+                    rows.append(r)
+                    labels.append(
+                        f"{LABELS.get(m, m)} ({split}) {r['diff']:+.4f} "
+                        f"[{r['low']:+.4f}, {r['high']:+.4f}]"
+                    )
         y = np.arange(len(rows))
         d = np.array([r["diff"] for r in rows])
         lo = np.array([r["low"] for r in rows])
         hi = np.array([r["high"] for r in rows])
         ax.axvline(0, color="0.5", ls="--", lw=1)
+        ax.locator_params(axis="x", nbins=5)
         ax.errorbar(d, y, xerr=[d - lo, hi - d], fmt="o", color="C0", capsize=3)
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
