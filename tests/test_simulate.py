@@ -191,5 +191,22 @@ def test_simulation_is_pinned_bit_for_bit(case, monkeypatch):
         sim.decisions[list(LOGGING_PROB_COLUMNS)].to_numpy(),
         sim.decision_truth[[f"p_true_{a}" for a in ACTIONS]].to_numpy(),
     )
-    truth = (sim.response_truth, sim.decision_truth, sim.items, sim.learners)
+    # the true current ability came later (issue 18): the pinned truth is the rest
+    response_truth = sim.response_truth.drop(columns=["ability"])
+    truth = (response_truth, sim.decision_truth, sim.items, sim.learners)
     assert _content_hash(*truth) == truth_hash
+
+
+def test_true_current_ability_grows_with_practice(small_sim):
+    """The exported true ability before each answer starts at the learner's initial θ, never
+    decreases with practice and stays below the final θ (the learners learn)."""
+    t = small_sim.response_truth.merge(small_sim.responses, on="response_id")
+    t = t.sort_values(["learner_hash", "timestamp"], kind="stable")
+    lr = small_sim.learners.set_index("learner_hash")
+    first = t.groupby("learner_hash")["ability"].first()
+    last = t.groupby("learner_hash")["ability"].last()
+    np.testing.assert_allclose(first, lr.loc[first.index, "theta_start"], atol=1e-12)
+    assert (last <= lr.loc[last.index, "theta_end"] + 1e-12).all()
+    steps = t.groupby("learner_hash")["ability"].diff().dropna()
+    assert (steps >= -1e-12).all() and (steps > 0).mean() > 0.9
+    assert (last - first).mean() > 0.3  # practice moves the ability substantially

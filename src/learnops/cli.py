@@ -250,6 +250,53 @@ def stage(
     typer.echo(f"stage {name}: done")
 
 
+@app.command()
+def ability(
+    responses: Path = typer.Argument(
+        ..., help="Answers: learner, item_id, correct, timestamp[, module] (CSV or Parquet)."
+    ),
+    out: Path = typer.Option(..., "--out", help="CSV or Parquet to write."),
+    model: str | None = typer.Option(
+        None, "--model", help="irt, elo or best_lr (default: irt.ability_model of params)."
+    ),
+    at: Path | None = typer.Option(
+        None, "--at", help="(learner, timestamp) rows to estimate at (default: after the last)."
+    ),
+    params: Path = ParamsOpt,
+) -> None:
+    """Current ability and its SE per learner (or as of each --at row) from a learner model
+    fitted on RESPONSES: the ability/ability_se a /decide client sends."""
+    from learnops.data.splits import learner_column
+    from learnops.io import read_table, write_table
+    from learnops.learner_models.ability import ability_asof, fit_ability_model
+
+    p = _params(params)
+    name = model or p.irt.ability_model
+    table = read_table(responses)
+    lcol = learner_column(table)
+    if "timestamp" not in table.columns:
+        raise LearnopsError(f"{responses}: missing column: timestamp")
+    fitted = fit_ability_model(name, table, p)
+    if at is None:
+        queries = table.groupby(lcol, as_index=False)["timestamp"].max()
+        queries["timestamp"] = _one_second_after(queries["timestamp"])
+    else:
+        queries = read_table(at)
+    est = ability_asof(fitted, table, queries)
+    result = queries.reset_index(drop=True).assign(
+        ability=est["ability"], ability_se=est["ability_se"], ability_model=name
+    )
+    write_table(out, result)
+    typer.echo(f"wrote {out} ({len(result)} rows, ability model {name})")
+
+
+def _one_second_after(ts):
+    """One second after each timestamp (an estimate that has read every answer)."""
+    import pandas as pd
+
+    return pd.to_datetime(ts, utc=True) + pd.Timedelta(seconds=1)
+
+
 models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 ModelTypeOpt = typer.Option("mlp", "--model", "-m", help="Model type: mlp or irt.")

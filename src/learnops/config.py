@@ -65,6 +65,9 @@ class IrtConfig(_Section):
     engine: Literal["local", "dask"] = "local"
     #: Scheduler of an existing Dask cluster (tcp://host:8786); None starts a LocalCluster.
     dask_address: str | None = None
+    #: The learner model that supplies ``ability``/``ability_se`` to the decision features
+    #: (:mod:`learnops.learner_models.ability`): static IRT, Elo or Best-LR.
+    ability_model: Literal["irt", "elo", "best_lr"] = "irt"
 
     @field_validator("model")
     @classmethod
@@ -218,6 +221,34 @@ class MonitorConfig(_Section):
         return v
 
 
+class LearnerModelsConfig(_Section):
+    """The ``learner_models`` stage: next-answer models compared with static IRT."""
+
+    #: Models compared (``irt`` is the reference of the paired differences and always runs).
+    models: tuple[str, ...] = ("irt", "elo", "pfa", "best_lr")
+    #: Temporal split: share of each learner's latest responses held out.
+    holdout_frac: float = Field(0.2, gt=0, lt=1)
+    #: Held-out-learners split: share of learners held out.
+    test_split: float = Field(0.2, gt=0, lt=1)
+    #: Share of the training learners on which Elo's step (alpha, beta) is tuned.
+    val_split: float = Field(0.25, gt=0, lt=1)
+    #: Grids of Elo's uncertainty step K(n) = alpha / (1 + beta·n).
+    elo_alpha: tuple[float, ...] = (0.2, 0.4, 0.8, 1.6)
+    elo_beta: tuple[float, ...] = (0.0, 0.01, 0.05, 0.2)
+    #: Inverse L2 strength of PFA's and Best-LR's logistic regressions (scikit-learn ``C``).
+    C: float = Field(1.0, gt=0)
+    bootstrap: int = Field(200, ge=10)
+    ece_bins: int = Field(10, ge=2)
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in v if m not in {"irt", "elo", "pfa", "best_lr"}]
+        if unknown:
+            raise ValueError(f"learner_models.models: unknown {unknown} (irt, elo, pfa, best_lr)")
+        return v if "irt" in v else ("irt", *v)
+
+
 class Params(_Section):
     """All pipeline settings; ``root`` is the directory relative paths resolve against."""
 
@@ -232,6 +263,7 @@ class Params(_Section):
     registry: RegisterConfig = RegisterConfig()
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()
+    learner_models: LearnerModelsConfig = LearnerModelsConfig()
     root: Path = Path(".")
 
     def path(self, relative: str | Path) -> Path:

@@ -79,6 +79,9 @@ class Simulation:
     items: pd.DataFrame
     learners: pd.DataFrame
     response_truth: pd.DataFrame
+    """Per response: ``theta`` (the effective ability it was answered with: fatigue and help
+    included), ``p_correct`` (the true probability) and ``ability`` (the learner's true current
+    ability just before answering, which grows with practice)."""
     decision_truth: pd.DataFrame
     info: dict = field(default_factory=dict)
 
@@ -325,7 +328,7 @@ def _answer(r: random.Random, bank: _ItemBank, learner: _Learner, s: _Session, r
     rows.responses.append(
         (rid, learner.lhash, bank.ids[i], bank.module_of[i], y, round(rt * 1000.0, 1), s.t)
     )
-    rows.truth.append((rid, theta_eff, p))
+    rows.truth.append((rid, theta_eff, p, learner.theta))
     s.t += timedelta(seconds=rt + 10.0)
     s.minutes_since_break += (rt + 10.0) / 60.0
     s.n += 1
@@ -497,7 +500,9 @@ def _assemble(
             rows.learners,
             columns=["learner_hash", "theta_start", "theta_end", "learning_rate", "ab_group"],
         ),
-        response_truth=pd.DataFrame(rows.truth, columns=["response_id", "theta", "p_correct"]),
+        response_truth=pd.DataFrame(
+            rows.truth, columns=["response_id", "theta", "p_correct", "ability"]
+        ),
         decision_truth=decision_truth,
         info=info,
     )

@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING
 from learnops._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from learnops.evaluation.bootstrap import bootstrap_mean_ci, cluster_bootstrap_ci
+    from learnops.evaluation.bootstrap import (
+        bootstrap_mean_ci,
+        cluster_bootstrap_ci,
+        cluster_bootstrap_cis,
+    )
     from learnops.evaluation.calibration import (
         binary_calibration_table,
         ece,
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "bootstrap_mean_ci": "bootstrap",
     "cluster_bootstrap_ci": "bootstrap",
+    "cluster_bootstrap_cis": "bootstrap",
     "binary_calibration_table": "calibration",
     "ece": "calibration",
     "ece_binary": "calibration",
@@ -92,6 +97,7 @@ __all__ = [
     "classification_metrics",
     "classification_report",
     "cluster_bootstrap_ci",
+    "cluster_bootstrap_cis",
     "cross_fit_rewards",
     "deployment_recommendation",
     "doubly_robust",

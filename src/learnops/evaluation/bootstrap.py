@@ -7,7 +7,7 @@ report percentile intervals; given the same seed, the same clusters are drawn.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -51,10 +51,27 @@ def cluster_bootstrap_ci(
     ``cluster_col=None`` resamples rows (the naive bootstrap). Replicates where ``statistic``
     returns a non-finite value are ignored. Deterministic given ``seed``.
     """
+    out = cluster_bootstrap_cis(
+        df, lambda d: {"s": float(statistic(d))}, cluster_col, n_boot, alpha, seed
+    )
+    return out["s"]
+
+
+def cluster_bootstrap_cis(
+    df: pd.DataFrame,
+    statistics: Callable[[pd.DataFrame], Mapping[str, float]],
+    cluster_col: str | None = "learner_hash",
+    n_boot: int = 500,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """Several statistics at once: ``statistics(df)`` returns a dict of floats; every key gets
+    (estimate, low, high) from the same resampled clusters as :func:`cluster_bootstrap_ci` (one
+    resampling per replicate, so differences between the statistics are paired)."""
     _check(n_boot, alpha)
     if len(df) == 0:
         raise LearnopsError("cannot bootstrap an empty table")
-    estimate = float(statistic(df))
+    estimate = {k: float(v) for k, v in statistics(df).items()}
     rng = np.random.default_rng(seed)
     if cluster_col is None:
         groups = [np.array([i]) for i in range(len(df))]
@@ -65,12 +82,12 @@ def cluster_bootstrap_ci(
         bounds = np.cumsum(np.bincount(codes))
         groups = np.split(order, bounds[:-1])
     draws = _draws(rng, n_boot, len(groups))
-    boot = np.empty(draws.shape[0])
+    boot = np.empty((draws.shape[0], len(estimate)))
     for b, row in enumerate(draws):
         rows = np.concatenate([groups[g] for g in row])
-        boot[b] = float(statistic(df.iloc[rows]))
-    low, high = _percentile(boot, alpha)
-    return estimate, low, high
+        values = statistics(df.iloc[rows])
+        boot[b] = [float(values[k]) for k in estimate]
+    return {k: (v, *_percentile(boot[:, j], alpha)) for j, (k, v) in enumerate(estimate.items())}
 
 
 def bootstrap_mean_ci(

@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "ab_analysis": "05_ab_analysis.ipynb",
     "monitoring": "06_monitoring.ipynb",
     "register": "07_register.ipynb",
+    "learner_models": "08_learner_models.ipynb",
 }
 
 
