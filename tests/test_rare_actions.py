@@ -51,3 +51,33 @@ def test_logit_adjustment_shifts_the_output_bias_by_the_log_prior():
     assert (predict_batch(b.model, X)["action"] == rare).sum() >= (
         predict_batch(a.model, X)["action"] == rare
     ).sum()
+
+
+def _table(rows):
+    import pandas as pd
+
+    ref = {m: v for m, v in zip(["macro_f1", "ece", "recall_change_activity", "accuracy"],
+                                rows[0][1:], strict=True)}  # fmt: skip
+    out = []
+    for model, *vals in rows:
+        for metric, v in zip(ref, vals, strict=True):
+            d = v - ref[metric]
+            out.append(dict(model=model, metric=metric, estimate=v, ci_low=v - 0.02,
+                            ci_high=v + 0.02, diff=d, diff_ci_low=d - 0.01,
+                            diff_ci_high=d + 0.01))  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def test_verdict_adopts_only_a_ci_backed_macro_f1_gain_within_the_ece_limit():
+    from learnops.mlp.rare import _verdict
+
+    stays = _table([("current", 0.77, 0.011, 0.48, 0.886),
+                    ("logit_adjust_1", 0.72, 0.012, 0.69, 0.83),
+                    ("class_weights", 0.68, 0.028, 0.63, 0.80)])  # fmt: skip
+    best, text = _verdict(stays)
+    assert best is None and text.startswith("The current loss stays")
+    assert "recall > 0.5 with ECE ≤ 0.02: logit_adjust_1 (accuracy" in text
+    wins = _table([("current", 0.77, 0.011, 0.48, 0.886), ("a", 0.80, 0.015, 0.55, 0.89),
+                   ("b", 0.83, 0.030, 0.60, 0.89)])  # fmt: skip
+    best, text = _verdict(wins)
+    assert best == "a"  # b gains more macro-F1 but breaks the ECE limit

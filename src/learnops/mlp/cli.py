@@ -81,9 +81,8 @@ def explain_cmd(
         "exact", "--method", help="exact (piecewise-linear integral) or captum (quadrature)."
     ),
 ) -> None:
-    """Integrated-gradients attributions of the chosen action's logit for every row (baseline:
-    the training feature means): id columns, action, logit, baseline_logit, delta, attr_<feature>.
-    """
+    """Attributions of the chosen action's logit for every row (integrated gradients from the
+    training feature means): id columns, action, logit, baseline_logit, delta, attr_<feature>."""
     from learnops.io import read_table, write_table
     from learnops.mlp import explain_batch, load
 

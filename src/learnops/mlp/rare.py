@@ -171,10 +171,32 @@ def _verdict(table: pd.DataFrame) -> tuple[str | None, str]:
                 winners.append((f1["diff"], m))
         lines.append(line)
     best = max(winners)[1] if winners else None
+    # the acceptance question: which options recover the rare action more than half the time
+    # while staying calibrated, and what they cost
+    meets = [
+        m
+        for m in pd.unique(table["model"])
+        if t.loc[(m, rare), "estimate"] > 0.5 and t.loc[(m, "ece"), "estimate"] <= MAX_ECE
+    ]
+    if meets:
+        costs = "; ".join(
+            f"{m}: accuracy {t.loc[(m, 'accuracy'), 'diff']:+.3f} "
+            f"[{t.loc[(m, 'accuracy'), 'diff_ci_low']:+.3f}, "
+            f"{t.loc[(m, 'accuracy'), 'diff_ci_high']:+.3f}]"
+            for m in meets
+            if m != "current"
+        )
+        reach = (
+            f"{RARE_ACTION} recall > 0.5 with ECE ≤ {MAX_ECE}: {', '.join(meets)}"
+            + (f" (accuracy vs current: {costs})" if costs else "")
+            + "."
+        )
+    else:
+        reach = f"No option reaches {RARE_ACTION} recall > 0.5 with ECE ≤ {MAX_ECE}."
     head = (
         f"Recommended: {best} (its macro-F1 gain has an interval above 0 and ECE ≤ {MAX_ECE})."
         if best
         else "The current loss stays: no alternative raises macro-F1 with an interval above 0 "
         f"while keeping ECE ≤ {MAX_ECE}."
     )
-    return best, "\n".join([head, *lines])
+    return best, "\n".join([head, reach, *lines])
