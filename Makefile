@@ -78,8 +78,10 @@ nbval: setup ## Execute every notebook in order on CI-size params (scratch copy 
 # JupyterLab on the repository with the project's kernel (python3, installed into .venv by setup).
 # A notebook run there with no params_path reads the repository's params.yaml (the file dvc repro
 # uses). It runs until stopped (Ctrl-C); LAB_ARGS adds options, e.g. LAB_ARGS="--no-browser --port 8899".
+# As root (a container), JupyterLab needs --allow-root, which is then added.
 lab: setup ## Start JupyterLab on notebooks/ with the project kernel (runs until Ctrl-C)
-	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(LAB_ARGS) notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: setup ## Benchmarks (numbers land in benchmarks/results/)
 	for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done

@@ -169,10 +169,17 @@ def test_reimport_is_idempotent_on_the_natural_key(store, tmp_path):
     assert store.count(Response) == 400
 
 
-def test_reimport_without_timestamps_and_repeated_attempts(store, tmp_path):
+def test_reimport_without_timestamps_and_repeated_attempts(store, tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    import learnops.data.rows as rows
+
     f = tmp_path / "attempts.csv"  # the same learner answers Q1 twice: two rows, two ids
     f.write_text("learner_id,item_id,correct\na,Q1,0\na,Q1,1\nb,Q1,1\n")
     assert import_file(store, f, "responses").inserted == 3
+    later = datetime(2030, 1, 1, tzinfo=UTC)  # a re-import years on: another import time
+    stamp = rows.timestamps
+    monkeypatch.setattr(rows, "timestamps", lambda df, fmt: stamp(df, fmt, now=later))
     res = import_file(store, f, "responses")  # assigned timestamps differ: ids do not
     assert (res.inserted, res.skipped) == (0, 3)
     assert store.count(Response) == 3

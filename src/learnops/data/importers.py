@@ -276,11 +276,12 @@ def read_import_table(
     errors += errs
     assigned = {c: "" for c in ("timestamp", _ID_COLUMN[kind]) if c not in df.columns}
     check_columns(df.assign(**assigned), kind, what)  # these two are made when absent
+    given = df["timestamp"].astype("string") if "timestamp" in df.columns else None
     df, errs, ts_note = rows.timestamps(df, timestamp_format)
     errors += errs
     if ts_note and notes is not None:
         notes.append(ts_note)
-    df, id_note = rows.natural_ids(df, kind, _ID_COLUMN[kind])
+    df, id_note = rows.natural_ids(df, kind, _ID_COLUMN[kind], given)
     if id_note and notes is not None:
         notes.append(id_note)
     if kind == "responses":

@@ -171,16 +171,24 @@ def timestamps(
     return df.assign(timestamp=parsed), errors, None
 
 
-def natural_ids(df: pd.DataFrame, kind: str, id_column: str) -> tuple[pd.DataFrame, str | None]:
+def natural_ids(
+    df: pd.DataFrame, kind: str, id_column: str, given_times: pd.Series | None = None
+) -> tuple[pd.DataFrame, str | None]:
     """Rows without an id get one made from their natural key, so that importing the same file
     again finds them stored: ``imp-`` + 32 hex of SHA-256 over (kind, learner_hash, item_id for
-    responses or action for decisions, the time as given, and the row's rank among the rows of
-    the file with that same key: a repeated attempt is a row of its own). Returns the table and a
-    note when ids were made."""
+    responses or action for decisions, the time as the file gives it (``given_times``, the raw
+    cells; empty when the file has none, so an assigned import time never enters the id), and
+    the row's rank among the rows of the file with that same key: a repeated attempt is a row of
+    its own). Returns the table and a note when ids were made."""
     if id_column in df.columns and df[id_column].notna().all():
         return df, None
     key_cols = ["learner_hash", "item_id" if kind == "responses" else "action", "timestamp"]
-    key = pd.DataFrame({c: df[c].astype("string").fillna("") if c in df else "" for c in key_cols})
+    key = pd.DataFrame({c: df[c].astype("string").fillna("") for c in key_cols[:2]})
+    key["timestamp"] = (
+        given_times.astype("string").fillna("").str.strip().to_numpy()
+        if given_times is not None
+        else ""
+    )
     rank = key.groupby(key_cols, sort=False).cumcount().astype(str)
     made = [
         IMPORT_ID_PREFIX + hashlib.sha256("\x1f".join((kind, *parts)).encode()).hexdigest()[:32]
