@@ -222,7 +222,8 @@ def test_simulate_stage_with_store_source_removes_only_simulated_rows(store_proj
     finally:
         store.dispose()
     assert json.loads(p.path("data/raw/simulate.json").read_text())["skipped"] is True
-    assert list(p.path(p.paths.truth_dir).iterdir()) == []  # no stale truth for real data
+    truth = [f.name for f in p.path(p.paths.truth_dir).iterdir()]
+    assert truth == ["NO_TRUTH.txt"]  # no stale truth for real data
 
 
 def test_an_irt_only_store_runs_the_whole_pipeline(store_project):

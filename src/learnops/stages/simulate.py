@@ -6,9 +6,10 @@ the simulation and tables that check it against its own truth (answers vs the 2P
 actions vs the teacher's probabilities, next engagement by experiment arm vs the planted effect).
 
 With ``data.source: store`` the stage stays in the DVC graph but simulates nothing: it removes the
-simulator's own rows from the store (if a previous run left some), empties the truth folder,
-writes ``simulate.json`` as ``{"skipped": true, "reason": "data.source=store: …"}`` and returns a
-:class:`~learnops.stages.Skipped`, so that ``export`` reads exactly the rows the user imported.
+simulator's own rows from the store (if a previous run left some), empties the truth folder (but
+for a note), writes ``simulate.json`` as ``{"skipped": true, "reason": "data.source=store: …"}``
+and returns a :class:`~learnops.stages.Skipped`, so that ``export`` reads exactly the rows the
+user imported.
 """
 
 from __future__ import annotations
