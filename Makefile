@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # no MPLBACKEND here: the report kernels must use matplotlib's inline backend (figures in HTML)
 unexport MPLBACKEND
 
-.PHONY: help setup repro test lint format pytest nbval bench audit clean lock ci-metrics
+.PHONY: help setup repro test lint format pytest nbval bench audit clean lock ci-metrics lab
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,14 @@ nbval: setup ## Execute every notebook in order on CI-size params (scratch copy 
 	cp -r notebooks $(NBVAL_DIR)/notebooks && cp params.ci.yaml $(NBVAL_DIR)/params.yaml
 	cd $(NBVAL_DIR) && env -u LEARNOPS_DB_URL $(BIN)/pytest -p no:cacheprovider --nbval-lax \
 		--rootdir=. -o addopts="" notebooks
+
+# JupyterLab on the repository with the project's kernel (python3, installed into .venv by setup).
+# A notebook run there with no params_path reads the repository's params.yaml (the file dvc repro
+# uses). It runs until stopped (Ctrl-C); LAB_ARGS adds options, e.g. LAB_ARGS="--no-browser --port 8899".
+# As root (a container), JupyterLab needs --allow-root, which is then added.
+lab: setup ## Start JupyterLab on notebooks/ with the project kernel (runs until Ctrl-C)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --ServerApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: setup ## Benchmarks (numbers land in benchmarks/results/)
 	for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done

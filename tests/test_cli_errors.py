@@ -81,7 +81,10 @@ def test_empty_learner_id_cell(project):
         "response_id,learner_id,item_id,correct,timestamp\n"
         "r1,a,q1,1,2026-09-01T10:00:00Z\nr2,,q1,0,2026-09-01T10:01:00Z\n",
     )
-    one_error_line(run(["store", "import", f, "--kind", "responses"], project), "learner_id")
+    proc = run(["store", "import", f, "--kind", "responses"], project)
+    lines = proc.stderr.strip().splitlines()  # the error, then the bad rows by line number
+    assert proc.returncode == 2 and lines[0].startswith("error: ") and "1 of 2 row" in lines[0]
+    assert lines[1:] == ["  line 3: learner_id is empty"], proc.stderr
 
 
 @pytest.mark.parametrize("bad_line", [2, 3])
@@ -100,7 +103,8 @@ def test_missing_columns_are_listed(project):
     f = _csv(project, "r.csv", "learner_id,item_id\na,q1\n")
     one_error_line(
         run(["store", "import", f, "--kind", "responses"], project),
-        "response_id, correct, timestamp",
+        "missing column(s) correct; a responses table needs learner_id (or learner_hash), "
+        "item_id, correct",
     )
 
 

@@ -30,7 +30,7 @@ FENCE_RE = re.compile(r"^```(?P<lang>[\w-]*)\s*$")
 MAX_SKIPPED = 6
 NON_COMMAND_LANGS = {"text", "ini", "cron"}
 #: What a copy of the repository needs for the blocks (no data, models or venv).
-COPY = ("notebooks", "examples", "src", "docs", "dvc.yaml", "README.md")
+COPY = ("notebooks", "examples", "data/examples", "src", "docs", "dvc.yaml", "README.md")
 
 
 @dataclass

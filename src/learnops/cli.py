@@ -160,6 +160,22 @@ def _date(value: str | None, flag: str) -> date | None:
 def store_import(
     path: Path = typer.Argument(..., help="CSV/Parquet table or mongoexport JSON lines."),
     kind: str = typer.Option(..., help="responses | decisions | mongo (seed TrainingData)."),
+    mapping: str | None = typer.Option(
+        None,
+        "--map",
+        metavar="OURS=THEIRS,…",
+        help="Rename the file's columns, e.g. learner_id=user,item_id=problem_id,correct=correct.",
+    ),
+    timestamp_format: str | None = typer.Option(
+        None,
+        "--timestamp-format",
+        metavar="FORMAT",
+        help="strptime format of the timestamps (e.g. '%d/%m/%Y %H:%M'), or unix / unix_ms "
+        "(default: ISO 8601; UTC unless an offset is given).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate and count new rows; write nothing."
+    ),
     params: Path = ParamsOpt,
     db_url: str | None = typer.Option(None, help="Event store URL (default: params / env)."),
     hashed_with: str | None = typer.Option(
@@ -169,10 +185,12 @@ def store_import(
         help="Salt fingerprint of a pre-hashed learner_hash column (`store salt-fingerprint`).",
     ),
 ) -> None:
-    """Import external data into the event store (all rows or none).
+    """Import external data into the event store (all rows or none, one transaction).
 
     Learner ids come as learner_id (raw ids, hashed with LEARNOPS_SALT on import) or as
-    learner_hash, pre-hashed with this store's salt, with --hashed-with FINGERPRINT."""
+    learner_hash, pre-hashed with this store's salt, with --hashed-with FINGERPRINT. Rows without
+    an id get one from their natural key, so importing the same file again adds nothing; a file
+    without timestamps gets the import time. Bad rows are listed by line number."""
     from learnops.data.importers import import_file
     from learnops.hashing import warn_if_demo_salt
 
@@ -183,9 +201,19 @@ def store_import(
     if not path.is_file():
         raise LearnopsError(f"input file not found: {path}")
     _, store = _store(params, db_url)
-    result = import_file(store, path, kind, hashed_with=hashed_with)
+    result = import_file(
+        store,
+        path,
+        kind,
+        hashed_with=hashed_with,
+        mapping=mapping,
+        timestamp_format=timestamp_format,
+        dry_run=dry_run,
+    )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     typer.echo(result.message(store))
-    if hashed_with is None and result.inserted:
+    if hashed_with is None and result.inserted and not dry_run:
         warn_if_demo_salt()
 
 
@@ -451,8 +479,10 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:  # n
     return f"warning: {category.__name__}: {text}\n"
 
 
-def _error(message: str) -> None:
+def _error(message: str, details: list[str] | None = None) -> None:
     typer.secho(f"error: {' '.join(message.split())}", err=True, fg=typer.colors.RED)
+    for line in details or []:
+        typer.echo(f"  {' '.join(str(line).split())}", err=True)
     sys.exit(2)
 
 
@@ -488,7 +518,7 @@ def main() -> None:
         typer.echo("Aborted!", err=True)
         sys.exit(1)
     except LearnopsError as exc:
-        _error(str(exc))
+        _error(str(exc), getattr(exc, "details", None))
     except Exception as exc:
         if not _database_error(exc):
             raise

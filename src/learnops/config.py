@@ -25,6 +25,15 @@ class PathsConfig(_Section):
     reports_dir: str = "reports"
 
 
+class DataConfig(_Section):
+    """Where the pipeline's rows come from (``data.source``)."""
+
+    #: simulate: the ``simulate`` stage fills the event store with simulated rows (the default);
+    #: store: the ``simulate`` stage does nothing (it removes the simulator's own rows, if any) and
+    #: ``export`` reads whatever the store holds (``learnops store import``, served decisions).
+    source: Literal["simulate", "store"] = "simulate"
+
+
 class SimulateConfig(_Section):
     n_learners: int = Field(2000, ge=1)
     n_items: int = Field(240, ge=2)
@@ -254,6 +263,7 @@ class Params(_Section):
 
     seed: int = 0
     paths: PathsConfig = PathsConfig()
+    data: DataConfig = DataConfig()
     simulate: SimulateConfig = SimulateConfig()
     export: ExportConfig = ExportConfig()
     irt: IrtConfig = IrtConfig()
@@ -312,3 +322,32 @@ def load_params(path: str | Path = "params.yaml", **overrides: Any) -> Params:
         return Params.model_validate(raw)
     except Exception as exc:  # pydantic.ValidationError: make it one readable message
         raise ConfigError(f"{p}: {exc}") from exc
+
+
+#: The environment variable a notebook opened outside the pipeline may use to name its params.
+PARAMS_ENV = "LEARNOPS_PARAMS"
+
+
+def find_params(start: str | Path | None = None) -> Path:
+    """The ``params.yaml`` a notebook or a command started in ``start`` (default: the working
+    directory) belongs to: the nearest one in ``start`` or a folder above it."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "params.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no params.yaml in {here} or a folder above it: pass params_path (or set {PARAMS_ENV})"
+    )
+
+
+def notebook_params(params_path: str | Path | None = None, **overrides: Any) -> Params:
+    """The params of a stage notebook, the same file whoever runs it.
+
+    ``dvc repro`` (papermill) injects ``params_path``; a notebook opened in JupyterLab
+    (``make lab``) leaves it None and gets ``LEARNOPS_PARAMS`` when set, else the nearest
+    ``params.yaml`` above the notebook's folder, i.e. the repository's own file, the one
+    ``dvc repro`` and ``dvc exp run -S …`` read. ``overrides`` as in :func:`load_params`."""
+    if params_path is None:
+        params_path = os.environ.get(PARAMS_ENV) or find_params()
+    return load_params(params_path, **overrides)

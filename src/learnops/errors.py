@@ -2,7 +2,14 @@
 
 
 class LearnopsError(Exception):
-    """A user-facing error: bad input, missing data, refused operation."""
+    """A user-facing error: bad input, missing data, refused operation.
+
+    ``details``: further lines the CLI prints under the one-line message (e.g. the bad rows of
+    an import, each with its line number), never a traceback."""
+
+    def __init__(self, message: str = "", details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.details = list(details or [])
 
 
 class NoTrainingData(LearnopsError):

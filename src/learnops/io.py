@@ -15,8 +15,11 @@ import pandas as pd
 from learnops.errors import LearnopsError
 
 
-def read_table(path: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet table; ids stay strings. Raises LearnopsError on a bad file."""
+def read_table(
+    path: str | Path, columns: Iterable[str] | None = None, text_columns: Iterable[str] = ()
+) -> pd.DataFrame:
+    """Read a CSV or Parquet table; ids (and a CSV's ``text_columns``) stay strings. Raises
+    LearnopsError on a bad file."""
     p = Path(path)
     if not p.is_file():
         raise LearnopsError(f"input file not found: {p}")
@@ -25,7 +28,8 @@ def read_table(path: str | Path, columns: Iterable[str] | None = None) -> pd.Dat
         if suffix in {".parquet", ".pq"}:
             df = pd.read_parquet(p)
         elif suffix in {".csv", ".txt"} or p.name.endswith(".csv.gz"):
-            df = pd.read_csv(p, dtype={"learner_id": str, "learner_hash": str, "item_id": str})
+            text = {"learner_id", "learner_hash", "item_id", *text_columns}
+            df = pd.read_csv(p, dtype=dict.fromkeys(sorted(text), str))
         else:
             raise LearnopsError(f"{p}: unsupported table format {suffix!r} (use .csv or .parquet)")
     except LearnopsError:

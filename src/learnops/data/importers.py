@@ -128,14 +128,16 @@ def required_columns(kind: str) -> list[str]:
     """The columns a ``kind`` table must have, besides its learner column (``learner_id``, or
     ``learner_hash`` with --hashed-with)."""
     schema = _SCHEMAS[kind]
-    return [n for n, c in schema.columns.items() if not c.nullable and n != "learner_hash"]
+    made = ("learner_hash", "timestamp", _ID_COLUMN[kind])  # made on import when absent
+    return [n for n, c in schema.columns.items() if not c.nullable and n not in made]
 
 
 def optional_columns(kind: str) -> list[str]:
     """The columns a ``kind`` table may have (absent or empty cells are stored as null)."""
     extra = ["module", "response_time_ms"] if kind == "responses" else []
     schema = _SCHEMAS[kind]
-    return [n for n, c in schema.columns.items() if c.nullable and n not in extra] + extra
+    made = [_ID_COLUMN[kind], "timestamp"]  # absent: made from the natural key / import time
+    return made + [n for n, c in schema.columns.items() if c.nullable and n not in extra] + extra
 
 
 def check_columns(df: pd.DataFrame, kind: str, what: str) -> None:
@@ -180,19 +182,28 @@ def check_csv_fields(path: str | Path, limit: int = 5) -> None:
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What an import did: ``inserted`` new rows; ``skipped`` rows whose id was already stored."""
+    """What an import did: ``inserted`` new rows; ``skipped`` rows whose id was already stored;
+    ``notes`` what was assumed (e.g. timestamps assigned); ``dry_run``: nothing was written
+    (``inserted`` is then what would have been)."""
 
     kind: str
     inserted: int
     skipped: int
+    notes: tuple[str, ...] = ()
+    dry_run: bool = False
 
     def message(self, store: EventStore) -> str:
-        text = f"imported {self.inserted} rows into {store!r}"
+        if self.dry_run:
+            text = f"dry run: {self.inserted} valid new rows would be imported into {store!r}"
+        else:
+            text = f"imported {self.inserted} rows into {store!r}"
         if self.skipped:
             text += (
                 f"; skipped {self.skipped} row(s) already in the store "
                 f"(same {_ID_COLUMN[self.kind]})"
             )
+        if self.dry_run:
+            text += "; nothing was written"
         return text
 
 
@@ -208,14 +219,23 @@ def _stored_ids(store: EventStore, kind: str, ids: list[str]) -> set[str]:
     return found
 
 
-def insert_new(store: EventStore, df: pd.DataFrame, kind: str) -> ImportResult:
-    """Insert the validated rows whose id is not stored yet (all of them or none): importing the
-    same file twice adds nothing the second time."""
+def insert_new(
+    store: EventStore,
+    df: pd.DataFrame,
+    kind: str,
+    notes: tuple[str, ...] = (),
+    dry_run: bool = False,
+) -> ImportResult:
+    """Insert the validated rows whose id is not stored yet (all of them or none, in one
+    transaction): importing the same file twice adds nothing the second time. ``dry_run``:
+    count them, write nothing."""
     from sqlalchemy.exc import IntegrityError
 
     ids = df[_ID_COLUMN[kind]].astype(str)
     stored = _stored_ids(store, kind, ids.tolist())
     new = df[~ids.isin(stored).to_numpy()] if stored else df
+    if dry_run:
+        return ImportResult(kind, len(new), len(df) - len(new), notes, dry_run=True)
     insert = store.insert_responses if kind == "responses" else store.insert_decisions
     try:
         n = insert(new)
@@ -224,34 +244,80 @@ def insert_new(store: EventStore, df: pd.DataFrame, kind: str) -> ImportResult:
             f"{kind}: another writer stored some of these {_ID_COLUMN[kind]}s meanwhile; "
             "nothing was imported: run the import again"
         ) from None
-    return ImportResult(kind, n, len(df) - len(new))
+    return ImportResult(kind, n, len(df) - len(new), notes)
 
 
-def read_import_table(path: str | Path, kind: str, hashed_with: str | None = None) -> pd.DataFrame:
-    """A CSV/Parquet table of ``kind`` 'responses' or 'decisions', learner ids hashed, validated
-    against the contract (see :func:`import_table`)."""
+def read_import_table(
+    path: str | Path,
+    kind: str,
+    hashed_with: str | None = None,
+    mapping: str | dict[str, str] | None = None,
+    timestamp_format: str | None = None,
+    notes: list[str] | None = None,
+) -> pd.DataFrame:
+    """A CSV/Parquet table of ``kind`` 'responses' or 'decisions': columns renamed by
+    ``mapping`` (``ours=theirs,…``), learner ids hashed, timestamps parsed (``timestamp_format``)
+    or assigned, ids made from the natural key when the file has none, every row validated
+    against the contract. Bad rows raise one LearnopsError listing them by line number (see
+    :func:`learnops.data.rows.row_errors`); what was assumed is appended to ``notes``."""
+    from learnops.data import rows
+
     if kind not in ("responses", "decisions"):
         raise LearnopsError(f"unknown table kind {kind!r}: use responses or decisions")
+    what = str(path)
+    pairs = rows.parse_mapping(mapping, kind) if isinstance(mapping, str) else dict(mapping or {})
     check_csv_fields(path)
-    df = _hash_ids(read_table(path), hashed_with, str(path))
-    check_columns(df, kind, str(path))
-    if "timestamp" in df.columns:
-        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, errors="coerce")
+    text_columns = {theirs for ours, theirs in pairs.items() if ours in rows.TEXT_COLUMNS}
+    raw = read_table(path, text_columns=text_columns | set(rows.TEXT_COLUMNS))
+    df = rows.apply_mapping(raw, pairs, what)
+    lines = rows.line_numbers(path, len(df))
+    errors: list[rows.RowError] = []
+    df, errs = rows.learner_hashes(df, hashed_with, what, _hash_ids)
+    errors += errs
+    assigned = {c: "" for c in ("timestamp", _ID_COLUMN[kind]) if c not in df.columns}
+    check_columns(df.assign(**assigned), kind, what)  # these two are made when absent
+    given = df["timestamp"].astype("string") if "timestamp" in df.columns else None
+    df, errs, ts_note = rows.timestamps(df, timestamp_format)
+    errors += errs
+    if ts_note and notes is not None:
+        notes.append(ts_note)
+    df, id_note = rows.natural_ids(df, kind, _ID_COLUMN[kind], given)
+    if id_note and notes is not None:
+        notes.append(id_note)
     if kind == "responses":
-        return validate_responses(df.assign(module=df.get("module")))
-    return validate_decisions(df)
+        df = df.assign(module=df.get("module"))
+    schema = _SCHEMAS[kind]
+    df, errs = rows.coerce_numbers(df, schema)
+    errors += errs
+    errors += rows.row_errors(df, schema, skip={(p, c) for p, c, _ in errors})
+    if errors:
+        raise rows.bad_rows_error(what, errors, lines, len(df))
+    return validate_responses(df) if kind == "responses" else validate_decisions(df)
 
 
 def import_file(
-    store: EventStore, path: str | Path, kind: str, hashed_with: str | None = None
+    store: EventStore,
+    path: str | Path,
+    kind: str,
+    hashed_with: str | None = None,
+    mapping: str | dict[str, str] | None = None,
+    timestamp_format: str | None = None,
+    dry_run: bool = False,
 ) -> ImportResult:
     """Import a table (``kind`` responses | decisions) or a mongoexport dump (``mongo``): all
-    new rows or none; rows whose id is already stored are skipped and counted."""
+    new rows or none; rows whose id is already stored are skipped and counted. ``mapping``
+    renames the file's columns (``ours=theirs,…``); ``dry_run`` validates and counts, writes
+    nothing."""
     if kind == "mongo":
         if hashed_with is not None:
             raise LearnopsError("--hashed-with is for tables with a learner_hash column")
-        return insert_new(store, validate_responses(read_mongo_jsonl(path)), "responses")
-    return insert_new(store, read_import_table(path, kind, hashed_with), kind)
+        if mapping or timestamp_format:
+            raise LearnopsError("--map and --timestamp-format are for CSV/Parquet tables")
+        df = validate_responses(read_mongo_jsonl(path))
+        return insert_new(store, df, "responses", dry_run=dry_run)
+    notes: list[str] = []
+    df = read_import_table(path, kind, hashed_with, mapping, timestamp_format, notes)
+    return insert_new(store, df, kind, tuple(notes), dry_run=dry_run)
 
 
 def import_table(

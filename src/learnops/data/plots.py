@@ -160,10 +160,14 @@ def daily_volume(daily: pd.DataFrame) -> Any:
 
     fig, axes = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True)
     series = (("responses", "tab:blue"), ("decisions", "tab:orange"))
+    single = len(daily) == 1  # e.g. imported rows that all got the import time: a point
     for ax, (col, color) in zip(axes, series, strict=True):
-        ax.plot(daily["date"], daily[col], color=color, lw=1.5)
+        ax.plot(daily["date"], daily[col], color=color, lw=1.5, marker="o" if single else None)
         ax.set(title=f"{col.capitalize()} per day", ylabel=f"{col} per day (count)")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0, top=max(1.0, float(daily[col].max()) * 1.1) if single else None)
+    if single:
+        day = pd.Timestamp(daily["date"].iloc[0])
+        axes[-1].set_xlim(day - pd.Timedelta(days=3), day + pd.Timedelta(days=3))
     axes[-1].set_xlabel("date (UTC)")
     fig.suptitle("Daily volume in the export window")
     fig.autofmt_xdate()
@@ -228,6 +232,10 @@ def response_coverage(per_item: pd.Series, per_learner: pd.Series, modules: pd.D
         title="Responses per learner", xlabel="responses per learner (count)", ylabel="learners"
     )
     axes[2].bar([str(m) for m in modules.index], modules["p_correct"])
+    if modules.empty:  # no module column (e.g. imported responses without one)
+        axes[2].text(0.5, 0.5, "no modules in the responses", ha="center", va="center",
+                     transform=axes[2].transAxes)  # fmt: skip
+        axes[2].set_xticks([])
     axes[2].set(
         title="Share correct by module",
         xlabel="module",

@@ -135,19 +135,23 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def prepare(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """``df`` with the optional (nullable) columns it lacks added as all-null."""
+    missing = {
+        name: pd.Series(index=df.index, dtype=col.dtype.type)
+        for name, col in schema.columns.items()
+        if col.nullable and name not in df.columns
+    }
+    return df.assign(**missing) if missing else df
+
+
 def validate(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
     """Validate (and coerce) a table; raise one LearnopsError summarising every failure.
 
     Optional (nullable) columns that are absent are added as all-null, and empty or all-null
     text columns (``object``/float from a CSV or an empty read) are coerced to the string dtype,
     so an empty table, or a CSV without A/B columns, validates like the same rows in Parquet."""
-    missing = {
-        name: pd.Series(index=df.index, dtype=col.dtype.type)
-        for name, col in schema.columns.items()
-        if col.nullable and name not in df.columns
-    }
-    if missing:
-        df = df.assign(**missing)
+    df = prepare(df, schema)
     try:
         out = schema.validate(df, lazy=True)
     except SchemaErrors as exc:

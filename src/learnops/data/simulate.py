@@ -559,6 +559,45 @@ def simulate_decisions_table(n: int, seed: int) -> pd.DataFrame:
     return out.iloc[:n].reset_index(drop=True)
 
 
+#: The simulate stage's headline when ``data.source`` is ``store``.
+STORE_SOURCE = "data.source=store"
+#: The only file of the truth folder with ``data.source: store`` (a DVC output can't be empty).
+NO_TRUTH_NOTE = "NO_TRUTH.txt"
+
+
+def skip_simulation(params) -> dict[str, int]:
+    """The simulate stage with ``data.source: store``: simulate nothing, remove the simulator's
+    own rows from the event store (ids starting with :data:`SIM_PREFIX`; one transaction; the
+    rows the user imported or the server logged are untouched), replace the truth folder by a
+    note (:data:`NO_TRUTH_NOTE`: there is no known truth for real data) and write
+    ``simulate.json`` as a skip record.
+
+    Returns the number of simulated rows removed per table (0 when there were none)."""
+    import shutil
+
+    from learnops.data.store import EventStore
+    from learnops.io import write_json, write_text
+
+    store = EventStore(params.db_url)
+    try:
+        removed = store.remove_simulated(SIM_PREFIX)
+    finally:
+        store.dispose()
+    truth = params.path(params.paths.truth_dir)
+    if truth.exists():
+        shutil.rmtree(truth)
+    truth.mkdir(parents=True, exist_ok=True)
+    write_text(truth / NO_TRUTH_NOTE, f"{STORE_SOURCE}: real data have no known truth.\n")
+    write_json(
+        truth.parent / "simulate.json",
+        {
+            "skipped": True,
+            "reason": f"{STORE_SOURCE}: the pipeline reads the rows of the event store as they are",
+        },
+    )
+    return removed
+
+
 def simulate_to_store(params, progress: bool = False) -> Simulation:
     """Run the simulate stage: replace the simulated rows of the event store (one transaction),
     write the truth files and ``<truth_dir>/../simulate.json`` (counts and a content fingerprint,
@@ -578,6 +617,7 @@ def simulate_to_store(params, progress: bool = False) -> Simulation:
     finally:
         store.dispose()
     truth = params.path(params.paths.truth_dir)
+    (truth / NO_TRUTH_NOTE).unlink(missing_ok=True)  # left by a run with data.source: store
     sim.save_truth(truth)
     write_json(
         truth.parent / "simulate.json",

@@ -487,13 +487,29 @@ class EventStore:
         if foreign:
             raise LearnopsError(
                 f"refusing to simulate into {self!r}: it holds non-simulated rows {foreign}; "
-                "point LEARNOPS_DB_URL at another database"
+                "to run the pipeline on them set data.source: store in params.yaml, or point "
+                "LEARNOPS_DB_URL at another database"
             )
         with self.session() as s:
             s.execute(delete(Response.__table__))
             s.execute(delete(Decision.__table__))
             for model, df in ((Response, responses), (Decision, decisions)):
                 self._insert_batches(s, model, df, progress)
+
+    def remove_simulated(self, prefix: str) -> dict[str, int]:
+        """Delete the simulator's decisions and responses (ids starting with ``prefix``) in one
+        transaction; the rows deleted per table (other rows and records are kept)."""
+        from sqlalchemy import delete
+
+        removed = {}
+        with self.session() as s:
+            for model, pk in ((Response, "response_id"), (Decision, "decision_id")):
+                col = model.__table__.c[pk]
+                res = s.execute(
+                    delete(model.__table__).where(col.startswith(prefix, autoescape=True))
+                )
+                removed[model.__tablename__] = int(res.rowcount or 0)
+        return removed
 
     def _insert_batches(
         self, s: Session, model: type[Base], rows: pd.DataFrame, progress: bool

@@ -70,13 +70,15 @@ class Skipped:
     kept: str = ""
     """What the stage keeps in place of new outputs (e.g. "the previous model is kept")."""
     metrics: dict[str, Any] = field(default_factory=dict)
+    headline: str = NO_DATA
+    """The message's first words: why in three words (:data:`NO_DATA` by default)."""
 
     skipped: ClassVar[bool] = True
 
     @property
     def message(self) -> str:
         """``No data in the export window: <stage> skipped; <kept>`` (one line)."""
-        return f"{NO_DATA}: {self.stage} skipped" + (f"; {self.kept}" if self.kept else "")
+        return f"{self.headline}: {self.stage} skipped" + (f"; {self.kept}" if self.kept else "")
 
     def _repr_markdown_(self) -> tuple[str, dict[str, Any]]:
         text = f"> **{self.message}.**\n>\n> {self.reason}."

@@ -361,6 +361,22 @@ def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult | Skipped:
         write_json(params.path(params.paths.reports_dir) / "ab" / "results.json", doc)
         write_metrics(params, "ab", dict(doc))
         return Skipped("ab_analysis", reason, "no experiment is analysed", metrics=doc)
+    in_ab = decisions["ab_test"].notna() & decisions["ab_group"].notna()
+    if not in_ab.any():  # e.g. a decision log imported from a system without experiments
+        reason = (
+            f"none of the {len(decisions)} exported decisions belongs to an A/B test "
+            "(ab_test and ab_group are empty)"
+        )
+        doc = {"skipped": True, "reason": reason}
+        write_json(params.path(params.paths.reports_dir) / "ab" / "results.json", doc)
+        write_metrics(params, "ab", dict(doc))
+        return Skipped(
+            "ab_analysis",
+            reason,
+            "no experiment is analysed",
+            metrics=doc,
+            headline="No experiment",
+        )
     ab = params.ab
     events = load_events(params)
     experiment = events.attrs["experiment"]

@@ -208,6 +208,8 @@ class EvaluateResult:
     """Why the IRT model was not evaluated (no responses in the window, no model), or None."""
     slices: SliceReport | None = None
     """Cohort slices of the held-out decisions (written to ``evaluate_slices.json``)."""
+    ope_skipped: Skipped | None = None
+    """Why off-policy evaluation was skipped (no propensities logged), or None."""
 
     skipped: ClassVar[bool] = False
 
@@ -520,6 +522,36 @@ def compare_decisions(
 
 
 # -- off-policy evaluation ----------------------------------------------------------------------
+def ope_rows(test: pd.DataFrame) -> tuple[np.ndarray, str | None]:
+    """Which held-out decisions off-policy evaluation can use (a propensity and a reward are
+    logged), and the reason it is skipped when none can (e.g. a decision log imported from a
+    system that did not record the probability of the action it took), else None."""
+    prop = (
+        pd.to_numeric(test["propensity"], errors="coerce")
+        if "propensity" in test
+        else pd.Series(np.nan, index=test.index)
+    )
+    reward = (
+        pd.to_numeric(test[OPE_REWARD], errors="coerce")
+        if OPE_REWARD in test
+        else pd.Series(np.nan, index=test.index)
+    )
+    has_prop = np.isfinite(prop.to_numpy(dtype=float))
+    rows = has_prop & np.isfinite(reward.to_numpy(dtype=float))
+    if not has_prop.any():
+        return rows, (
+            f"none of the {len(test)} held-out decisions carries a propensity (the logging "
+            "policy's probability of the action it took), so the logs cannot tell what another "
+            "policy would have earned: off-policy evaluation skipped"
+        )
+    if not rows.any():
+        return rows, (
+            f"no held-out decision with a propensity has its {OPE_REWARD} outcome yet: "
+            "off-policy evaluation skipped"
+        )
+    return rows, None
+
+
 def off_policy(
     test: pd.DataFrame, y: np.ndarray, proba: np.ndarray, params: Params
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -862,11 +894,14 @@ def conclusion_text(
             f"the most accurate threshold that still meets it is {choice.reason} "
             "(a trade-off: fewer model decisions, more fallback calls)."
         )
-    dr, logged = metrics["ope"]["deterministic"]["dr"], metrics["ope"]["logged"]["value"]
-    lines.append(
-        f"Off-policy (DR) {OPE_REWARD} of the model's policy: {dr['value']:.4f} "
-        f"[{dr['ci_low']:.4f}, {dr['ci_high']:.4f}] vs logged {logged:.4f}"
-    )
+    if metrics["ope"].get("skipped"):
+        lines.append(f"Off-policy evaluation: skipped ({metrics['ope']['reason']}).")
+    else:
+        dr, logged = metrics["ope"]["deterministic"]["dr"], metrics["ope"]["logged"]["value"]
+        lines.append(
+            f"Off-policy (DR) {OPE_REWARD} of the model's policy: {dr['value']:.4f} "
+            f"[{dr['ci_low']:.4f}, {dr['ci_high']:.4f}] vs logged {logged:.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -973,7 +1008,22 @@ def run(
     test, y = mlp_test_set(params, decisions)
     scores = score_mlp(model, test, y, params)
     dec = compare_decisions(test, scores, params, validation_confidence(model, params, decisions))
-    ope_table, ope = off_policy(dec.test, y, scores.proba, params)
+    ope_mask, ope_reason = ope_rows(dec.test)
+    ope_skipped = None
+    if ope_reason is None:
+        keep = np.flatnonzero(ope_mask)
+        sub = dec.test.iloc[keep].reset_index(drop=True)
+        ope_table, ope = off_policy(sub, np.asarray(y)[keep], scores.proba[keep], params)
+        if len(keep) < len(dec.test):
+            ope["rows_without_propensity_or_reward"] = int(len(dec.test) - len(keep))
+    else:
+        ope_table, ope = pd.DataFrame(), {"skipped": True, "reason": ope_reason}
+        ope_skipped = Skipped(
+            stage="off-policy evaluation",
+            reason=ope_reason,
+            kept="the model is measured on the held-out decisions as usual",
+            headline="No propensities",
+        )
     responses_path = params.path(params.paths.processed_dir) / "responses.parquet"
     responses = read_table(responses_path) if responses_path.is_file() else None
     slices = cohort_slices(dec.test, y, scores.proba, responses, params)
@@ -1011,6 +1061,7 @@ def run(
         timings=timings,
         irt_skipped=irt_skipped,
         slices=slices,
+        ope_skipped=ope_skipped,
     )
     if write:
         result.paths = write_outputs(params, result)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from learnops.config import Params
     from learnops.data.export import Exported
+    from learnops.stages import Skipped
 
 
 @dataclass
@@ -40,6 +41,23 @@ class ExportResult:
     @property
     def responses(self) -> pd.DataFrame:
         return self.exported.responses
+
+    def no_rows(self, table: str) -> Skipped | None:
+        """What the report shows in place of ``table``'s figures ('decisions' or 'responses')
+        when the window holds none (e.g. imported IRT responses and no decisions), else None."""
+        from learnops.stages import Skipped
+
+        if not getattr(self, table).empty:
+            return None
+        users = {
+            "decisions": "train_mlp, evaluate, ab_analysis and monitoring skip too",
+            "responses": "fit_irt skips too, and evaluate measures the decision model alone",
+        }[table]
+        return Skipped(
+            stage=f"the {table} figures",
+            reason=f"the export window holds no {table}: {users}",
+            headline=f"No {table} in the export window",
+        )
 
     @property
     def summary_table(self) -> pd.DataFrame:

@@ -4,19 +4,26 @@ Replaces the simulated rows of the event store, writes the ground truth (``paths
 ``data/raw/simulate.json`` (counts and a content fingerprint), and returns what notebook 00 shows:
 the simulation and tables that check it against its own truth (answers vs the 2PL curve, logged
 actions vs the teacher's probabilities, next engagement by experiment arm vs the planted effect).
+
+With ``data.source: store`` the stage stays in the DVC graph but simulates nothing: it removes the
+simulator's own rows from the store (if a previous run left some), empties the truth folder (but
+for a note), writes ``simulate.json`` as ``{"skipped": true, "reason": "data.source=store: …"}``
+and returns a :class:`~learnops.stages.Skipped`, so that ``export`` reads exactly the rows the
+user imported.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from learnops.config import Params
     from learnops.data.simulate import Simulation
+    from learnops.stages import Skipped
 
 #: Label of the decisions logged before the experiment started (no arm).
 BEFORE_EXPERIMENT = "before experiment"
@@ -33,6 +40,8 @@ class SimulateResult:
     engagement_by_arm: pd.DataFrame
     info: dict[str, Any]
     fingerprint: str
+
+    skipped: ClassVar[bool] = False
 
 
 def summary_table(sim: Simulation) -> pd.DataFrame:
@@ -118,13 +127,37 @@ def engagement_by_arm(sim: Simulation) -> pd.DataFrame:
     return out.loc[order].rename_axis("arm")
 
 
-def run(params: Params) -> SimulateResult:
-    """Simulate into the event store (+ truth files and simulate.json) and tabulate the checks."""
+def skip(params: Params) -> Skipped:
+    """The stage with ``data.source: store``: no simulation, the simulator's rows removed from the
+    store; the :class:`~learnops.stages.Skipped` notebook 00 shows."""
+    from learnops.data.simulate import STORE_SOURCE, skip_simulation
+    from learnops.stages import Skipped
+
+    removed = skip_simulation(params)
+    n = sum(removed.values())
+    kept = "the pipeline exports the event store's rows as they are"
+    if n:
+        kept += f" (removed {n} simulated rows a previous run had left in it)"
+    return Skipped(
+        stage="simulate",
+        reason="data.source is store in params.yaml: nothing is simulated and there is no "
+        "known truth to compare with; set data.source: simulate to simulate again",
+        kept=kept,
+        metrics={"removed": removed},
+        headline=STORE_SOURCE,
+    )
+
+
+def run(params: Params) -> SimulateResult | Skipped:
+    """Simulate into the event store (+ truth files and simulate.json) and tabulate the checks;
+    with ``data.source: store``, skip (see the module docstring)."""
     from learnops.data.simulate import simulate_to_store
     from learnops.hashing import data_fingerprint
     from learnops.stages import write_timings
 
     t0 = time.perf_counter()
+    if params.data.source == "store":
+        return skip(params)
     sim = simulate_to_store(params)
     write_timings(params, "simulate", {"seconds": round(time.perf_counter() - t0, 3)})
     return SimulateResult(
