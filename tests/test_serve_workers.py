@@ -253,3 +253,16 @@ def test_an_idle_worker_picks_up_a_deploy_made_elsewhere(tmp_path, tiny_project,
             assert app.state.holder.version == "v2"
     finally:
         store.dispose()
+
+
+def test_the_store_keeps_the_salt_every_worker_and_replica_must_share(store, monkeypatch):
+    from learnops.errors import LearnopsError
+    from learnops.hashing import salt_fingerprint
+
+    monkeypatch.setenv("LEARNOPS_SALT", "replica-salt")
+    first = store.claim_salt()
+    assert first == salt_fingerprint() and store.claim_salt() == first  # recorded, then checked
+    monkeypatch.setenv("LEARNOPS_SALT", "another-salt")
+    with pytest.raises(LearnopsError, match="must share the store's LEARNOPS_SALT") as err:
+        store.claim_salt()
+    assert "replica-salt" not in str(err.value) and "another-salt" not in str(err.value)
