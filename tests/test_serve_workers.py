@@ -222,3 +222,47 @@ def test_workers_must_be_positive(tmp_path):
     with pytest.raises(LearnopsError, match="--workers must be at least 1, got 0"):
         serve_command(host="127.0.0.1", port=8000, params=tmp_path / "params.yaml",
                       log_level="info", access_log=False, workers=0)  # fmt: skip
+
+
+def test_an_idle_worker_picks_up_a_deploy_made_elsewhere(tmp_path, tiny_project, monkeypatch):
+    """No request reaches the app, yet it serves the version deployed by another process (here:
+    the registry, as `learnops models deploy` does) within the check interval."""
+    from fastapi.testclient import TestClient
+
+    from learnops.data.store import EventStore
+    from learnops.lifecycle.registry import Registry
+    from learnops.serve import Tokens, create_app
+
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    trained = tiny_project(tmp_path / "tiny", trained=True)
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    params_path = _project(tmp_path / "proj", db, trained.path("models/mlp"), versions=2)
+    monkeypatch.setenv("LEARNOPS_DB_URL", db)
+    from learnops.config import load_params
+
+    params = load_params(params_path)
+    app = create_app(params, tokens=Tokens.of(admin=["a"]), check_interval=0.2)
+    store = EventStore(db)
+    try:
+        with TestClient(app):
+            assert app.state.holder.version == "v1"
+            Registry(store, params.path("models/registry")).deploy("mlp", "v2")
+            deadline = time.monotonic() + 5
+            while app.state.holder.version != "v2" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert app.state.holder.version == "v2"
+    finally:
+        store.dispose()
+
+
+def test_the_store_keeps_the_salt_every_worker_and_replica_must_share(store, monkeypatch):
+    from learnops.errors import LearnopsError
+    from learnops.hashing import salt_fingerprint
+
+    monkeypatch.setenv("LEARNOPS_SALT", "replica-salt")
+    first = store.claim_salt()
+    assert first == salt_fingerprint() and store.claim_salt() == first  # recorded, then checked
+    monkeypatch.setenv("LEARNOPS_SALT", "another-salt")
+    with pytest.raises(LearnopsError, match="must share the store's LEARNOPS_SALT") as err:
+        store.claim_salt()
+    assert "replica-salt" not in str(err.value) and "another-salt" not in str(err.value)

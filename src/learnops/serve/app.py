@@ -69,6 +69,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.start_polling()
         yield
         state.close()
 

@@ -34,9 +34,15 @@ def serve_command(
     except ConfigError as exc:
         raise LearnopsError(str(exc)) from None
     Tokens.from_env()  # a clear-text token in the environment: one error line, before binding
+    from sqlalchemy.exc import OperationalError
+
     from learnops.data.store import EventStore
 
-    store = EventStore(cfg.db_url)  # the tables exist before several workers open the store
+    try:  # the tables exist before several workers open the store
+        store = EventStore(cfg.db_url)
+    except OperationalError as exc:  # an unreachable database: one line, no URL (password)
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise LearnopsError(f"cannot open the event store: {reason}") from None
     try:
         store.claim_salt()  # another salt than the store's: one error line, before binding
     finally:

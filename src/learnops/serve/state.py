@@ -310,8 +310,6 @@ class ServeState:
         state.recover_interrupted()
         state.holder.refresh()
         state.experiments.refresh()
-        state.holder.start_polling()
-        state.experiments.start_polling()
         state.drift = DriftWatch(params)
         state.drift.start()
         return state
@@ -339,6 +337,14 @@ class ServeState:
         timer.name = "lease-check"
         self._recovery = timer
         timer.start()
+
+    def start_polling(self) -> None:
+        """Look up the production version and the running experiment every check interval, also
+        without requests (the app's startup: other workers, replicas or the CLI may deploy or
+        start an experiment); :meth:`close` stops it."""
+        if not self._closed:
+            self.holder.start_polling()
+            self.experiments.start_polling()
 
     def is_training(self) -> bool:
         """True while an API retrain runs or another process holds the registry's lock."""
