@@ -103,3 +103,19 @@ def irt_error() -> type[Exception]:
     from learnops.errors import LearnopsError
 
     return LearnopsError
+
+
+def test_cli_engine_options(tmp_path):
+    """`--workers` and `--engine` reach the fit; a bad engine is a user error (one line)."""
+    from typer.testing import CliRunner
+
+    from learnops.irt.cli import app
+
+    path = tmp_path / "r.csv"
+    simulate(300, 8, 5, seed=3).responses.to_csv(path, index=False)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["fit", str(path), "--out", str(tmp_path / "m"), "--workers", "2"])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["fit", str(path), "--out", str(tmp_path / "x"), "--engine", "spark"])
+    assert isinstance(bad.exception, irt_error())
+    assert "--engine must be local or dask" in str(bad.exception)
