@@ -4,6 +4,10 @@ Run ``python benchmarks/irt.py [--quick]``; writes benchmarks/results/irt.json (
 with --quick, git-ignored). Each case runs in its own subprocess so that peak RSS (ru_maxrss)
 belongs to that case alone.
 
+``--workers 1,2`` times the 10M-response fit (SEs included) on 1 and 2 worker threads
+(benchmarks/results/irt_parallel.json); ``--dask`` compares the Dask engine (LocalCluster) with
+the local one at 2M and 10M responses (irt_dask.json).
+
 ``--se`` instead times the standard errors: the sparse 2PL fit with ``se="none"`` and with the
 default (``louis-exact`` above the exact-Hessian budget), plus the same data with repeated
 answers; writes benchmarks/results/irt_se.json.
@@ -23,8 +27,16 @@ from _server import results_path
 
 
 def _case(
-    engine: str, n_learners: int, n_items: int, per_learner: int | None, se: str = "auto"
+    engine: str,
+    n_learners: int,
+    n_items: int,
+    per_learner: int | None,
+    se: str = "auto",
+    workers: int | None = None,
+    irt_engine: str = "local",
 ) -> dict:
+    import os
+
     import numpy as np
 
     from learnops.irt.sim import simulate
@@ -41,13 +53,23 @@ def _case(
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
+    load_before = os.getloadavg()[0]
     if engine == "learnops":
         from learnops import irt
+        from learnops.irt.parallel import make_engine
 
-        f = irt.fit(s.responses, "2pl", se=se)
+        eng = make_engine(irt_engine, workers)
+        t0 = time.perf_counter()  # a LocalCluster's start is not part of the fit
+        f = irt.fit(s.responses, "2pl", se=se, engine=eng)
         a, b = f.items["discrimination"].to_numpy(), f.items["difficulty"].to_numpy()
         extra = {"iterations": f.iterations, "converged": f.converged,
-                 "se_method": f.info.get("se_method")}  # fmt: skip
+                 "se_method": f.info.get("se_method"), "workers": eng.workers,
+                 "irt_engine": irt_engine, "loglik": f.loglik,
+                 "load_average_1min_before": round(load_before, 2)}  # fmt: skip
+        if irt_engine == "dask":
+            peaks = eng.client.run(_peak_rss_mb)
+            extra["worker_peak_rss_mb"] = sorted(round(v, 1) for v in peaks.values())
+        eng.close()
     else:
         import girth
 
@@ -71,8 +93,13 @@ def _case(
         "rss_after_data_mb": round(rss_data, 1),
         "corr_difficulty": float(np.corrcoef(b, truth["difficulty"])[0, 1]),
         "corr_discrimination": float(np.corrcoef(a, truth["discrimination"])[0, 1]),
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
         **extra,
     }
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run(
@@ -82,9 +109,13 @@ def _run(
     per_learner: int | None,
     timeout: float,
     se: str = "auto",
+    workers: int | None = None,
+    irt_engine: str = "local",
 ):
     args = [sys.executable, __file__, "--case", engine, str(n_learners), str(n_items),
-            str(per_learner or 0), "--case-se", se]  # fmt: skip
+            str(per_learner or 0), "--case-se", se, "--case-engine", irt_engine]  # fmt: skip
+    if workers:
+        args += ["--case-workers", str(workers)]
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -101,14 +132,26 @@ def main() -> None:
     ap.add_argument("--no-girth", action="store_true")
     ap.add_argument("--se", action="store_true", help="time the standard errors (irt_se.json)")
     ap.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", help="compare worker counts, e.g. 1,2 (irt_parallel.json)")
+    ap.add_argument("--dask", action="store_true", help="Dask vs local engine (irt_dask.json)")
     ap.add_argument("--case-se", default="auto", help=argparse.SUPPRESS)
+    ap.add_argument("--case-workers", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--case-engine", default="local", help=argparse.SUPPRESS)
     ns = ap.parse_args()
     if ns.case:
         engine, nl, ni, per = ns.case
-        print(json.dumps(_case(engine, int(nl), int(ni), int(per) or None, ns.case_se)))
+        row = _case(engine, int(nl), int(ni), int(per) or None, ns.case_se, ns.case_workers,
+                    ns.case_engine)  # fmt: skip
+        print(json.dumps(row))
         return
     if ns.se:
         _se_benchmark(ns.quick)
+        return
+    if ns.workers:
+        _workers_benchmark(ns.quick, [int(w) for w in ns.workers.split(",")])
+        return
+    if ns.dask:
+        _dask_benchmark(ns.quick)
         return
     sparse = (100_000, 2_000, 10) if ns.quick else (1_000_000, 2_000, 10)
     cases = [("dense_50k_x_100", "learnops", 50_000, 100, None, 600)]
@@ -156,6 +199,57 @@ def _se_benchmark(quick: bool) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     print(f"-> {out}")
+
+
+def _write(name: str, quick: bool, results: list[dict], **extra) -> None:
+    doc = {"machine": {"python": platform.python_version(), "cpus": _cpus(),
+                       "platform": platform.platform()},
+           "quick": quick, "results": results, **extra}  # fmt: skip
+    out = results_path(name, quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    print(f"-> {out}")
+
+
+def _workers_benchmark(quick: bool, workers: list[int]) -> None:
+    """Sparse 2PL with SEs (10M responses; 2M with --quick) on 1, 2, ... worker threads:
+    wall time, the speed-up over the first count, and whether the fits are identical."""
+    n_learners = 200_000 if quick else 1_000_000
+    results = []
+    for w in workers:
+        row = {"workers_requested": w, **_run("learnops", n_learners, 2_000, 10, 3600, "auto", w)}
+        print(json.dumps(row), flush=True)
+        results.append(row)
+    base = results[0]
+    summary = {
+        "speedup": {str(r["workers_requested"]): round(base["seconds"] / r["seconds"], 2)
+                    for r in results if "seconds" in r},
+        "identical_loglik": len({r.get("loglik") for r in results}) == 1,
+    }  # fmt: skip
+    _write("irt_parallel", quick, results, **summary)
+
+
+def _dask_benchmark(quick: bool) -> None:
+    """Sparse 2PL with SEs at 2M and 10M responses (200k and 1M with --quick): the Dask engine
+    on a LocalCluster of 2 single-threaded worker processes against the local engine (2
+    threads): wall time, driver and per-worker peak RSS, and the 2M → 10M growth."""
+    sizes = (20_000, 100_000) if quick else (200_000, 1_000_000)
+    results = []
+    for nl in sizes:
+        for eng in ("local", "dask"):
+            row = {"n_learners_case": nl, **_run("learnops", nl, 2_000, 10, 3600, "auto", 2, eng)}
+            print(json.dumps(row), flush=True)
+            results.append(row)
+    growth = {}
+    for eng in ("local", "dask"):
+        small, big = (next(r for r in results if r.get("irt_engine") == eng
+                           and r["n_learners_case"] == nl) for nl in sizes)  # fmt: skip
+        if "seconds" in small and "seconds" in big:
+            growth[eng] = {
+                "time_ratio": round(big["seconds"] / small["seconds"], 2),
+                "responses_ratio": big["n_responses"] / small["n_responses"],
+            }
+    _write("irt_dask", quick, results, growth=growth)
 
 
 def _cpus() -> int:

@@ -32,11 +32,14 @@ def small_shards(monkeypatch):
 
 def test_shards_partition_the_learners_by_a_stable_hash():
     enc = encode(_data())
-    which = parallel.shard_of(enc.learner_ids, 7)
+    codes = np.arange(enc.n_learners)
+    which = parallel.shard_of(codes, 7)
     assert set(np.unique(which)) == set(range(7))
-    # the same ids give the same shards (a stable hash, not Python's salted one)
-    again = parallel.shard_of(enc.learner_ids.copy(), 7)
-    np.testing.assert_array_equal(which, again)
+    counts = np.bincount(which)
+    assert counts.min() > 0.8 * counts.mean()  # balanced
+    # the same learners give the same shards (no salted hash), and not in id order
+    np.testing.assert_array_equal(which, parallel.shard_of(codes.copy(), 7))
+    assert (np.diff(which) != 0).mean() > 0.5
     # every learner is in exactly one shard, so each learner's responses are in one shard
     es = parallel.ShardedEStep(enc, *quadrature(21, 6.0), n_shards=7)
     rows = np.concatenate(es.rows)
@@ -103,3 +106,19 @@ def irt_error() -> type[Exception]:
     from learnops.errors import LearnopsError
 
     return LearnopsError
+
+
+def test_cli_engine_options(tmp_path):
+    """`--workers` and `--engine` reach the fit; a bad engine is a user error (one line)."""
+    from typer.testing import CliRunner
+
+    from learnops.irt.cli import app
+
+    path = tmp_path / "r.csv"
+    simulate(300, 8, 5, seed=3).responses.to_csv(path, index=False)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["fit", str(path), "--out", str(tmp_path / "m"), "--workers", "2"])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["fit", str(path), "--out", str(tmp_path / "x"), "--engine", "spark"])
+    assert isinstance(bad.exception, irt_error())
+    assert "--engine must be local or dask" in str(bad.exception)

@@ -10,6 +10,9 @@ Modules, laid out like R mirt's estimation engine:
 - ``estep``    E-step: posterior over quadrature nodes, expected counts, EAP abilities
 - ``mstep``    M-step: per-item Fisher scoring of the expected complete-data log posterior, priors
 - ``em``       the EM loop: start values, SQUAREM, convergence, float32 → float64 polishing
+- ``parallel`` learner shards (stable hash) and the engines that run the E-step over them:
+                threads (``local``) or a Dask cluster (``dask``); identical results for any
+                number of workers
 - ``se``       standard errors: exact numerical Hessian, the exact per-learner Louis information
                 (``louis-exact``: repeats and cross-item blocks included) or, for very many
                 items, the per-item approximation (``louis-block``)

@@ -1,6 +1,6 @@
 """Learner shards and the engines that run the E-step over them, on threads or on Dask.
 
-The learners are split into shards by a stable hash of their id, so that each learner's
+The learners are split into shards by a hash of their (integer) code, so that each learner's
 responses live in one shard. The number of shards depends only on the data size
 (``SHARD_RESPONSES`` responses per shard), never on the number of workers or on the engine, and
 each shard is computed by the same single-threaded code (``estep.EStep``). The per-shard
@@ -59,14 +59,16 @@ def n_shards_for(n_learners: int, n_responses: int) -> int:
     return int(max(1, min(n_learners, -(-n_responses // SHARD_RESPONSES))))
 
 
-def shard_of(learner_ids: np.ndarray, n_shards: int) -> np.ndarray:
-    """Shard of each learner: a stable hash of its id (the same on every run and machine)."""
+def shard_of(learners: np.ndarray, n_shards: int) -> np.ndarray:
+    """Shard of each learner (integer learner codes): a fixed 64-bit mix (splitmix64) of the
+    code modulo the shard count, so shards are balanced and do not follow the id order."""
     if n_shards == 1:
-        return np.zeros(len(learner_ids), dtype=np.int64)
-    import pandas as pd
-
-    ids = np.asarray(learner_ids).astype(str).astype(object)
-    return (pd.util.hash_array(ids) % np.uint64(n_shards)).astype(np.int64)
+        return np.zeros(len(learners), dtype=np.int64)
+    z = np.asarray(learners, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return (z % np.uint64(n_shards)).astype(np.int64)
 
 
 @dataclass
@@ -269,7 +271,7 @@ class ShardedEStep:
         x = design_matrix(enc)
         self.fast_ok = x.nnz >= estep.FAST_MIN_RESPONSES
         n_shards = n_shards or n_shards_for(enc.n_learners, enc.n_responses)
-        which = shard_of(enc.learner_ids, n_shards)
+        which = shard_of(np.arange(enc.n_learners), n_shards)
         groups = [np.flatnonzero(which == s) for s in range(n_shards)]
         groups = [g for g in groups if len(g)]
         dense_overall = x.nnz >= estep.DENSE_FRACTION * x.shape[0] * x.shape[1]

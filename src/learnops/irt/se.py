@@ -316,7 +316,7 @@ def _cov_1pl(p: Params, es: EStep, priors: Priors, model: str, info: np.ndarray)
 #: ``louis-block``.
 LOUIS_EXACT_MAX_PARAMS = 8_000
 #: Elements of the per-learner score tensor processed at once (bounds the working memory).
-_BATCH_ELEMENTS = 1 << 18
+_BATCH_ELEMENTS = 1 << 20
 
 
 class ExactLouisAccumulator:
