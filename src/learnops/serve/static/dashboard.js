@@ -180,6 +180,7 @@
     const f = frame(buckets, yMax, opts.fmt, logMin);
     targetLine(f, yMax, opts.target, opts.targetLabel);
     if (!all.length) noData(f);
+    const labels = [];
     Object.entries(series).forEach(([name, values], k) => {
       let d = "";
       let pen = false;
@@ -190,17 +191,21 @@
         f.svg.appendChild(svgEl("circle", { class: "point", cx: f.x(i), cy: f.y(Math.min(v, yMax)), r: 2.6, fill: color(name, k) }));
       });
       if (d) f.svg.appendChild(svgEl("path", { class: "series", d, fill: "none", stroke: color(name, k), "stroke-width": 2 }));
-      // the latest value, written next to its point
+      // the latest value, written next to its point (placed below, apart from the others)
       for (let i = values.length - 1; i >= 0; i--) {
         const v = values[i];
         if (v === null || !isFinite(v)) continue;
-        f.svg.appendChild(svgEl("text", {
-          class: "value-label", x: f.x(i) - 6, y: f.y(Math.min(v, yMax)) + 4, "text-anchor": "end",
-          fill: color(name, k), "font-weight": "600",
-        }, (opts.label || num)(v)));
+        labels.push({ x: f.x(i) - 6, y: f.y(Math.min(v, yMax)) + 4, text: (opts.label || num)(v), fill: color(name, k) });
         break;
       }
     });
+    labels.sort((a, b) => a.y - b.y);
+    for (let j = 1; j < labels.length; j++) labels[j].y = Math.max(labels[j].y, labels[j - 1].y + 12);
+    for (const l of labels) {
+      f.svg.appendChild(svgEl("text", {
+        class: "value-label", x: l.x, y: l.y, "text-anchor": "end", fill: l.fill, "font-weight": "600",
+      }, l.text));
+    }
     clear(container);
     container.appendChild(f.svg);
   }
