@@ -12,6 +12,7 @@ read it then stop with *No training data available* and leave their previous mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -132,9 +133,17 @@ def sort_rows(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
 
 
-def export(store: EventStore, cfg: ExportConfig, out_dir: str | Path) -> Exported:
+def export(
+    store: EventStore,
+    cfg: ExportConfig,
+    out_dir: str | Path,
+    abilities: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None,
+) -> Exported:
     """Read the window from the store, validate both tables, write them atomically as Parquet
-    (sorted by time then id; unchanged files are kept byte for byte)."""
+    (sorted by time then id; unchanged files are kept byte for byte). ``abilities``, when
+    given, maps (decisions, responses) to the decisions whose ``ability``/``ability_se`` the
+    chosen ability model supplies (the export stage passes it for ``irt.ability_model`` other
+    than ``irt``)."""
     window = resolve_window(cfg, store.latest_timestamp())
     decisions = store.read_decisions(window.since, window.until, cfg.limit)
     responses = store.read_responses(window.since, window.until, cfg.limit)
@@ -150,6 +159,9 @@ def export(store: EventStore, cfg: ExportConfig, out_dir: str | Path) -> Exporte
         "decisions": sort_rows(validate_decisions(decisions), SORT_KEYS["decisions"]),
         "responses": sort_rows(validate_responses(responses), SORT_KEYS["responses"]),
     }
+    if abilities is not None:
+        supplied = abilities(tables["decisions"], tables["responses"])
+        tables["decisions"] = validate_decisions(supplied)
     out = Path(out_dir)
     paths = {name: out / f"{name}.parquet" for name in tables}
     written = {name: write_parquet_if_changed(paths[name], df) for name, df in tables.items()}

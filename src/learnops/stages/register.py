@@ -1,6 +1,7 @@
 """The ``register`` stage: register the trained models, gate them against production, deploy.
 
-Registers ``models/mlp`` and ``models/irt`` (``lifecycle.retrain.register_pipeline``) or, for the
+Registers ``models/mlp``, ``models/irt`` and, when the ``learner_models`` stage saved it, the
+ability model ``models/learner`` (``lifecycle.retrain.register_pipeline``) or, for the
 report of ``learnops retrain``, reads the outcomes that command wrote. Returns the verdicts, the
 gate checks, candidate vs production on the same held-out set, the candidate policy's off-policy
 value next to the logged policy's observed one, and the version history that notebook 07 shows.
@@ -250,6 +251,7 @@ def history_tables(versions: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
 TRAINED_BY: dict[str, tuple[str, str, str]] = {
     "mlp": ("train_mlp", "decisions", "metadata.json"),
     "irt": ("fit_irt", "responses", "fit.json"),
+    "learner": ("learner_models", "responses", "learner.json"),
 }
 
 
@@ -259,7 +261,12 @@ def skips(params: Params) -> list[Skipped]:
     from learnops.data.splits import irt_holdout, mlp_holdout
     from learnops.stages import Skipped, no_rows_reason, processed_table
 
-    holdout = {"mlp": mlp_holdout, "irt": irt_holdout}
+    def learner_holdout(rows: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+        from learnops.data.splits import response_holdout
+
+        return response_holdout(rows, params.learner_models.holdout_frac)
+
+    holdout = {"mlp": mlp_holdout, "irt": irt_holdout, "learner": learner_holdout}
     out = []
     for model_type, (stage, table, marker) in TRAINED_BY.items():
         _, rows = processed_table(params, table)
