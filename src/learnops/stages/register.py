@@ -255,9 +255,19 @@ TRAINED_BY: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: Model types registered only when their stage saved a model (no note otherwise): the ability
+#: model of the ``learner_models`` stage.
+OPTIONAL: tuple[str, ...] = ("learner",)
+
+
+def _model_dir(params: Params, model_type: str) -> Path:
+    return params.path(params.paths.models_dir) / model_type
+
+
 def skips(params: Params) -> list[Skipped]:
     """The models the pipeline has nothing new to register for: an empty export table (its
-    training stage skipped), no saved model, or no held-out rows to measure it on."""
+    training stage skipped), no saved model, or no held-out rows to measure it on. An
+    :data:`OPTIONAL` type without a saved model is left out silently."""
     from learnops.data.splits import irt_holdout, mlp_holdout
     from learnops.stages import Skipped, no_rows_reason, processed_table
 
@@ -269,8 +279,10 @@ def skips(params: Params) -> list[Skipped]:
     holdout = {"mlp": mlp_holdout, "irt": irt_holdout, "learner": learner_holdout}
     out = []
     for model_type, (stage, table, marker) in TRAINED_BY.items():
-        _, rows = processed_table(params, table)
         model_dir = params.path(params.paths.models_dir) / model_type
+        if model_type in OPTIONAL and not (model_dir / marker).is_file():
+            continue  # its stage did not run: nothing to register, nothing to say
+        _, rows = processed_table(params, table)
         if rows.empty:
             reason = f"{no_rows_reason(params, table)}, so {stage} trained nothing new"
         elif not (model_dir / marker).is_file():
@@ -300,7 +312,12 @@ def run(params: Params, outcomes_path: str | Path | None = None) -> RegisterResu
     skipped: list[Skipped] = []
     if outcomes_path is None:
         skipped = skips(params)
-        models = [m for m in TRAINED_BY if f"register {m}" not in {s.stage for s in skipped}]
+        models = [
+            m
+            for m in TRAINED_BY
+            if f"register {m}" not in {s.stage for s in skipped}
+            and (m not in OPTIONAL or (_model_dir(params, m) / TRAINED_BY[m][2]).is_file())
+        ]
         outcomes = jsonable(register_pipeline(params, models=models)) if models else []
     else:
         outcomes = load_outcomes(outcomes_path)
