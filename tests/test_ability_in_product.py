@@ -215,3 +215,18 @@ def test_register_versions_gates_and_rolls_back_the_ability_model(exported, sim_
         assert reg.get("learner", "v1").config["irt"]["ability_model"] == "best_lr"
     finally:
         store.dispose()
+
+
+def test_supply_keeps_logged_abilities_without_responses(sim_responses, params, caplog):
+    from learnops.config import Params
+    from learnops.learner_models.ability import supply_abilities
+
+    decisions = pd.DataFrame({"learner_hash": ["a"], "timestamp": [pd.Timestamp(0, tz="UTC")],
+                              "ability": [0.3], "ability_se": [0.2]})  # fmt: skip
+    elo = Params(irt={**TINY_IRT, "ability_model": "elo"}, learner_models=FAST)
+    with caplog.at_level("WARNING", logger="learnops.ability"):
+        assert supply_abilities(decisions, sim_responses.iloc[:0], elo) is decisions
+    assert "no responses in the window" in caplog.text
+    assert supply_abilities(decisions, sim_responses, params) is decisions  # irt: as logged
+    got = supply_abilities(decisions, sim_responses, elo)
+    assert got["ability"].iloc[0] == 0.0  # a learner with no answers: Elo's starting ability

@@ -56,9 +56,10 @@ def ability_asof(model: Any, responses: pd.DataFrame, queries: pd.DataFrame) -> 
         raise LearnopsError(f"queries: need columns {lcol} and timestamp")
     r = responses[[lcol, "item_id", "correct", "timestamp", *(
         ["module"] if "module" in responses.columns else [])]].copy()  # fmt: skip
-    r["timestamp"] = pd.to_datetime(r["timestamp"], utc=True)
+    # one resolution for both (merge_asof refuses e.g. ns against us)
+    r["timestamp"] = pd.to_datetime(r["timestamp"], utc=True).astype("datetime64[ns, UTC]")
     q = queries[[lcol, "timestamp"]].copy()
-    q["timestamp"] = pd.to_datetime(q["timestamp"], utc=True)
+    q["timestamp"] = pd.to_datetime(q["timestamp"], utc=True).astype("datetime64[ns, UTC]")
     q[lcol] = q[lcol].astype(str)
     r[lcol] = r[lcol].astype(str)
     end = max(r["timestamp"].max(), q["timestamp"].max()) + pd.Timedelta(seconds=1)
@@ -91,16 +92,20 @@ def supply_abilities(
 ) -> pd.DataFrame:
     """``decisions`` with ``ability``/``ability_se`` from the model ``irt.ability_model`` names,
     as of each decision's time (the learner's answers strictly before it; the model fitted on
-    ``responses``). With ``irt`` (the default) the logged values are kept: ``decisions`` itself
-    is returned."""
+    ``responses``). With ``irt`` (the default), and when there are no responses to estimate from
+    (a warning is logged), the logged values are kept: ``decisions`` itself is returned."""
     name = params.irt.ability_model
     if name == "irt" or decisions.empty:
         return decisions
-    if responses.empty:
-        raise LearnopsError(
-            f"irt.ability_model={name} needs responses to estimate abilities from, and the "
-            "export window has none"
+    if responses.empty:  # e.g. a window of served decisions only: nothing to estimate from
+        import logging
+
+        logging.getLogger("learnops.ability").warning(
+            "irt.ability_model=%s: no responses in the window, the logged ability/ability_se "
+            "are kept",
+            name,
         )
+        return decisions
     model = fit_ability_model(name, responses, params)
     est = ability_asof(model, responses, decisions)
     out = decisions.copy()
