@@ -28,6 +28,27 @@ def test_stage_writes_every_model_side_by_side(tmp_path, tiny_project):
     assert truth.loc[("irt", "all"), "corr"] > 0.5
     assert "pfa" not in truth.index.get_level_values("model")  # PFA has no ability
     assert isinstance(res.table("temporal"), pd.DataFrame)
+    # the ability model irt.ability_model names (default irt), saved for the registry: the static
+    # IRT the temporal split fitted, predicting exactly as it did there
+    from learnops.learner_models.artifact import load
+
+    saved = load(p.path(p.paths.models_dir) / "learner")
+    assert saved.name == p.irt.ability_model == "irt"
+    fitted = res.splits["temporal"].models["irt"]
+    responses = pd.read_parquet(p.path(p.paths.processed_dir) / "responses.parquet")
+    known = responses["item_id"].isin(set(fitted.fit_.items["item_id"]))
+    table = responses[known].reset_index(drop=True)
+    assert abs(saved.predict(table).p - fitted.predict(table).p).max() < 1e-9
+
+
+def test_stage_saves_a_chosen_model_it_does_not_compare(tmp_path, tiny_project):
+    from learnops.learner_models.artifact import load
+
+    sections = {"learner_models": {**SECTIONS["learner_models"], "models": ["irt", "pfa"]}}
+    p = tiny_project(tmp_path, irt={"ability_model": "elo"}, **sections)
+    learner_models.run(p)
+    saved = load(p.path(p.paths.models_dir) / "learner")
+    assert saved.name == "elo" and len(saved.difficulty) > 0
 
 
 def test_stage_skips_without_responses(tmp_path, tiny_project):

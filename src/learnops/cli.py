@@ -327,7 +327,9 @@ def _one_second_after(ts):
 
 models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-ModelTypeOpt = typer.Option("mlp", "--model", "-m", help="Model type: mlp or irt.")
+ModelTypeOpt = typer.Option(
+    "mlp", "--model", "-m", help="Model type: mlp, irt or learner (the ability model)."
+)
 
 
 def _registry(params_path: Path):
@@ -339,7 +341,7 @@ def _registry(params_path: Path):
 
 @models_app.command("list")
 def models_list(
-    model: str | None = typer.Option(None, "--model", "-m", help="mlp or irt"),
+    model: str | None = typer.Option(None, "--model", "-m", help="mlp, irt or learner"),
     params: Path = ParamsOpt,
 ) -> None:
     """All versions with status, data count and headline metric."""
@@ -348,12 +350,12 @@ def models_list(
     if not rows:
         typer.echo("no model versions yet (run `learnops retrain` or `dvc repro`)")
         return
-    typer.echo(f"{'type':5} {'version':8} {'status':10} {'samples':>8} {'accuracy':>9}  created")
+    typer.echo(f"{'type':7} {'version':8} {'status':10} {'samples':>8} {'accuracy':>9}  created")
     for v in rows:
         acc = (v.metrics or {}).get("accuracy")
         acc_s = f"{acc:9.4f}" if isinstance(acc, (int, float)) else f"{'-':>9}"
         typer.echo(
-            f"{v.model_type:5} {v.version:8} {v.status:10} {v.data_count or 0:>8} {acc_s}"
+            f"{v.model_type:7} {v.version:8} {v.status:10} {v.data_count or 0:>8} {acc_s}"
             f"  {v.created_at:%Y-%m-%d %H:%M}"
         )
 

@@ -301,6 +301,27 @@ def _install(tmp: Path, target: Path) -> bool:
     return True
 
 
+def _supply_abilities(
+    streamed: dict[str, _Streamed],
+    abilities: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame],
+    row_group_rows: int,
+) -> None:
+    """Rewrite the streamed decisions with the abilities ``abilities`` supplies (same row order,
+    same row groups)."""
+    from learnops.contracts import DECISION_COLUMNS
+
+    decisions = pd.read_parquet(streamed["decisions"].tmp)
+    responses = pd.read_parquet(streamed["responses"].tmp)
+    supplied = validate_decisions(abilities(decisions, responses))
+    supplied = sort_rows(supplied, SORT_KEYS["decisions"])
+    schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))
+    writer = _DayRowGroups(streamed["decisions"].tmp, schema, row_group_rows)
+    try:
+        writer.append(supplied)
+    finally:
+        writer.close()
+
+
 def export(
     store: EventStore,
     cfg: ExportConfig,
@@ -308,11 +329,18 @@ def export(
     *,
     chunk_rows: int = CHUNK_ROWS,
     row_group_rows: int = ROW_GROUP_ROWS,
+    abilities: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None,
 ) -> Exported:
     """Stream the window from the store ``chunk_rows`` rows at a time, validate each chunk and
     write both tables atomically as Parquet (sorted by time then id, row groups cut at UTC days;
     unchanged files are kept byte for byte). Nothing is replaced unless both tables validate
-    and have at least ``cfg.min_data_points`` rows (or none)."""
+    and have at least ``cfg.min_data_points`` rows (or none).
+
+    ``abilities``, when given, maps (decisions, responses) to the decisions whose
+    ``ability``/``ability_se`` the chosen ability model supplies (the export stage passes it for
+    ``irt.ability_model`` other than ``irt``). That model needs every answer of the window, so
+    with it the two streamed tables are read back whole: memory is then bounded by the window,
+    not the chunk."""
     from learnops.contracts import DECISION_COLUMNS, RESPONSE_COLUMNS
 
     if chunk_rows < 1 or row_group_rows < 1:
@@ -338,6 +366,8 @@ def export(
                     f"not enough {name} in the window: {n} < min_data_points="
                     f"{cfg.min_data_points} ({window.days()}, inclusive)"
                 )
+        if abilities is not None and counts["decisions"]:
+            _supply_abilities(streamed, abilities, row_group_rows)
         written = {name: _install(st.tmp, paths[name]) for name, st in streamed.items()}
     finally:
         for st in streamed.values():

@@ -56,9 +56,10 @@ def ability_asof(model: Any, responses: pd.DataFrame, queries: pd.DataFrame) -> 
         raise LearnopsError(f"queries: need columns {lcol} and timestamp")
     r = responses[[lcol, "item_id", "correct", "timestamp", *(
         ["module"] if "module" in responses.columns else [])]].copy()  # fmt: skip
-    r["timestamp"] = pd.to_datetime(r["timestamp"], utc=True)
+    # one resolution for both (merge_asof refuses e.g. ns against us)
+    r["timestamp"] = pd.to_datetime(r["timestamp"], utc=True).astype("datetime64[ns, UTC]")
     q = queries[[lcol, "timestamp"]].copy()
-    q["timestamp"] = pd.to_datetime(q["timestamp"], utc=True)
+    q["timestamp"] = pd.to_datetime(q["timestamp"], utc=True).astype("datetime64[ns, UTC]")
     q[lcol] = q[lcol].astype(str)
     r[lcol] = r[lcol].astype(str)
     end = max(r["timestamp"].max(), q["timestamp"].max()) + pd.Timedelta(seconds=1)
@@ -84,3 +85,84 @@ def ability_asof(model: Any, responses: pd.DataFrame, queries: pd.DataFrame) -> 
         allow_exact_matches=True,
     )
     return out.sort_values("_row")[["ability", "ability_se"]].reset_index(drop=True)
+
+
+def supply_abilities(
+    decisions: pd.DataFrame, responses: pd.DataFrame, params: Params
+) -> pd.DataFrame:
+    """``decisions`` with ``ability``/``ability_se`` from the model ``irt.ability_model`` names,
+    as of each decision's time (the learner's answers strictly before it; the model fitted on
+    ``responses``). With ``irt`` (the default), and when there are no responses to estimate from
+    (a warning is logged), the logged values are kept: ``decisions`` itself is returned."""
+    name = params.irt.ability_model
+    if name == "irt" or decisions.empty:
+        return decisions
+    if responses.empty:  # e.g. a window of served decisions only: nothing to estimate from
+        import logging
+
+        logging.getLogger("learnops.ability").warning(
+            "irt.ability_model=%s: no responses in the window, the logged ability/ability_se "
+            "are kept",
+            name,
+        )
+        return decisions
+    model = fit_ability_model(name, responses, params)
+    est = ability_asof(model, responses, decisions)
+    out = decisions.copy()
+    out["ability"] = est["ability"].to_numpy(float)
+    out["ability_se"] = np.maximum(est["ability_se"].to_numpy(float), 0.0)
+    return out
+
+
+def known_items(model: Any) -> set[str]:
+    """The item ids ``model`` (StaticIrt, Elo or BestLr) has parameters for."""
+    if getattr(model, "name", None) == "elo":
+        return set(model.difficulty.index.astype(str))
+    irt = model if getattr(model, "name", None) == "irt" else model.irt
+    return set(irt._require().items["item_id"].astype(str))
+
+
+def holdout_metrics(
+    model: Any, responses: pd.DataFrame, params: Params, reference: Any | None = None
+) -> dict[str, Any]:
+    """Held-out metrics of a fitted ability ``model`` on the temporal split of
+    ``learner_models`` (each learner's latest ``holdout_frac`` answers, each predicted from the
+    learner's earlier answers): log-loss, AUC, accuracy, RMSE, ECE, and the paired difference of
+    log-loss with static IRT (``reference``, default: fitted on the split's training rows) with
+    its learner-bootstrap 95% interval (``log_loss_diff_low``/``_high``). Answers to items
+    either model does not know are left out."""
+    from learnops.data.splits import learner_column
+    from learnops.learner_models.base import prepare
+    from learnops.learner_models.compare import score, split_temporal
+    from learnops.learner_models.irt_static import StaticIrt
+
+    if responses.empty:
+        raise LearnopsError("no responses to evaluate the ability model on")
+    cfg = params.learner_models
+    responses = responses.reset_index(drop=True)
+    train, mask = split_temporal(responses, cfg.holdout_frac)
+    ref = reference if reference is not None else StaticIrt(params.irt, params.seed).fit(train)
+    known = known_items(model) & known_items(ref)
+    keep = responses["item_id"].astype(str).isin(known).to_numpy()
+    if not (mask & keep).any():
+        raise LearnopsError("no held-out answers to items the ability model knows")
+    table = responses.loc[keep].reset_index(drop=True)
+    seq = prepare(table)
+    learners = table[learner_column(table)].astype(str).to_numpy()
+    rows = pd.DataFrame({"learner": learners, "correct": seq.unsort(seq.y)})
+    rows["p_irt"] = ref.predict(table).p
+    rows["p_candidate"] = model.predict(table).p
+    rows = rows.loc[mask[keep]].reset_index(drop=True)
+    metrics, paired = score(rows, ["irt", "candidate"], cfg.bootstrap, cfg.ece_bins, params.seed)
+    out: dict[str, Any] = {"model": getattr(model, "name", "?"), "n": len(rows)}
+    out["n_learners"] = int(rows["learner"].nunique())
+    out.update({k: float(metrics.loc[("candidate", k), "value"]) for k in _METRICS})
+    out["log_loss_irt"] = float(metrics.loc[("irt", "log_loss"), "value"])
+    d = paired.loc[("candidate", "log_loss")]
+    out["log_loss_diff_vs_irt"] = float(d["diff"])
+    out["log_loss_diff_low"] = float(d["low"])
+    out["log_loss_diff_high"] = float(d["high"])
+    return out
+
+
+_METRICS = ("log_loss", "auc", "accuracy", "rmse", "ece")

@@ -53,6 +53,8 @@ class SplitResult:
     n_dropped: int
     seconds: dict[str, float] = field(default_factory=dict)
     elo_grid: pd.DataFrame = field(default_factory=pd.DataFrame)
+    models: dict[str, Any] = field(default_factory=dict)
+    """The fitted models, by name."""
 
     def table(self) -> pd.DataFrame:
         """Models × metrics, each cell 'value [low, high]' as text, for the report."""
@@ -180,6 +182,7 @@ def evaluate_split(
         n_dropped=n_dropped,
         seconds=seconds,
         elo_grid=grid,
+        models=models,
     )
 
 

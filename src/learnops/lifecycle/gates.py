@@ -121,3 +121,35 @@ def irt_gate(
         name = "AUC" if versus == "auc" else "log-loss"
         checks.append(_vs_production(versus, candidate, production, 0.0, name))
     return _decision(checks, notes)
+
+
+def learner_gate(
+    candidate: Mapping[str, Any], production: Mapping[str, Any] | None
+) -> GateDecision:
+    """The ability model (``irt.ability_model``) on the temporal split's held-out answers:
+
+    * not worse than static IRT beyond the paired interval: the lower end of the learner-bootstrap
+      95% interval of (candidate − static IRT) log-loss is at most 0 (a candidate whose whole
+      interval lies above 0 is significantly worse than static IRT and is refused);
+    * when a production version exists: held-out log-loss not worse than production's on the same
+      answers."""
+    checks = [
+        check(
+            "log_loss_diff_vs_irt",
+            candidate.get("log_loss_diff_low"),
+            0.0,
+            "lower",
+            "lower end of the paired 95% interval of log-loss minus static IRT's",
+        )
+    ]
+    d = candidate.get("log_loss_diff_vs_irt")
+    notes = [
+        f"held-out log-loss {_fmt(candidate.get('log_loss'))} vs static IRT "
+        f"{_fmt(candidate.get('log_loss_irt'))}: difference {_fmt(d)} "
+        f"[{_fmt(candidate.get('log_loss_diff_low'))}, {_fmt(candidate.get('log_loss_diff_high'))}]"
+    ]
+    if production is None:
+        notes.append("no production model: the comparison with static IRT decides")
+    else:
+        checks.append(_vs_production("log_loss", candidate, production, 0.0, "log-loss"))
+    return _decision(checks, notes)

@@ -31,7 +31,8 @@ from learnops.io import jsonable, write_json
 
 log = logging.getLogger("learnops.registry")
 
-MODEL_TYPES = ("mlp", "irt")
+#: ``learner``: the ability model ``irt.ability_model`` names (learnops.learner_models.artifact).
+MODEL_TYPES = ("mlp", "irt", "learner")
 STATUSES = ("training", "completed", "deployed", "archived", "failed")
 #: How long a training version's lease lasts without a heartbeat (seconds).
 LEASE_S = 30.0
@@ -502,4 +503,4 @@ def _flock_busy(fh: Any, timeout: float = 5.0) -> None:
 
 def _check_type(model_type: str) -> None:
     if model_type not in MODEL_TYPES:
-        raise LearnopsError(f"unknown model type {model_type!r}: use {' or '.join(MODEL_TYPES)}")
+        raise LearnopsError(f"unknown model type {model_type!r}: use {', '.join(MODEL_TYPES)}")

@@ -26,7 +26,7 @@ from learnops.data.splits import irt_holdout, mlp_holdout
 from learnops.data.store import EventStore
 from learnops.errors import LearnopsError, NoTrainingData
 from learnops.hashing import data_fingerprint
-from learnops.lifecycle.gates import GateDecision, irt_gate, mlp_gate
+from learnops.lifecycle.gates import GateDecision, irt_gate, learner_gate, mlp_gate
 from learnops.lifecycle.registry import Registry, VersionInfo, code_fingerprint
 
 if TYPE_CHECKING:
@@ -214,13 +214,39 @@ def _production_metrics(
     if prod is None:
         return None, None, None
     try:
-        if model_type == "mlp":
-            from learnops.mlp import load
-        else:
-            from learnops.irt import load
-        return prod, evaluate(load(prod.artifact_path)), None
+        return prod, evaluate(load_artifact(model_type, prod.artifact_path)), None
     except Exception as exc:  # an unloadable or incompatible production model must not block
         return prod, None, f"production {prod.version} could not be evaluated: {exc}"
+
+
+def load_artifact(model_type: str, path: str | Path) -> Any:
+    """The model stored in a registered artifact directory of ``model_type``."""
+    if model_type == "mlp":
+        from learnops.mlp import load
+    elif model_type == "irt":
+        from learnops.irt import load
+    else:
+        from learnops.learner_models.artifact import load
+    return load(path)
+
+
+def evaluate_learner(responses: pd.DataFrame, params: Params) -> Callable[[Any], dict[str, Any]]:
+    """A function scoring an ability model on the temporal split's held-out answers of
+    ``responses`` (:func:`learnops.learner_models.ability.holdout_metrics`), against one static
+    IRT reference fitted once on the split's training answers (shared by candidate and
+    production)."""
+    from learnops.learner_models.ability import holdout_metrics
+    from learnops.learner_models.compare import split_temporal
+    from learnops.learner_models.irt_static import StaticIrt
+
+    table = responses.reset_index(drop=True)
+    train, _ = split_temporal(table, params.learner_models.holdout_frac)
+    reference = StaticIrt(params.irt, params.seed).fit(train)
+
+    def evaluate(model: Any) -> dict[str, Any]:
+        return holdout_metrics(model, table, params, reference=reference)
+
+    return evaluate
 
 
 # -- the shared registration step -------------------------------------------------------------
@@ -299,6 +325,8 @@ def _gate(
     prod, prod_metrics, prod_note = _production_metrics(registry, model_type, evaluate_production)
     if model_type == "mlp":
         decision = mlp_gate(metrics, prod_metrics, params.registry, params.evaluate.targets)
+    elif model_type == "learner":
+        decision = learner_gate(metrics, prod_metrics)
     else:
         decision = irt_gate(metrics, prod_metrics, params.registry)
     if prod_note:
@@ -395,6 +423,10 @@ def retrain(
         window = (exported.window.since, exported.window.until)
         for model_type in models:
             table = exported.decisions if model_type == "mlp" else exported.responses
+            if model_type == "mlp":  # ability/ability_se from irt.ability_model (as in export)
+                from learnops.learner_models.ability import supply_abilities
+
+                table = supply_abilities(table, exported.responses, params)
             outcomes.append(
                 _retrain_one(
                     registry,
@@ -503,8 +535,6 @@ def register_pipeline(
         for model_type in models:
             art = models_dir / model_type
             if model_type == "mlp":
-                from learnops.mlp import load
-
                 table = read_table(processed / "decisions.parquet")
                 test = mlp_holdout(table, params)[1]
 
@@ -516,9 +546,15 @@ def register_pipeline(
                     "test_split": params.evaluate.test_split,
                     **params.mlp.model_dump(),
                 }
+            elif model_type == "learner":
+                table = read_table(processed / "responses.parquet")
+                evaluate = evaluate_learner(table, params)
+                cfg = {
+                    "seed": params.seed,
+                    "irt": params.irt.model_dump(),
+                    "learner_models": params.learner_models.model_dump(),
+                }
             else:
-                from learnops.irt import load
-
                 table = read_table(processed / "responses.parquet")
                 test = irt_holdout(table, params)[1]
 
@@ -530,7 +566,7 @@ def register_pipeline(
                 raise LearnopsError(f"no trained {model_type} model at {art}: run its stage first")
             ts = pd.to_datetime(table["timestamp"], utc=True)
             window = (ts.min().to_pydatetime(), ts.max().to_pydatetime())
-            candidate = load(art)
+            candidate = load_artifact(model_type, art)
             metrics = evaluate(candidate)
             if model_type == "mlp":
                 metrics["ope"] = ope_mlp(candidate, test, params)

@@ -98,6 +98,16 @@ def module_coverage(responses: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _abilities(params: Params):
+    """None with ``irt.ability_model: irt`` (the logged ability/ability_se are kept); otherwise
+    the function that replaces them with the chosen learner model's, as of each decision."""
+    if params.irt.ability_model == "irt":
+        return None
+    from learnops.learner_models.ability import supply_abilities
+
+    return lambda decisions, responses: supply_abilities(decisions, responses, params)
+
+
 def run(params: Params) -> ExportResult:
     """Export the window configured in ``params.export`` and tabulate it."""
     from learnops.data.export import export
@@ -107,7 +117,12 @@ def run(params: Params) -> ExportResult:
     t0 = time.perf_counter()
     store = EventStore(params.db_url)
     try:
-        exported = export(store, params.export, params.path(params.paths.processed_dir))
+        exported = export(
+            store,
+            params.export,
+            params.path(params.paths.processed_dir),
+            abilities=_abilities(params),
+        )
     finally:
         store.dispose()
     summary = exported.summary()

@@ -5,8 +5,10 @@ Reads ``data/processed/responses.parquet`` and evaluates every model of
 ``learner_models.models`` on two splits (:mod:`learnops.learner_models.compare`): ``temporal``
 (each learner's latest answers held out) and ``learners`` (whole learners held out). Writes
 ``reports/metrics/learner_models.json`` (per split and model: AUC, log-loss, accuracy, RMSE, ECE;
-the paired log-loss difference with static IRT and its interval; Elo's tuned step) and the
-wall-clock seconds to ``reports/timings/learner_models.json``. With the simulator's truth
+the paired log-loss difference with static IRT and its interval; Elo's tuned step), the
+wall-clock seconds to ``reports/timings/learner_models.json`` and the model ``irt.ability_model``
+names, fitted on the temporal split's training answers, to ``models/learner`` (the ``register``
+stage versions it as model type ``learner``). With the simulator's truth
 (``<truth_dir>/responses_truth.parquet``), each model's ability estimate is compared with the
 learner's true current ability.
 
@@ -23,6 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from learnops.config import Params
     from learnops.learner_models.compare import SplitResult
     from learnops.stages import Skipped
@@ -96,6 +100,22 @@ def metrics_document(splits: dict[str, SplitResult], elo: dict[str, float]) -> d
     return doc
 
 
+def save_ability_model(params: Params, temporal: SplitResult, responses: pd.DataFrame) -> Path:
+    """Save the model ``irt.ability_model`` names, as fitted on the temporal split's training
+    answers, to ``<models_dir>/learner`` (the ``register`` stage versions it, gated on the
+    held-out answers of the same split); the directory."""
+    from learnops.learner_models.ability import fit_ability_model
+    from learnops.learner_models.artifact import save
+    from learnops.learner_models.compare import split_temporal
+
+    name = params.irt.ability_model
+    model = temporal.models.get(name)
+    if model is None:  # not among learner_models.models: fitted on the same training answers
+        train, _ = split_temporal(responses, params.learner_models.holdout_frac)
+        model = fit_ability_model(name, train, params)
+    return save(model, params.path(params.paths.models_dir) / "learner")
+
+
 def _truth(params: Params) -> pd.DataFrame | None:
     from learnops.io import read_table
 
@@ -133,6 +153,7 @@ def run(params: Params) -> LearnerModelsResult | Skipped:
         "learners", responses, train, mask, cfg, params.irt, seed, history=mask
     )
     splits = {"temporal": temporal, "learners": learners}
+    save_ability_model(params, temporal, responses)
     models = list(temporal.metrics.index.get_level_values(0).unique())
     elo = {}
     if not temporal.elo_grid.empty:

@@ -1,6 +1,7 @@
 """The ``register`` stage: register the trained models, gate them against production, deploy.
 
-Registers ``models/mlp`` and ``models/irt`` (``lifecycle.retrain.register_pipeline``) or, for the
+Registers ``models/mlp``, ``models/irt`` and, when the ``learner_models`` stage saved it, the
+ability model ``models/learner`` (``lifecycle.retrain.register_pipeline``) or, for the
 report of ``learnops retrain``, reads the outcomes that command wrote. Returns the verdicts, the
 gate checks, candidate vs production on the same held-out set, the candidate policy's off-policy
 value next to the logged policy's observed one, and the version history that notebook 07 shows.
@@ -250,20 +251,38 @@ def history_tables(versions: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
 TRAINED_BY: dict[str, tuple[str, str, str]] = {
     "mlp": ("train_mlp", "decisions", "metadata.json"),
     "irt": ("fit_irt", "responses", "fit.json"),
+    "learner": ("learner_models", "responses", "learner.json"),
 }
+
+
+#: Model types registered only when their stage saved a model (no note otherwise): the ability
+#: model of the ``learner_models`` stage.
+OPTIONAL: tuple[str, ...] = ("learner",)
+
+
+def _model_dir(params: Params, model_type: str) -> Path:
+    return params.path(params.paths.models_dir) / model_type
 
 
 def skips(params: Params) -> list[Skipped]:
     """The models the pipeline has nothing new to register for: an empty export table (its
-    training stage skipped), no saved model, or no held-out rows to measure it on."""
+    training stage skipped), no saved model, or no held-out rows to measure it on. An
+    :data:`OPTIONAL` type without a saved model is left out silently."""
     from learnops.data.splits import irt_holdout, mlp_holdout
     from learnops.stages import Skipped, no_rows_reason, processed_table
 
-    holdout = {"mlp": mlp_holdout, "irt": irt_holdout}
+    def learner_holdout(rows: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+        from learnops.data.splits import response_holdout
+
+        return response_holdout(rows, params.learner_models.holdout_frac)
+
+    holdout = {"mlp": mlp_holdout, "irt": irt_holdout, "learner": learner_holdout}
     out = []
     for model_type, (stage, table, marker) in TRAINED_BY.items():
-        _, rows = processed_table(params, table)
         model_dir = params.path(params.paths.models_dir) / model_type
+        if model_type in OPTIONAL and not (model_dir / marker).is_file():
+            continue  # its stage did not run: nothing to register, nothing to say
+        _, rows = processed_table(params, table)
         if rows.empty:
             reason = f"{no_rows_reason(params, table)}, so {stage} trained nothing new"
         elif not (model_dir / marker).is_file():
@@ -293,7 +312,12 @@ def run(params: Params, outcomes_path: str | Path | None = None) -> RegisterResu
     skipped: list[Skipped] = []
     if outcomes_path is None:
         skipped = skips(params)
-        models = [m for m in TRAINED_BY if f"register {m}" not in {s.stage for s in skipped}]
+        models = [
+            m
+            for m in TRAINED_BY
+            if f"register {m}" not in {s.stage for s in skipped}
+            and (m not in OPTIONAL or (_model_dir(params, m) / TRAINED_BY[m][2]).is_file())
+        ]
         outcomes = jsonable(register_pipeline(params, models=models)) if models else []
     else:
         outcomes = load_outcomes(outcomes_path)
