@@ -1,8 +1,8 @@
 """Per-cohort decision models with a fallback to the global model (``mlp.cohort_by``).
 
 ``cohort_by`` is ``module`` (a ``module`` column the caller attaches, e.g.
-:func:`learnops.stages.evaluate.decision_modules`) or ``ability_band`` (terciles of the ``ability``
-feature, cut at the training rows' terciles, so a served decision can be routed from its
+:func:`learnops.evaluation.slices.decision_modules`) or ``ability_band`` (terciles of the
+``ability`` feature, cut at the training rows' terciles, so a served decision can be routed from its
 features alone). One model is trained on all rows (the global model) and one per cohort with at
 least ``min_rows`` rows; a row of a smaller or unseen cohort is decided by the global model.
 So is a row without a ``module`` (``/decide`` requests carry only the 18 features: a

@@ -56,6 +56,7 @@ from learnops.evaluation.report import deployment_recommendation
 from learnops.evaluation.slices import (
     SliceReport,
     ability_bands,
+    decision_modules,
     hour_bands,
     returning,
     slice_report,
@@ -616,35 +617,6 @@ def score_irt(fit: Any, params: Params) -> IrtScores:
 # -- cohort slices ------------------------------------------------------------------------------
 #: Outcome columns summarized per slice (session time is in the outcome tables by action).
 SLICE_OUTCOMES = ("next_accuracy", "next_engagement", "session_completed")
-
-
-def decision_modules(test: pd.DataFrame, responses: pd.DataFrame | None) -> pd.Series:
-    """The module each decision was taken in: the module of its learner's latest response at or
-    before the decision's timestamp (``unknown`` without one, or without responses)."""
-    out = pd.Series("unknown", index=test.index, name="module", dtype=object)
-    need = {"learner_hash", "timestamp", "module"}
-    if responses is None or responses.empty or not need <= set(responses.columns):
-        return out
-    if "timestamp" not in test.columns:
-        return out
-    left = pd.DataFrame(
-        {
-            "learner_hash": test["learner_hash"].astype(str).to_numpy(),
-            "timestamp": pd.to_datetime(test["timestamp"], utc=True).to_numpy(),
-            "_row": np.arange(len(test)),
-        }
-    ).sort_values(["timestamp", "_row"], kind="stable")
-    right = pd.DataFrame(
-        {
-            "learner_hash": responses["learner_hash"].astype(str).to_numpy(),
-            "timestamp": pd.to_datetime(responses["timestamp"], utc=True).to_numpy(),
-            "module": responses["module"].astype(str).to_numpy(),
-        }
-    ).sort_values("timestamp", kind="stable")
-    merged = pd.merge_asof(left, right, on="timestamp", by="learner_hash", direction="backward")
-    merged = merged.sort_values("_row")
-    out[:] = merged["module"].fillna("unknown").to_numpy(dtype=object)
-    return out
 
 
 def slice_dimensions(test: pd.DataFrame, responses: pd.DataFrame | None) -> dict[str, pd.Series]:

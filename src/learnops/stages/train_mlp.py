@@ -236,8 +236,8 @@ def train_model_set(
     from learnops.mlp.cohorts import train_cohort_models
 
     if cfg.cohort_by == "module":
+        from learnops.evaluation.slices import decision_modules
         from learnops.stages import processed_table
-        from learnops.stages.evaluate import decision_modules
 
         _, responses = processed_table(params, "responses")
         decisions = decisions.assign(module=decision_modules(decisions, responses))
