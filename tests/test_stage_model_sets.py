@@ -61,3 +61,40 @@ def test_register_registers_the_set_as_one_version(params):
 
     assert (Path(prod.artifact_path) / MODELSET_FILE).is_file()
     assert isinstance(load(prod.artifact_path), Ensemble)
+
+
+def test_config_keys(tmp_path):
+    from conftest import tiny_params
+    from pydantic import ValidationError
+
+    p = tiny_params(tmp_path / "a")
+    assert p.mlp.cohort_by is None and p.mlp.ensemble == 1
+    assert tiny_params(tmp_path / "b", mlp={"cohort_by": "module"}).mlp.cohort_by == "module"
+    for bad in ({"cohort_by": "country"}, {"ensemble": 0}, {"cohort_by": "module", "ensemble": 2}):
+        with pytest.raises((ValidationError, ValueError)):
+            tiny_params(tmp_path / "c", mlp=bad)
+
+
+def test_train_model_set_follows_the_params(tmp_path, tiny_project, own_store):
+    from conftest import TINY_MLP
+
+    from learnops.data.splits import mlp_holdout
+    from learnops.mlp import train
+    from learnops.mlp.cohorts import CohortModels
+    from learnops.stages import processed_table
+    from learnops.stages.train_mlp import model_set_summary, train_model_set
+
+    p = tiny_project(tmp_path / "default", mlp=TINY_MLP)
+    decisions = mlp_holdout(processed_table(p, "decisions")[1], p)[0]
+    result = train(decisions, p.mlp, seed=p.seed)
+    assert train_model_set(p, decisions, result) is None
+    q = tiny_project(tmp_path / "ens", mlp={**TINY_MLP, "ensemble": 2})
+    ens = train_model_set(q, decisions, result)
+    assert isinstance(ens, Ensemble) and ens.members[0] is result.model
+    assert model_set_summary(ens)["seeds"][0] == q.seed
+    r = tiny_project(tmp_path / "mod", mlp={**TINY_MLP, "cohort_by": "module"})
+    cm = train_model_set(r, decisions, result)
+    assert isinstance(cm, CohortModels) and cm.global_model is result.model
+    assert sum(cm.sizes.values()) == len(decisions)
+    # cohorts under 500 training rows have no model of their own
+    assert set(cm.models) == {k for k, n in cm.sizes.items() if n >= 500}
