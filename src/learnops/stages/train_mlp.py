@@ -221,9 +221,7 @@ def kept_model(model_dir: Path) -> dict[str, Any]:
     }
 
 
-def train_model_set(
-    params: Params, decisions: pd.DataFrame, result: TrainResult, live_dir: Path | None = None
-) -> Any:
+def train_model_set(params: Params, decisions: pd.DataFrame, result: TrainResult) -> Any:
     """The model set ``mlp.cohort_by`` / ``mlp.ensemble`` ask for, built around the global model
     already trained (``result``), or None when neither is configured (the single model)."""
     cfg = params.mlp
@@ -291,7 +289,7 @@ def run(params: Params) -> TrainMlpResult | Skipped:
     decisions, held_out = mlp_holdout(exported, params)
     live_dir = params.path(params.paths.reports_dir) / "dvclive" / STAGE
     result = train(decisions, params.mlp, seed=params.seed, live_dir=live_dir)
-    model_set = train_model_set(params, decisions, result, live_dir)
+    model_set = train_model_set(params, decisions, result)
     if model_set is None:
         model_dir = save(result, params.path(params.paths.models_dir) / "mlp")
     else:
