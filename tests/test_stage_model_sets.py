@@ -98,3 +98,20 @@ def test_train_model_set_follows_the_params(tmp_path, tiny_project, own_store):
     assert sum(cm.sizes.values()) == len(decisions)
     # cohorts under 500 training rows have no model of their own
     assert set(cm.models) == {k for k, n in cm.sizes.items() if n >= 500}
+
+
+def test_learnops_retrain_builds_the_configured_set(tmp_path):
+    from conftest import TINY_MLP, tiny_params
+
+    from learnops.errors import LearnopsError
+    from learnops.lifecycle.retrain import _train_mlp
+    from learnops.mlp.synthetic import synthetic_decisions
+
+    decisions = synthetic_decisions(600, seed=4)
+    p = tiny_params(tmp_path / "ens", mlp={**TINY_MLP, "ensemble": 2})
+    metrics, _ = _train_mlp(decisions, p, tmp_path / "out", progress=False)
+    assert (tmp_path / "out" / MODELSET_FILE).is_file()
+    assert isinstance(load(tmp_path / "out"), Ensemble) and 0 <= metrics["accuracy"] <= 1
+    q = tiny_params(tmp_path / "mod", mlp={**TINY_MLP, "cohort_by": "module"})
+    with pytest.raises(LearnopsError, match="module cohort"):
+        _train_mlp(decisions, q, tmp_path / "out2", progress=False)
