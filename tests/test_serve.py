@@ -117,6 +117,33 @@ def test_explain_adds_complete_attributions_and_only_on_request(tmp_path, table,
     assert client.post("/decide?explain=false", json=_body(table, 1)).json().keys() == plain.keys()
 
 
+def test_a_model_set_artifact_is_served(tmp_path, table, model_dir):
+    """An ensemble saved as one artifact and registered as one version: /decide answers with
+    the mean of its members' calibrated probabilities, and explains the members' mean logit."""
+    from learnops.mlp import load, predict, train
+    from learnops.mlp.artifacts import save_set
+    from learnops.mlp.ensemble import Ensemble
+
+    single = load(model_dir)
+    other = train(table, MlpConfig(epochs=2, hidden=(16,)), seed=7).model
+    ens = Ensemble([single, other], [2, 7])
+    set_dir = save_set(ens, tmp_path / "set")
+    params = _params(tmp_path, threshold=0.0)
+    _register(params, set_dir)
+    client = _client(params)
+    out = client.post("/decide?explain=true", json=_body(table, 3)).json()
+    features = {f: float(table.iloc[3][f]) for f in FEATURES}
+    want = predict(ens, features)
+    assert out["decided_by"] == "ml" and out["action"] == want.action
+    for a in ACTIONS:
+        p1, p2 = predict(single, features), predict(other, features)
+        mean = (p1.probabilities[a] + p2.probabilities[a]) / 2
+        assert out["probabilities"][a] == pytest.approx(mean, abs=1e-6)
+    full = ens.explain(features, out["action"])
+    assert out["explanation"] == full.top(5)
+    assert abs(full.delta) <= 0.01 * abs(full.logit - full.baseline_logit)
+
+
 def test_invalid_features_get_422_with_field_errors(tmp_path, table):
     client = _client(_params(tmp_path))
     bad = _body(table)

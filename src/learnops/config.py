@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from learnops.contracts import ACTIONS
 
@@ -104,6 +104,18 @@ class MlpConfig(_Section):
     #: moves decisions towards rare actions; 0 = off. train_mlp's report compares τ = 0.5 and 1.
     logit_adjustment: float = Field(0.0, ge=0)
     confidence_threshold: float = Field(0.6, ge=0, le=1)
+    #: One model per cohort (``module`` or ``ability_band``, with a fallback to the global model
+    #: for cohorts under 500 training rows) saved and served as one artifact; null: one model.
+    cohort_by: Literal["module", "ability_band"] | None = None
+    #: Average the calibrated probabilities of N models trained with seeds derived from ``seed``
+    #: (1: the single model). Not combined with ``cohort_by``.
+    ensemble: int = Field(1, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _one_model_set(self) -> MlpConfig:
+        if self.cohort_by is not None and self.ensemble > 1:
+            raise ValueError("mlp.cohort_by and mlp.ensemble > 1 cannot be combined")
+        return self
 
 
 class Targets(_Section):

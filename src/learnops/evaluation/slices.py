@@ -29,6 +29,7 @@ __all__ = [
     "QUALITY_METRICS",
     "SliceReport",
     "ability_bands",
+    "decision_modules",
     "hour_bands",
     "returning",
     "slice_report",
@@ -55,6 +56,35 @@ def ability_bands(ability: pd.Series) -> pd.Series:
     band = np.where(a <= q1, "low", np.where(a <= q2, "middle", "high"))
     cats = pd.Categorical(band, categories=["low", "middle", "high"], ordered=True)
     return pd.Series(cats, index=ability.index, name="ability_band")
+
+
+def decision_modules(test: pd.DataFrame, responses: pd.DataFrame | None) -> pd.Series:
+    """The module each decision was taken in: the module of its learner's latest response at or
+    before the decision's timestamp (``unknown`` without one, or without responses)."""
+    out = pd.Series("unknown", index=test.index, name="module", dtype=object)
+    need = {"learner_hash", "timestamp", "module"}
+    if responses is None or responses.empty or not need <= set(responses.columns):
+        return out
+    if "timestamp" not in test.columns:
+        return out
+    left = pd.DataFrame(
+        {
+            "learner_hash": test["learner_hash"].astype(str).to_numpy(),
+            "timestamp": pd.to_datetime(test["timestamp"], utc=True).to_numpy(),
+            "_row": np.arange(len(test)),
+        }
+    ).sort_values(["timestamp", "_row"], kind="stable")
+    right = pd.DataFrame(
+        {
+            "learner_hash": responses["learner_hash"].astype(str).to_numpy(),
+            "timestamp": pd.to_datetime(responses["timestamp"], utc=True).to_numpy(),
+            "module": responses["module"].astype(str).to_numpy(),
+        }
+    ).sort_values("timestamp", kind="stable")
+    merged = pd.merge_asof(left, right, on="timestamp", by="learner_hash", direction="backward")
+    merged = merged.sort_values("_row")
+    out[:] = merged["module"].fillna("unknown").to_numpy(dtype=object)
+    return out
 
 
 def returning(sessions_completed: pd.Series) -> pd.Series:

@@ -374,10 +374,32 @@ def _train_mlp(
     tr, te = mlp_holdout(decisions, params)
     if te.empty or tr.empty:
         raise NoTrainingData("too few learners for a held-out split")
-    result = train(tr, params.mlp, params.seed, progress=progress)
-    save(result, out)
-    metrics = evaluate_mlp(result.model, te, params.evaluate.ece_bins)
-    metrics["ope"] = ope_mlp(result.model, te, params)
+    cfg = params.mlp
+    if cfg.cohort_by == "module":
+        raise LearnopsError(
+            "learnops retrain cannot build module cohort models (they need the responses table): "
+            "run the pipeline (dvc repro) instead"
+        )
+    result = train(tr, cfg, params.seed, progress=progress)
+    model: Any = result.model
+    if cfg.ensemble > 1 or cfg.cohort_by is not None:  # a model set, saved as one artifact
+        from learnops.mlp.artifacts import save_set
+
+        if cfg.ensemble > 1:
+            from learnops.mlp.ensemble import train_ensemble
+
+            model = train_ensemble(tr, cfg, params.seed, cfg.ensemble, first=result.model)
+        else:
+            from learnops.mlp.cohorts import train_cohort_models
+
+            model = train_cohort_models(
+                tr, cfg, params.seed, cfg.cohort_by, global_model=result.model
+            )
+        save_set(model, out, result)
+    else:
+        save(result, out)
+    metrics = evaluate_mlp(model, te, params.evaluate.ece_bins)
+    metrics["ope"] = ope_mlp(model, te, params)
     return metrics, lambda model: evaluate_mlp(model, te, params.evaluate.ece_bins)
 
 

@@ -1,4 +1,12 @@
-"""Model directory: safetensors weights + metadata.json (+ history.csv), written atomically."""
+"""Model directory: safetensors weights + metadata.json (+ history.csv), written atomically.
+
+A model set (a seed :class:`~learnops.mlp.ensemble.Ensemble` or per-cohort
+:class:`~learnops.mlp.cohorts.CohortModels`) is one directory too (:func:`save_set`): its
+primary model (the global model, or ensemble member 0) at the top, as a single model's directory
+(so tools reading ``metadata.json`` keep working), every model under ``members/<name>/``, and
+``modelset.json`` saying how they combine. :func:`load` returns the set when ``modelset.json``
+is there.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +26,12 @@ from learnops.errors import LearnopsError
 from learnops.mlp.features import FeatureStats
 from learnops.mlp.model import DecisionNet, MlpModel
 
-__all__ = ["WEIGHTS_FILE", "METADATA_FILE", "load", "save"]
+__all__ = ["WEIGHTS_FILE", "METADATA_FILE", "MODELSET_FILE", "load", "save", "save_set"]
 
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "metadata.json"
 HISTORY_FILE = "history.csv"
+MODELSET_FILE = "modelset.json"
 
 
 def _state_dict(net: DecisionNet) -> dict[str, torch.Tensor]:
@@ -55,15 +64,7 @@ def save(result_or_model: Any, directory: str | Path) -> Path:
             history.drop(columns=["seconds"], errors="ignore").to_csv(
                 tmp / HISTORY_FILE, index=False
             )
-        # mkdtemp made it 0o700: model dirs are read by serving users and written by none
-        os.chmod(tmp, 0o755)  # nosec B103
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -71,11 +72,98 @@ def save(result_or_model: Any, directory: str | Path) -> Path:
     return target
 
 
-def load(directory: str | Path) -> MlpModel:
-    """Load a model directory written by ``save``."""
+def _swap(tmp: Path, target: Path) -> None:
+    """Replace ``target`` by the finished directory ``tmp`` (atomic rename)."""
+    # mkdtemp made it 0o700: model dirs are read by serving users and written by none
+    os.chmod(tmp, 0o755)  # nosec B103
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def save_set(model_set: Any, directory: str | Path, primary: Any = None) -> Path:
+    """Write an Ensemble or CohortModels to ``directory`` atomically, as one artifact.
+
+    ``primary`` (a TrainResult of the global model / member 0, optional) supplies the top-level
+    history.csv. The bytes depend only on the models (sorted JSON, no timestamps)."""
+    from learnops.io import write_json
+
+    kind = getattr(model_set, "kind", None)
+    if kind == "ensemble":
+        named = {f"seed-{i}": m for i, m in enumerate(model_set.members)}
+        top = model_set.members[0]
+        spec: dict[str, Any] = {"seeds": list(model_set.seeds), "members": list(named)}
+    elif kind == "cohort":
+        named = {"global": model_set.global_model}
+        named.update({f"cohort-{k}": m for k, m in sorted(model_set.models.items())})
+        top = model_set.global_model
+        spec = {
+            "cohort_by": model_set.cohort_by,
+            "edges": list(model_set.edges) if model_set.edges is not None else None,
+            "sizes": dict(model_set.sizes),
+            "cohorts": {k: f"cohort-{k}" for k in sorted(model_set.models)},
+        }
+    else:
+        raise TypeError(f"expected an Ensemble or CohortModels, got {type(model_set).__name__}")
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        work = tmp / "set"
+        save(primary if primary is not None else top, work)
+        sums = {}
+        for name, m in named.items():
+            save(m, work / "members" / name)
+            sums[name] = m.metadata["weights_sha256"]
+        write_json(work / MODELSET_FILE, {"kind": kind, "weights_sha256": sums, **spec})
+        _swap(work, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _load_set(d: Path) -> Any:
+    try:
+        spec = json.loads((d / MODELSET_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise LearnopsError(f"{d / MODELSET_FILE}: invalid JSON: {exc}") from exc
+    kind = spec.get("kind")
+    if kind == "ensemble":
+        from learnops.mlp.ensemble import Ensemble
+
+        members = [_load_one(d / "members" / n) for n in spec["members"]]
+        return Ensemble(members, [int(s) for s in spec["seeds"]])
+    if kind == "cohort":
+        from learnops.mlp.cohorts import CohortModels
+
+        edges = spec.get("edges")
+        return CohortModels(
+            cohort_by=spec["cohort_by"],
+            global_model=_load_one(d / "members" / "global"),
+            models={k: _load_one(d / "members" / v) for k, v in spec["cohorts"].items()},
+            edges=tuple(edges) if edges is not None else None,
+            sizes={k: int(v) for k, v in spec.get("sizes", {}).items()},
+        )
+    raise LearnopsError(f"{d / MODELSET_FILE}: unknown model set kind {kind!r}")
+
+
+def load(directory: str | Path) -> Any:
+    """Load a model directory written by ``save`` (an MlpModel) or ``save_set`` (an Ensemble
+    or CohortModels)."""
+    d = Path(directory)
+    if (d / MODELSET_FILE).is_file():
+        return _load_set(d)
+    return _load_one(d)
+
+
+def _load_one(d: Path) -> MlpModel:
     from safetensors.torch import load_file
 
-    d = Path(directory)
     meta_path, weights_path = d / METADATA_FILE, d / WEIGHTS_FILE
     for p in (meta_path, weights_path):
         if not p.is_file():

@@ -83,10 +83,17 @@ def explain_cmd(
 ) -> None:
     """Attributions of the chosen action's logit for every row (integrated gradients from the
     training feature means): id columns, action, logit, baseline_logit, delta, attr_<feature>."""
+    from learnops.errors import LearnopsError
     from learnops.io import read_table, write_table
     from learnops.mlp import explain_batch, load
 
     model = load(model_dir)
+    kind = getattr(model, "kind", None)
+    if kind is not None:
+        raise LearnopsError(
+            f"{model_dir} is a model set ({kind}): explain one of its members "
+            f"({model_dir}/members/<name>)"
+        )
     df = read_table(decisions)
     table = explain_batch(model, df, method=method)
     write_table(out, table)

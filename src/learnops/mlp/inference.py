@@ -49,9 +49,13 @@ def predict(
 
     A DataFrame is passed on to ``predict_batch``. Missing or non-finite features raise
     LearnopsError. Probabilities are temperature-calibrated; confidence is the largest one.
+    A model set (:class:`~learnops.mlp.ensemble.Ensemble`,
+    :class:`~learnops.mlp.cohorts.CohortModels`) decides with its own ``predict``.
     """
     if isinstance(features, pd.DataFrame):
         return predict_batch(model, features)
+    if not isinstance(model, MlpModel):
+        return model.predict(features)
     out = model.raw_outputs_np(feature_vector(features))
     k = len(ACTIONS)
     z = out[:k] / model.temperature
@@ -73,8 +77,10 @@ def predict_batch(model: MlpModel, df: pd.DataFrame, include_delta: bool = False
     """Predictions for every row: id columns (if present), p_<action>..., action, confidence.
 
     ``include_delta`` adds the predicted difficulty_delta (NaN unless the action is
-    adjust_difficulty). The index of ``df`` is kept.
+    adjust_difficulty). The index of ``df`` is kept. A model set uses its own ``predict_batch``.
     """
+    if not isinstance(model, MlpModel):
+        return model.predict_batch(df, include_delta=include_delta)
     X = feature_matrix(df)
     logits, delta = model.logits_and_delta(X)
     z = logits / model.temperature

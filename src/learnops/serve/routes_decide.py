@@ -122,6 +122,8 @@ def _explanation(state: ServeState, features: Mapping[str, float], action: str) 
     model, _ = state.holder.current()
     if model is None:
         return None
+    if hasattr(model, "explain"):  # a model set (ensemble, cohort models) explains itself
+        return model.explain(features, action).top()
     from learnops.mlp.explain import explain
 
     return explain(model, features, action).top()

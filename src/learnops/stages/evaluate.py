@@ -56,6 +56,7 @@ from learnops.evaluation.report import deployment_recommendation
 from learnops.evaluation.slices import (
     SliceReport,
     ability_bands,
+    decision_modules,
     hour_bands,
     returning,
     slice_report,
@@ -210,6 +211,9 @@ class EvaluateResult:
     """Cohort slices of the held-out decisions (written to ``evaluate_slices.json``)."""
     ope_skipped: Skipped | None = None
     """Why off-policy evaluation was skipped (no propensities logged), or None."""
+    model_set: pd.DataFrame | None = None
+    """The configured model set against its global model per cohort (:func:`model_set_comparison`);
+    None with a single model."""
 
     skipped: ClassVar[bool] = False
 
@@ -393,9 +397,12 @@ def score_mlp(model: Any, test: pd.DataFrame, y: np.ndarray, params: Params) -> 
     from learnops.mlp.calibration import apply_temperature
     from learnops.mlp.features import feature_matrix
 
-    logits, _ = model.logits_and_delta(feature_matrix(test))
-    proba_t1 = apply_temperature(logits, 1.0)
-    proba = apply_temperature(logits, model.temperature)
+    if getattr(model, "kind", None) is not None:  # a model set: already calibrated
+        proba = proba_t1 = _set_proba(model, test)
+    else:
+        logits, _ = model.logits_and_delta(feature_matrix(test))
+        proba_t1 = apply_temperature(logits, 1.0)
+        proba = apply_temperature(logits, model.temperature)
     report = classification_report(y, proba, _LABELS)
     per_class = pd.DataFrame([{"action": a, **report["per_class"][a]} for a in _LABELS]).astype(
         {"support": int}
@@ -644,35 +651,6 @@ def score_irt(fit: Any, params: Params) -> IrtScores:
 SLICE_OUTCOMES = ("next_accuracy", "next_engagement", "session_completed")
 
 
-def decision_modules(test: pd.DataFrame, responses: pd.DataFrame | None) -> pd.Series:
-    """The module each decision was taken in: the module of its learner's latest response at or
-    before the decision's timestamp (``unknown`` without one, or without responses)."""
-    out = pd.Series("unknown", index=test.index, name="module", dtype=object)
-    need = {"learner_hash", "timestamp", "module"}
-    if responses is None or responses.empty or not need <= set(responses.columns):
-        return out
-    if "timestamp" not in test.columns:
-        return out
-    left = pd.DataFrame(
-        {
-            "learner_hash": test["learner_hash"].astype(str).to_numpy(),
-            "timestamp": pd.to_datetime(test["timestamp"], utc=True).to_numpy(),
-            "_row": np.arange(len(test)),
-        }
-    ).sort_values(["timestamp", "_row"], kind="stable")
-    right = pd.DataFrame(
-        {
-            "learner_hash": responses["learner_hash"].astype(str).to_numpy(),
-            "timestamp": pd.to_datetime(responses["timestamp"], utc=True).to_numpy(),
-            "module": responses["module"].astype(str).to_numpy(),
-        }
-    ).sort_values("timestamp", kind="stable")
-    merged = pd.merge_asof(left, right, on="timestamp", by="learner_hash", direction="backward")
-    merged = merged.sort_values("_row")
-    out[:] = merged["module"].fillna("unknown").to_numpy(dtype=object)
-    return out
-
-
 def slice_dimensions(test: pd.DataFrame, responses: pd.DataFrame | None) -> dict[str, pd.Series]:
     """The cohort dimensions of the held-out decisions: ability band (terciles of θ), new vs
     returning learner, module, hour-of-day band. Each partitions the rows."""
@@ -707,6 +685,99 @@ def cohort_slices(
         n_boot=params.evaluate.bootstrap,
         seed=params.seed,
         n_bins=params.evaluate.ece_bins,
+    )
+
+
+# -- model sets (mlp.cohort_by / mlp.ensemble) against the global model ------------------------
+#: Metrics of the model-set table, in display order.
+MODEL_SET_METRICS = ("accuracy", "macro_f1", "ece", "recall_change_activity")
+
+
+def _set_proba(model: Any, test: pd.DataFrame) -> np.ndarray:
+    """Calibrated probabilities of a model set on the held-out rows (by ``predict_batch``, so a
+    ``module`` column routes module cohorts)."""
+    from learnops.mlp import predict_batch
+    from learnops.mlp.inference import PROBA_COLUMNS
+
+    return predict_batch(model, test)[list(PROBA_COLUMNS)].to_numpy(dtype=float)
+
+
+def model_set_comparison(
+    model: Any, test: pd.DataFrame, y: np.ndarray, params: Params
+) -> pd.DataFrame | None:
+    """Per cohort of the held-out decisions (the set's cohorts for ``cohort_by``; ability bands
+    for an ensemble) and overall: accuracy, macro-F1, ECE and change_activity recall of the model
+    set and of its global model (ensemble: member 0, the single model ``seed`` trains), with the
+    set − global difference and its learner-bootstrap CI. None for a single model."""
+    from learnops.evaluation.compare import compare_models
+    from learnops.mlp import predict_batch
+    from learnops.mlp.inference import PROBA_COLUMNS
+
+    kind = getattr(model, "kind", None)
+    if kind is None:
+        return None
+    if kind == "cohort":
+        glob = model.global_model
+        labels = pd.Series(model.labels(test), index=test.index).fillna("(no module)").astype(str)
+        dim = model.cohort_by
+    else:
+        glob = model.members[0]
+        labels = ability_bands(test["ability"]).astype(str)
+        dim = "ability_band"
+    p_set = _set_proba(model, test)
+    p_glob = predict_batch(glob, test)[list(PROBA_COLUMNS)].to_numpy(dtype=float)
+    learners = test["learner_hash"].astype(str).to_numpy()
+    groups = [("all", np.ones(len(test), dtype=bool))]
+    groups += [(c, (labels == c).to_numpy()) for c in sorted(labels.unique())]
+    rows = []
+    for name, rows_in in groups:
+        table = compare_models(
+            y[rows_in],
+            {"global": p_glob[rows_in], "set": p_set[rows_in]},
+            learners[rows_in],
+            reference="global",
+            labels=_LABELS,
+            threshold=float(params.mlp.confidence_threshold),
+            n_boot=params.evaluate.bootstrap,
+            seed=params.seed,
+            n_bins=params.evaluate.ece_bins,
+        ).set_index(["model", "metric"])
+        for metric in MODEL_SET_METRICS:
+            g, m = table.loc[("global", metric)], table.loc[("set", metric)]
+            rows.append(
+                {
+                    dim: name,
+                    "decisions": int(rows_in.sum()),
+                    "learners": int(pd.unique(learners[rows_in]).size),
+                    "metric": metric,
+                    "global": float(g["estimate"]),
+                    kind: float(m["estimate"]),
+                    "diff": float(m["diff"]),
+                    "diff_ci_low": float(m["diff_ci_low"]),
+                    "diff_ci_high": float(m["diff_ci_high"]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def model_set_note(params: Params) -> str:
+    """One line: which model set is configured (or that none is)."""
+    cfg = params.mlp
+    if cfg.cohort_by is None and cfg.ensemble <= 1:
+        return (
+            "No cohort or ensemble model is configured (mlp.cohort_by: null, mlp.ensemble: 1): "
+            "the global model is the deployed model."
+        )
+    if cfg.ensemble > 1:
+        n, seed = cfg.ensemble, params.seed
+        return f"Ensemble of {n} seeds against its member trained with seed {seed}."
+    return (
+        f"One model per {cfg.cohort_by} (cohorts under 500 training rows use the global model) "
+        "against the global model. /decide requests carry no module: a module set serves them "
+        "with the global model; here held-out decisions are routed by their module."
+        if cfg.cohort_by == "module"
+        else f"One model per {cfg.cohort_by} (cohorts under 500 training rows use the global "
+        "model) against the global model."
     )
 
 
@@ -1006,6 +1077,10 @@ def run(
     version = model_version_label(model)
     decisions = read_table(params.path(params.paths.processed_dir) / "decisions.parquet")
     test, y = mlp_test_set(params, decisions)
+    responses_path = params.path(params.paths.processed_dir) / "responses.parquet"
+    responses = read_table(responses_path) if responses_path.is_file() else None
+    if getattr(model, "cohort_by", None) == "module":
+        test = test.assign(module=decision_modules(test, responses))
     scores = score_mlp(model, test, y, params)
     dec = compare_decisions(test, scores, params, validation_confidence(model, params, decisions))
     ope_mask, ope_reason = ope_rows(dec.test)
@@ -1024,8 +1099,6 @@ def run(
             kept="the model is measured on the held-out decisions as usual",
             headline="No propensities",
         )
-    responses_path = params.path(params.paths.processed_dir) / "responses.parquet"
-    responses = read_table(responses_path) if responses_path.is_file() else None
     slices = cohort_slices(dec.test, y, scores.proba, responses, params)
     irt_reason = irt_skip_reason(params)
     fit, irt_scores, irt_skipped = None, None, None
@@ -1062,6 +1135,7 @@ def run(
         irt_skipped=irt_skipped,
         slices=slices,
         ope_skipped=ope_skipped,
+        model_set=model_set_comparison(model, test, y, params),
     )
     if write:
         result.paths = write_outputs(params, result)

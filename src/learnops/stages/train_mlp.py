@@ -42,7 +42,15 @@ if TYPE_CHECKING:
     from learnops.mlp.rare import RareActions
     from learnops.stages import Skipped
 
-__all__ = ["METRIC_KEYS", "TrainMlpResult", "action_mix", "metrics_table", "run"]
+__all__ = [
+    "METRIC_KEYS",
+    "TrainMlpResult",
+    "action_mix",
+    "metrics_table",
+    "model_set_summary",
+    "run",
+    "train_model_set",
+]
 
 STAGE = "train_mlp"
 
@@ -213,12 +221,48 @@ def kept_model(model_dir: Path) -> dict[str, Any]:
     }
 
 
+def train_model_set(params: Params, decisions: pd.DataFrame, result: TrainResult) -> Any:
+    """The model set ``mlp.cohort_by`` / ``mlp.ensemble`` ask for, built around the global model
+    already trained (``result``), or None when neither is configured (the single model)."""
+    cfg = params.mlp
+    if cfg.cohort_by is None and cfg.ensemble <= 1:
+        return None
+    if cfg.ensemble > 1:
+        from learnops.mlp.ensemble import train_ensemble
+
+        return train_ensemble(decisions, cfg, params.seed, cfg.ensemble, first=result.model)
+    from learnops.mlp.cohorts import train_cohort_models
+
+    if cfg.cohort_by == "module":
+        from learnops.evaluation.slices import decision_modules
+        from learnops.stages import processed_table
+
+        _, responses = processed_table(params, "responses")
+        decisions = decisions.assign(module=decision_modules(decisions, responses))
+    return train_cohort_models(
+        decisions, cfg, params.seed, cfg.cohort_by, global_model=result.model
+    )
+
+
+def model_set_summary(model_set: Any) -> dict[str, Any]:
+    """What the saved model set holds (kind, members or cohorts and their training rows)."""
+    if model_set.kind == "ensemble":
+        return {"kind": "ensemble", "members": len(model_set.members), "seeds": model_set.seeds}
+    return {
+        "kind": "cohort",
+        "cohort_by": model_set.cohort_by,
+        "cohort_models": sorted(model_set.models),
+        "rows": dict(model_set.sizes),
+    }
+
+
 def run(params: Params) -> TrainMlpResult | Skipped:
     """Train, save and measure the decision model; write its metrics and timings. With no
     decisions in the export window, keep the previous model and return a ``Skipped``."""
     from learnops.data.splits import mlp_holdout
     from learnops.io import jsonable
     from learnops.mlp import save, train
+    from learnops.mlp.artifacts import save_set
     from learnops.mlp.baselines import compare_baselines
     from learnops.mlp.features import feature_summary
     from learnops.mlp.importance import global_importance
@@ -245,7 +289,11 @@ def run(params: Params) -> TrainMlpResult | Skipped:
     decisions, held_out = mlp_holdout(exported, params)
     live_dir = params.path(params.paths.reports_dir) / "dvclive" / STAGE
     result = train(decisions, params.mlp, seed=params.seed, live_dir=live_dir)
-    model_dir = save(result, params.path(params.paths.models_dir) / "mlp")
+    model_set = train_model_set(params, decisions, result)
+    if model_set is None:
+        model_dir = save(result, params.path(params.paths.models_dir) / "mlp")
+    else:
+        model_dir = save_set(model_set, params.path(params.paths.models_dir) / "mlp", result)
     baselines = compare_baselines(result, decisions, n_bins=params.evaluate.ece_bins)
     rare = compare_rare_action_options(
         decisions,
@@ -263,6 +311,8 @@ def run(params: Params) -> TrainMlpResult | Skipped:
     )
     metrics = metrics_document(result, baselines)
     metrics["rare_actions"] = rare.to_metrics()
+    if model_set is not None:
+        metrics["model_set"] = model_set_summary(model_set)
     metrics = jsonable(metrics)
     write_metrics(params, STAGE, metrics)
     reliability, ece = reliability_data(result, params.evaluate.ece_bins)
