@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from learnops.contracts import ACTIONS
-from learnops.mlp.inference import PROBA_COLUMNS, Prediction, predict, predict_batch
+from learnops.mlp.inference import (
+    PROBA_COLUMNS,
+    Prediction,
+    predict,
+    predict_batch,
+    prediction_from,
+)
 from learnops.mlp.model import MlpModel
 
 __all__ = ["Ensemble", "member_seeds", "train_ensemble"]
@@ -31,16 +37,8 @@ def member_seeds(seed: int, n: int) -> list[int]:
 
 def _mean_prediction(preds: list[Prediction]) -> Prediction:
     p = np.mean([[q.probabilities[a] for a in ACTIONS] for q in preds], axis=0)
-    best = int(p.argmax())
     adjust = [q.adjust_delta for q in preds if q.adjust_delta is not None]
-    delta = float(np.mean(adjust)) if adjust else None
-    return Prediction(
-        action=ACTIONS[best],
-        probabilities={a: float(v) for a, v in zip(ACTIONS, p, strict=True)},
-        confidence=float(p[best]),
-        difficulty_delta=delta if best == ACTIONS.index("adjust_difficulty") else None,
-        adjust_delta=delta,
-    )
+    return prediction_from(p, float(np.mean(adjust)) if adjust else None)
 
 
 @dataclass

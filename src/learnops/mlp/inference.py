@@ -62,8 +62,14 @@ def predict(
     z -= z.max()
     p = np.exp(z)
     p /= p.sum()
-    best = int(p.argmax())
     adjust = float(out[k] * model.delta_std + model.delta_mean) if model.delta_trained else None
+    return prediction_from(p, adjust)
+
+
+def prediction_from(p: np.ndarray, adjust: float | None) -> Prediction:
+    """The :class:`Prediction` of the action probabilities ``p`` (in :data:`ACTIONS` order) and
+    the predicted difficulty change ``adjust`` (None when the model has no delta head)."""
+    best = int(p.argmax())
     return Prediction(
         action=ACTIONS[best],
         probabilities={a: float(v) for a, v in zip(ACTIONS, p, strict=True)},
