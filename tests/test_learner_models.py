@@ -94,6 +94,24 @@ def test_prior_counts_by_hand():
     np.testing.assert_array_equal(fm, [0, 0, 0, 1, 0, 0])
 
 
+def test_missing_modules_form_one_module_and_pfa_still_fits():
+    """Imported answers without modules (e.g. LSAT7: a null module column) are one module."""
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame(
+        {
+            "learner_id": rng.integers(0, 40, n).astype(str),
+            "item_id": rng.integers(0, 5, n).astype(str),
+            "module": pd.Series([None] * n, dtype=object),
+            "correct": rng.integers(0, 2, n),
+        }
+    )
+    seq = prepare(df)
+    assert len(seq.module_ids) == 1 and (seq.module == 0).all()
+    p = Pfa().fit(df).predict(df).p
+    assert np.isfinite(p).all() and len(p) == n
+
+
 def test_static_irt_equals_eap_scoring_on_the_prefix(responses, fitted):
     from learnops import irt
 

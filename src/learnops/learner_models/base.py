@@ -76,7 +76,8 @@ def prepare(responses: pd.DataFrame) -> Sequences:
     order = np.lexsort((np.arange(n), ts, learner_codes))
     learner = learner_codes[order].astype(np.int64)
     if "module" in responses.columns:
-        mod_codes, module_ids = pd.factorize(responses["module"].astype(str), sort=True)
+        modules = responses["module"].astype(object).where(responses["module"].notna(), NO_MODULE)
+        mod_codes, module_ids = pd.factorize(modules.astype(str), sort=True)
     else:
         mod_codes, module_ids = np.zeros(n, dtype=np.int64), pd.Index([NO_MODULE])
     first = np.r_[True, learner[1:] != learner[:-1]] if n else np.zeros(0, bool)
