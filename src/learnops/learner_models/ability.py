@@ -87,6 +87,45 @@ def ability_asof(model: Any, responses: pd.DataFrame, queries: pd.DataFrame) -> 
     return out.sort_values("_row")[["ability", "ability_se"]].reset_index(drop=True)
 
 
+def prior_ability(model: Any) -> tuple[float, float]:
+    """(ability, ability_se) ``model`` gives a learner with no answer yet: its estimate before a
+    first answer (static IRT and Best-LR: the EAP of the prior; Elo: θ 0, SE 1)."""
+    items = sorted(known_items(model))
+    if not items:
+        raise LearnopsError("the learner model knows no item")
+    probe = pd.DataFrame(
+        {"learner_hash": ["_"], "item_id": [items[0]], "correct": [0], "module": ["_"]}
+    )
+    pred = model.predict(probe)
+    return float(pred.ability[0]), max(float(pred.ability_se[0]), 0.0)
+
+
+def learner_ability(model: Any, history: pd.DataFrame, at: Any) -> tuple[float, float, int, int]:
+    """(ability, ability_se, answers used, answers left out) of one learner as of ``at`` from
+    ``history`` (that learner's responses): what :func:`ability_asof` gives for the learner at
+    ``at``, from the answers strictly before ``at`` to items ``model`` knows (answers to items
+    it was not fitted on are left out and counted). No answer: :func:`prior_ability`."""
+    at = pd.Timestamp(at)
+    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    if not history.empty:
+        ts = pd.to_datetime(history["timestamp"], utc=True)
+        history = history.loc[(ts < at).to_numpy()]
+    n_all = len(history)
+    if n_all:
+        known = history["item_id"].astype(str).isin(known_items(model)).to_numpy()
+        history = history.loc[known]
+    if history.empty:
+        ability, se = prior_ability(model)
+        return ability, se, 0, n_all
+    from learnops.data.splits import learner_column
+
+    lcol = learner_column(history)
+    query = pd.DataFrame({lcol: [str(history[lcol].iloc[0])], "timestamp": [at]})
+    est = ability_asof(model, history, query)
+    ability, se = float(est["ability"].iloc[0]), max(float(est["ability_se"].iloc[0]), 0.0)
+    return ability, se, len(history), n_all - len(history)
+
+
 def supply_abilities(
     decisions: pd.DataFrame, responses: pd.DataFrame, params: Params
 ) -> pd.DataFrame:
