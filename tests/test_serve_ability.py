@@ -137,3 +137,20 @@ def test_client_token_is_required_when_configured(tmp_path):
         assert client.get("/learners/a/ability").status_code == 401
         ok = client.get("/learners/a/ability", headers={"Authorization": f"Bearer {USER}"})
         assert ok.status_code == 200 and ok.json()["nResponses"] == 0
+
+
+def test_learner_ability_equals_ability_asof_for_best_lr(tmp_path, responses):
+    """The one-learner replay (no server) against the table-wide computation, with answers to an
+    item the model does not know left out and counted."""
+    from learnops.learner_models.ability import ability_asof, fit_ability_model, learner_ability
+
+    model = fit_ability_model("best_lr", responses, _params(tmp_path))
+    lh = learner_hash(responses.attrs["ids"][1])
+    hist = responses.loc[responses["learner_hash"] == lh].reset_index(drop=True)
+    at = hist["timestamp"].iloc[len(hist) // 3] + pd.Timedelta(microseconds=1)
+    want = ability_asof(model, responses, pd.DataFrame({"learner_hash": [lh], "timestamp": [at]}))
+    stranger = hist.iloc[[0]].assign(item_id="never-seen", response_id="x")
+    got = learner_ability(model, pd.concat([hist, stranger], ignore_index=True), at)
+    n = int((hist["timestamp"] < at).sum())
+    assert got[2:] == (n, 1)
+    np.testing.assert_allclose(got[:2], want.iloc[0].to_numpy(float), rtol=1e-9, atol=1e-9)

@@ -34,6 +34,22 @@ router = APIRouter(dependencies=[Depends(require_client)])
 #: The ability and SE without a deployed learner model: the N(0, 1) prior of IRT's θ.
 PRIOR = (0.0, 1.0)
 
+#: (model, its known item ids, its prior) of the last model served: computed once per model.
+_cache: tuple[Any, set[str], tuple[float, float]] | None = None
+
+
+def _model_facts(model: Any) -> tuple[set[str], tuple[float, float]]:
+    """The item ids ``model`` knows and its prior (ability, SE), remembered for the model."""
+    global _cache
+    cached = _cache
+    if cached is not None and cached[0] is model:
+        return cached[1], cached[2]
+    from learnops.learner_models.ability import known_items, prior_ability
+
+    known, prior = known_items(model), prior_ability(model)
+    _cache = (model, known, prior)
+    return known, prior
+
 
 def _invalid(where: str, name: str, msg: str) -> RequestValidationError:
     """A 422 in FastAPI's validation format (the documented error schema) that names the
@@ -98,7 +114,8 @@ def ability(
         state.metrics.observe_error("store")
         raise HTTPException(503, "the event store is unavailable; retry") from None
     try:
-        theta, se, used, left_out = learner_ability(model, history, at)
+        known, prior = _model_facts(model)
+        theta, se, used, left_out = learner_ability(model, history, at, known=known, prior=prior)
     except LearnopsError as exc:
         log.error("ability of a learner failed: %s", exc)
         raise HTTPException(500, "the learner model could not estimate the ability") from None
