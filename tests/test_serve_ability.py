@@ -128,6 +128,11 @@ def test_new_learner_gets_the_model_prior_and_no_model_gives_the_prior(tmp_path,
         assert got["version"] == version and got["nResponses"] == 0 and "prior" in got["note"]
         assert abs(got["ability"]) < 0.05 and 0.9 < got["ability_se"] < 1.05  # EAP of N(0, 1)
         assert client.get("/learners/x/ability", params={"asOf": "yesterday"}).status_code == 422
+        # a newly deployed learner model is served once the holder looks again (hot swap)
+        v2 = _deploy(params, fit_ability_model("elo", responses, params))
+        client.app.state.serve.learners.refresh()
+        got = client.get(f"/learners/{responses.attrs['ids'][0]}/ability").json()
+        assert (got["model"], got["version"]) == ("elo", v2) and got["nResponses"] > 0
 
 
 def test_client_token_is_required_when_configured(tmp_path):
