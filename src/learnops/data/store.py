@@ -566,6 +566,25 @@ class EventStore:
         """Responses with since ≤ timestamp < until, the most recent ``limit``, in time order."""
         return self._read(Response, RESPONSE_COLUMNS, since, until, limit)
 
+    def read_learner_responses(
+        self, learner_hash: str, until: datetime | None = None
+    ) -> pd.DataFrame:
+        """One learner's responses (``learner_hash`` as stored) with timestamp < ``until``, in
+        time order (ties by response id): one query on the learner_hash index."""
+        table = Response.__table__
+        stmt = select(*[table.c[c] for c in RESPONSE_COLUMNS]).where(
+            table.c.learner_hash == learner_hash
+        )
+        if until is not None:
+            stmt = stmt.where(table.c.timestamp < UTCDateTime().process_bind_param(until, None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        df = pd.DataFrame.from_records(
+            [tuple(r) for r in rows], columns=list(RESPONSE_COLUMNS), coerce_float=True
+        )
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+        return df.sort_values(["timestamp", "response_id"], kind="mergesort").reset_index(drop=True)
+
     def _read(
         self,
         model: type[Base],

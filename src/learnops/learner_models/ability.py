@@ -87,6 +87,63 @@ def ability_asof(model: Any, responses: pd.DataFrame, queries: pd.DataFrame) -> 
     return out.sort_values("_row")[["ability", "ability_se"]].reset_index(drop=True)
 
 
+def prior_ability(model: Any) -> tuple[float, float]:
+    """(ability, ability_se) ``model`` gives a learner with no answer yet: its estimate before a
+    first answer (static IRT and Best-LR: the EAP of the prior; Elo: θ 0, SE 1)."""
+    items = sorted(known_items(model))
+    if not items:
+        raise LearnopsError("the learner model knows no item")
+    probe = pd.DataFrame(
+        {"learner_hash": ["_"], "item_id": [items[0]], "correct": [0], "module": ["_"]}
+    )
+    pred = model.predict(probe)
+    return float(pred.ability[0]), max(float(pred.ability_se[0]), 0.0)
+
+
+def learner_ability(
+    model: Any,
+    history: pd.DataFrame,
+    at: Any,
+    known: set[str] | None = None,
+    prior: tuple[float, float] | None = None,
+) -> tuple[float, float, int, int]:
+    """(ability, ability_se, answers used, answers left out) of one learner as of ``at`` from
+    ``history`` (that learner's responses): what :func:`ability_asof` gives for the learner at
+    ``at``, from the answers strictly before ``at`` to items ``model`` knows (answers to items
+    it was not fitted on are left out and counted; ``known``: :func:`known_items` of ``model``,
+    computed when not given). No answer: ``prior`` (default :func:`prior_ability`).
+
+    The learner's answers and a probe after them go through ``model.predict`` once; the probe's
+    pre-answer estimate is the ability (the same rows and probe :func:`ability_asof` reads,
+    without its table-wide bookkeeping: one learner's replay takes milliseconds)."""
+    at = pd.Timestamp(at)
+    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    if not history.empty:
+        ts = pd.to_datetime(history["timestamp"], utc=True)
+        history = history.loc[(ts < at).to_numpy()]
+    n_all = len(history)
+    if n_all:
+        known = known if known is not None else known_items(model)
+        keep = np.fromiter((i in known for i in history["item_id"].astype(str)), bool, n_all)
+        history = history.loc[keep]
+    if history.empty:
+        ability, se = prior if prior is not None else prior_ability(model)
+        return ability, se, 0, n_all
+    from learnops.data.splits import learner_column
+
+    lcol = learner_column(history)
+    cols = [lcol, "item_id", "correct", "timestamp", *(
+        ["module"] if "module" in history.columns else [])]  # fmt: skip
+    last = history.iloc[[-1]][cols].copy()
+    last["timestamp"] = pd.to_datetime(last["timestamp"], utc=True) + pd.Timedelta(seconds=1)
+    last["correct"] = 0
+    table = pd.concat([history[cols], last], ignore_index=True)
+    table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True)
+    pred = model.predict(table)
+    ability, se = float(pred.ability[-1]), max(float(pred.ability_se[-1]), 0.0)
+    return ability, se, len(history), n_all - len(history)
+
+
 def supply_abilities(
     decisions: pd.DataFrame, responses: pd.DataFrame, params: Params
 ) -> pd.DataFrame:

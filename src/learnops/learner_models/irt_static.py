@@ -67,8 +67,9 @@ class StaticIrt:
         Best-LR reading the abilities of the table just predicted does not recompute them."""
         f = self._require()
         key = (id(f), _fingerprint(seq))
-        if self._memo is not None and self._memo[0] == key:
-            return self._memo[1]
+        memo = self._memo  # read once: another thread (a server's requests) may replace it
+        if memo is not None and memo[0] == key:
+            return memo[1]
         result = self._prefix_abilities(f, seq)
         self._memo = (key, result)
         return result

@@ -24,6 +24,7 @@ from learnops.serve import (
     routes_dashboard,
     routes_decide,
     routes_experiments,
+    routes_learners,
     routes_ops,
 )
 from learnops.serve.auth import Tokens
@@ -82,6 +83,7 @@ def create_app(
     for name in ("params", "store", "registry", "holder", "metrics", "retrain", "decision_log"):
         setattr(app.state, name, getattr(state, name))
     app.include_router(routes_decide.router)
+    app.include_router(routes_learners.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_experiments.router)
     app.include_router(routes_ops.router)

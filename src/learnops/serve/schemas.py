@@ -17,6 +17,7 @@ from learnops.contracts import ACTIONS, FEATURES
 
 __all__ = [
     "FEATURE_RANGES",
+    "AbilityResponse",
     "DecideRequest",
     "DecideResponse",
     "ExplanationItem",
@@ -123,6 +124,23 @@ class DecideResponse(BaseModel):
         description="With ?explain=true only: the top features behind the model's logit of the "
         "answered action, largest |attribution| first (null without a model).",
     )
+
+
+class AbilityResponse(BaseModel):
+    """A learner's current ability from the production learner model (``irt.ability_model``):
+    the ``ability``/``ability_se`` a ``/decide`` client sends."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    ability: float = Field(description="θ scale; the model's prior for a learner with no answer.")
+    ability_se: float
+    model: str = Field(description="The learner model: irt, elo or best_lr.")
+    version: str | None = Field(
+        description="The production learner version, or null (none deployed: the prior)."
+    )
+    as_of: str = Field(alias="asOf", description="ISO time; answers strictly before it count.")
+    n_responses: int = Field(alias="nResponses", description="The learner's answers used.")
+    note: str | None = Field(None, description="Why the answer is the prior, or what was left out.")
 
 
 class OutcomeRequest(BaseModel):

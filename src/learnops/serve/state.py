@@ -91,7 +91,9 @@ class _BackgroundLookup:
 
 
 class ModelHolder(_BackgroundLookup):
-    """The served MLP: loaded once, swapped when the registry's production version changes.
+    """The served model of ``model_type`` (the MLP by default; ``learner``: the ability model of
+    ``GET /learners/{id}/ability``): loaded once, swapped when the registry's production version
+    changes.
 
     The registry is asked at most once per ``interval`` seconds, off the request path and never
     concurrently; requests meanwhile use the loaded model. A version whose artifacts fail to
@@ -106,9 +108,11 @@ class ModelHolder(_BackgroundLookup):
         interval: float = CHECK_INTERVAL_S,
         loader: Callable[[str], Any] | None = None,
         on_swap: Callable[[], None] | None = None,
+        model_type: str = "mlp",
     ) -> None:
         super().__init__(interval)
         self.registry = registry
+        self.model_type = model_type
         self._loader = loader
         self._on_swap = on_swap
         self._state: tuple[Any, str | None] = (None, None)
@@ -137,6 +141,10 @@ class ModelHolder(_BackgroundLookup):
     def _load(self, path: str) -> Any:
         if self._loader is not None:
             return self._loader(path)
+        if self.model_type == "learner":
+            from learnops.learner_models.artifact import load as load_learner
+
+            return load_learner(path)
         from learnops.mlp import load
 
         return load(path)
@@ -144,13 +152,14 @@ class ModelHolder(_BackgroundLookup):
     def _refresh(self) -> None:
         self._checked = time.monotonic()
         try:
-            prod = self.registry.production("mlp")
+            prod = self.registry.production(self.model_type)
         except Exception as exc:  # a locked or unreachable database: keep serving
             log.warning("registry lookup failed: %s", exc)
             return
         if prod is None:
             if self._key is not None:
-                log.info("no production mlp version: serving the fallback only")
+                tail = ": serving the fallback only" if self.model_type == "mlp" else ""
+                log.info("no production %s version%s", self.model_type, tail)
             self._state, self._key = (None, None), None
             self.loaded_at = None
             return
@@ -160,12 +169,18 @@ class ModelHolder(_BackgroundLookup):
         try:
             model = self._load(str(prod.artifact_path))
         except Exception as exc:
-            log.error("cannot load mlp %s from %s: %s", prod.version, prod.artifact_path, exc)
+            log.error(
+                "cannot load %s %s from %s: %s",
+                self.model_type,
+                prod.version,
+                prod.artifact_path,
+                exc,
+            )
             self._failed = key
             return
         self._state, self._key = (model, prod.version), key
         self.loaded_at = time.time()
-        log.info("serving mlp %s", prod.version)
+        log.info("serving %s %s", self.model_type, prod.version)
         if self._on_swap is not None:
             self._on_swap()
 
@@ -248,6 +263,8 @@ class ServeState:
     threshold: float
     experiments: ExperimentCache
     epsilon: float = 0.0
+    #: The production ``learner`` model (``GET /learners/{id}/ability``), loaded like the MLP.
+    learners: ModelHolder | None = None
     drift: DriftWatch | None = None
     rng: random.Random = field(default_factory=random.Random)
     run_retrain: Callable[..., Any] = default_retrain
@@ -302,6 +319,7 @@ class ServeState:
             threshold=float(params.mlp.confidence_threshold),
             experiments=ExperimentCache(store, interval=check_interval),
             epsilon=float(params.serve.epsilon),
+            learners=ModelHolder(registry, interval=check_interval, model_type="learner"),
             # exploration draws, not security; seeded only when params.serve.seed is set
             rng=random.Random(params.serve.seed),  # nosec B311
             run_retrain=retrain_fn or default_retrain,
@@ -309,6 +327,7 @@ class ServeState:
         )
         state.recover_interrupted()
         state.holder.refresh()
+        state.learners.refresh()
         state.experiments.refresh()
         state.drift = DriftWatch(params)
         state.drift.start()
@@ -345,6 +364,8 @@ class ServeState:
         if not self._closed:
             self.holder.start_polling()
             self.experiments.start_polling()
+            if self.learners is not None:
+                self.learners.start_polling()
 
     def is_training(self) -> bool:
         """True while an API retrain runs or another process holds the registry's lock."""
@@ -355,6 +376,8 @@ class ServeState:
         self._closed = True
         self.holder.stop_polling()
         self.experiments.stop_polling()
+        if self.learners is not None:
+            self.learners.stop_polling()
         if self.drift is not None:
             self.drift.close()
         if self._recovery is not None:
