@@ -65,7 +65,9 @@ def readme_blocks(text: str) -> list[Block]:
 
 def readme_script(blocks: list[Block], port: int) -> str:
     """One bash script of the README's runnable blocks, each announced on stderr."""
-    parts = ["set -eo pipefail"]
+    # a block that fails stops the script: its background servers are stopped with it (they would
+    # hold the output pipe open, and the next block's server would find the port taken)
+    parts = ["set -eo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
     for b in blocks:
         if b.lang != "bash" or b.skip:
             continue
