@@ -70,3 +70,20 @@ def results_path(name: str, quick: bool) -> Path:
     """``benchmarks/results/<name>.json``, or ``<name>.quick.json`` (git-ignored) for a quick run,
     so that a quick run never overwrites the committed full results."""
     return Path(__file__).resolve().parent / "results" / f"{name}{'.quick' if quick else ''}.json"
+
+
+def latency_summary(ms: list[float]) -> dict[str, float]:
+    """p50/p95/p99/max/mean of latencies in milliseconds, and their count ({} when empty)."""
+    import numpy as np
+
+    if not ms:
+        return {}
+    x = np.asarray(ms, dtype=float)
+    return {
+        "p50_ms": float(np.percentile(x, 50)),
+        "p95_ms": float(np.percentile(x, 95)),
+        "p99_ms": float(np.percentile(x, 99)),
+        "max_ms": float(x.max()),
+        "mean_ms": float(x.mean()),
+        "n": int(x.size),
+    }

@@ -25,25 +25,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import yaml
-from _server import stop, wait_healthy
+from _server import latency_summary, stop, wait_healthy
 from serve import _SERVER, _free_port
 
 from learnops.io import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ability.json"
 TARGET_P99_MS = 20.0
-
-
-def _pct(a: list[float]) -> dict[str, float]:
-    x = np.asarray(a)
-    return {
-        "p50_ms": float(np.percentile(x, 50)),
-        "p95_ms": float(np.percentile(x, 95)),
-        "p99_ms": float(np.percentile(x, 99)),
-        "max_ms": float(x.max()),
-        "mean_ms": float(x.mean()),
-        "n": int(x.size),
-    }
 
 
 def _deploy(params, model, name: str) -> str:
@@ -157,8 +145,8 @@ def main() -> None:
             local = _in_process(params, model, ids)
             result["models"][name] = {
                 "fit_seconds": round(fit_s, 2),
-                "round_trip": _pct(rtt),
-                "in_process": _pct(local),
+                "round_trip": latency_summary(rtt),
+                "in_process": latency_summary(local),
                 "n_responses_mean": float(np.mean(n_resp)),
                 "meets_target": bool(np.percentile(rtt, 99) < TARGET_P99_MS),
             }

@@ -22,26 +22,13 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
-from _server import stop, wait_healthy
+from _server import latency_summary, stop, wait_healthy
 from serve import _SERVER, _free_port, _project
 
 from learnops.io import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "explain.json"
 TARGETS_P99_MS = {"plain": 5.0, "explain": 20.0}
-
-
-def _pct(a: list[float]) -> dict[str, float]:
-    x = np.asarray(a)
-    return {
-        "p50_ms": float(np.percentile(x, 50)),
-        "p95_ms": float(np.percentile(x, 95)),
-        "p99_ms": float(np.percentile(x, 99)),
-        "max_ms": float(x.max()),
-        "mean_ms": float(x.mean()),
-        "n": int(x.size),
-    }
 
 
 def _run(url: str, bodies: list[dict], n: int, block: int = 50) -> dict:
@@ -61,7 +48,7 @@ def _run(url: str, bodies: list[dict], n: int, block: int = 50) -> dict:
                     if kind == "explain":
                         assert out["explanation"], out  # nosec B101 (a benchmark's sanity check)
             i += block
-    return {kind: _pct(v) for kind, v in server.items()}
+    return {kind: latency_summary(v) for kind, v in server.items()}
 
 
 def main() -> None:
