@@ -202,6 +202,44 @@ def test_encode_ids_are_strings():
     assert list(enc.item_ids) == ["10", "20"] and list(enc.learner_ids) == ["1", "2"]
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pd.Series([7, -3, 7, 12, -3, 0], dtype="int64"),  # dense range, negative ids
+        pd.Series([5, 2, 5, 9], dtype="uint8"),
+        pd.Series([3, 1, 3, 2], dtype="Int64"),  # nullable, no missing values
+        pd.Series([10**12, 5, 10**12, 7], dtype="int64"),  # sparse range: hashing
+        pd.Series(["b", "a", "b", "c"]),
+    ],
+)
+def test_id_codes_equal_pandas_factorize(ids):
+    from learnops.irt.data import _ids
+
+    codes, uniques = _ids(ids, "learner_id", "responses")
+    ref_codes, ref_uniques = pd.factorize(ids, sort=True)
+    np.testing.assert_array_equal(codes, ref_codes)
+    assert list(uniques) == [str(u) for u in ref_uniques]
+
+
+def test_parallel_encode_equals_serial_and_keeps_the_error_order(monkeypatch, sparse_sim):
+    from learnops.errors import LearnopsError
+    from learnops.irt import data
+
+    df = sparse_sim.responses.iloc[:5000]
+    serial = encode(df)
+    monkeypatch.setattr(data, "PARALLEL_ENCODE_ROWS", 1)
+    threaded = encode(df)
+    for name in ("learner_ids", "item_ids", "learner", "item", "y"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(serial, name))
+    bad = df.astype({"item_id": object, "learner_id": object})
+    bad.iloc[3, bad.columns.get_loc("item_id")] = None
+    with pytest.raises(LearnopsError, match="missing value.*'item_id'"):
+        encode(bad)
+    bad.iloc[4, bad.columns.get_loc("learner_id")] = None  # both bad: the learners first
+    with pytest.raises(LearnopsError, match="missing value.*'learner_id'"):
+        encode(bad)
+
+
 def test_girth_agrees_on_dense_data():
     girth = pytest.importorskip("girth")
     s = simulate(2000, 15, seed=8)

@@ -47,6 +47,23 @@ def test_shards_partition_the_learners_by_a_stable_hash():
     assert es.n_shards == 7
 
 
+def test_each_shard_design_is_those_rows_of_the_whole_design():
+    """Built from the shard's own responses, in any input order (retries included)."""
+    import scipy.sparse as sp
+
+    from learnops.irt.estep import design_matrix
+
+    df = _data().sample(frac=1.0, random_state=5)  # learners not sorted
+    enc = encode(df)
+    whole = design_matrix(enc)
+    es = parallel.ShardedEStep(enc, *quadrature(21, 6.0), n_shards=7, backend="numpy")
+    for rows, shard in zip(es.rows, es.handles, strict=True):
+        part = whole[rows]
+        built = sp.vstack([c.x for c in shard.estep.chunks]).tocsr()
+        np.testing.assert_array_equal(built.indptr, part.indptr)
+        np.testing.assert_array_equal(built.indices, part.indices)  # same order within rows
+
+
 @pytest.mark.parametrize("se", ["louis-exact", "louis-block"])
 def test_results_are_identical_for_any_number_of_workers(small_shards, se):
     df = _data()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,21 @@ class Encoded:
     def n_responses(self) -> int:
         return len(self.y)
 
+    @cached_property
+    def item_counts(self) -> np.ndarray:
+        """Responses per item."""
+        return np.bincount(self.item, minlength=self.n_items)
+
+    @cached_property
+    def item_correct(self) -> np.ndarray:
+        """Correct responses per item (float)."""
+        return np.bincount(self.item, weights=self.y, minlength=self.n_items)
+
+    @cached_property
+    def learner_counts(self) -> np.ndarray:
+        """Responses per learner."""
+        return np.bincount(self.learner, minlength=self.n_learners)
+
 
 def binary_correct(values: pd.Series, what: str = "responses") -> np.ndarray:
     """``correct`` as int8 0/1; raises LearnopsError on anything else (NaN, 2, 'yes', ...)."""
@@ -64,8 +80,36 @@ def binary_correct(values: pd.Series, what: str = "responses") -> np.ndarray:
 def _ids(series: pd.Series, name: str, what: str) -> tuple[np.ndarray, np.ndarray]:
     if series.isna().any():
         raise LearnopsError(f"{what}: {int(series.isna().sum())} missing value(s) in '{name}'")
-    codes, uniques = pd.factorize(series, sort=True)
-    return codes.astype(np.int64), np.asarray(uniques).astype(str).astype(object)
+    dense = _dense_integer_codes(series)
+    if dense is not None:
+        codes, uniques = dense
+    else:
+        codes, uniques = pd.factorize(series, sort=True)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques).astype(str).astype(object)
+
+
+def _dense_integer_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pd.factorize(series, sort=True)`` for integer ids spanning a range at most a few times
+    their count (database keys, the simulator's ids), by a presence table instead of hashing;
+    None for any other column."""
+    if not pd.api.types.is_integer_dtype(series.dtype) or len(series) == 0:
+        return None
+    v = series.to_numpy()
+    if v.dtype.kind not in "iu":  # a nullable Int column without missing values
+        v = series.to_numpy(dtype=np.int64)
+    lo, hi = int(v.min()), int(v.max())
+    if hi - lo >= 4 * len(v) + 1024:
+        return None
+    shifted = v - lo if lo else v
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[shifted] = True
+    code_of = np.cumsum(present, dtype=np.int64)
+    code_of -= 1
+    return code_of[shifted], np.flatnonzero(present) + lo
+
+
+#: Tables with at least this many rows code their learners on a second thread, beside the items.
+PARALLEL_ENCODE_ROWS = 1_000_000
 
 
 def encode(df: pd.DataFrame, what: str = "responses") -> Encoded:
@@ -77,20 +121,35 @@ def encode(df: pd.DataFrame, what: str = "responses") -> Encoded:
     if len(df) == 0:
         raise LearnopsError(f"{what}: no responses")
     y = binary_correct(df["correct"], what)
-    lcodes, lids = _ids(df[lcol], lcol, what)
-    icodes, iids = _ids(df["item_id"], "item_id", what)
+    if len(df) < PARALLEL_ENCODE_ROWS:
+        lcodes, lids = _ids(df[lcol], lcol, what)
+        icodes, iids = _ids(df["item_id"], "item_id", what)
+        return Encoded(lids, iids, lcodes, icodes, y)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # numpy and pandas release the GIL in the big loops
+        learners = pool.submit(_ids, df[lcol], lcol, what)
+        try:
+            items: tuple[np.ndarray, np.ndarray] | LearnopsError = _ids(
+                df["item_id"], "item_id", what
+            )
+        except LearnopsError as exc:
+            items = exc
+        lcodes, lids = learners.result()  # the learners' error first, as in the serial order
+    if isinstance(items, LearnopsError):
+        raise items
+    icodes, iids = items
     return Encoded(lids, iids, lcodes, icodes, y)
 
 
 def data_warnings(enc: Encoded) -> list[str]:
     """Human-readable notes on items/learners the data can barely identify."""
     out: list[str] = []
-    n = np.bincount(enc.item, minlength=enc.n_items)
-    k = np.bincount(enc.item, weights=enc.y, minlength=enc.n_items)
+    n, k = enc.item_counts, enc.item_correct
     out += _listed("item(s) with all responses correct", enc.item_ids[(k == n) & (n > 0)])
     out += _listed("item(s) with all responses wrong", enc.item_ids[k == 0])
     out += _listed("item(s) with a single response", enc.item_ids[n == 1])
-    nl = np.bincount(enc.learner, minlength=enc.n_learners)
+    nl = enc.learner_counts
     if (nl == 1).any():
         out.append(
             f"{int((nl == 1).sum())} learner(s) with a single response "

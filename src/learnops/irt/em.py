@@ -79,8 +79,8 @@ class _EMState:
 
 def initial_params(enc: Encoded, model: str) -> Params:
     """Start values from item proportions correct (a = 1, c = 0.2 for the 3PL)."""
-    n = np.bincount(enc.item, minlength=enc.n_items).astype(float)
-    k = np.bincount(enc.item, weights=enc.y.astype(float), minlength=enc.n_items)
+    n = enc.item_counts.astype(float)
+    k = enc.item_correct
     prop = np.clip((k + 0.5) / (n + 1.0), 0.02, 0.98)
     a = np.ones(enc.n_items)
     if model == "3pl":
@@ -115,9 +115,7 @@ def run_em(
     """
     theta, logw = quadrature(quad_points, quad_range)
     es = ShardedEStep(enc, theta, logw, chunk_cells, backend, engine, n_shards)
-    flops = louis_exact_flops(
-        model, np.bincount(enc.learner, minlength=enc.n_learners), enc.n_items, len(theta)
-    )
+    flops = louis_exact_flops(model, enc.learner_counts, enc.n_items, len(theta))
     se_method = choose_method(se, model, enc.n_items, enc.n_responses, flops)
     st = _EMState(es, priors, model, se_method, fast=es.fast_ok)
     start = clip(initial_params(enc, model), priors)

@@ -88,7 +88,7 @@ def score(
             "learner_id": enc.learner_ids,
             "theta": est,
             "theta_se": se,
-            "n_responses": np.bincount(enc.learner, minlength=enc.n_learners),
+            "n_responses": enc.learner_counts,
         }
     )
 
