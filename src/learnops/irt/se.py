@@ -339,7 +339,7 @@ class ExactLouisAccumulator:
     def __init__(self, p: Params, theta: np.ndarray, n_items: int) -> None:
         self.p, self.theta, self.n_items = p, theta, n_items
         self.k = 2 if p.g is None else 3
-        self.pairs: Any = None  # (I·I, k²) float64 tensor, allocated on first use
+        self.pairs: Any = None  # (I(I+1)/2, k²) float64 tensor (pairs j ≤ j'), on first use
         self.dense_part: np.ndarray | None = None
         self._tables: dict[str, Any] | None = None
 
@@ -376,10 +376,12 @@ class ExactLouisAccumulator:
                 "theta": torch.from_numpy(self.theta),
                 "prob_np": prob,
                 "triu": {},
+                # row j of the packed upper triangle starts at j·I − j(j−1)/2
+                "row_start": torch.from_numpy(_packed_row_starts(self.n_items)),
             }
         if self.pairs is None:
             torch = self._tables["torch"]
-            shape = (self.n_items * self.n_items, self.k * self.k)
+            shape = (self.n_items * (self.n_items + 1) // 2, self.k * self.k)
             self.pairs = torch.zeros(shape, dtype=torch.float64)
         return self._tables
 
@@ -469,7 +471,7 @@ class ExactLouisAccumulator:
         s = torch.bmm(yf, sw[:, :, None])
         gram.baddbmm_(s, s.transpose(1, 2), alpha=-1.0)
         iu, ju, flat = self._pair_index(tables, m)
-        self._scatter(jt[:, iu] * self.n_items + jt[:, ju], gram.view(b, -1)[:, flat])
+        self._scatter(self._packed(tables, jt, iu, ju), gram.view(b, -1)[:, flat])
 
     def _gram(
         self, tables: dict[str, Any], jj: np.ndarray, cc: np.ndarray, nn: np.ndarray, w: np.ndarray
@@ -490,7 +492,13 @@ class ExactLouisAccumulator:
         xt = v.reshape(b, m * k, -1)
         blocks = torch.bmm(xt, xt.transpose(1, 2)).view(b, m, k, m, k).permute(0, 1, 3, 2, 4)
         iu, ju, _ = self._pair_index(tables, m)
-        self._scatter(jt[:, iu] * self.n_items + jt[:, ju], blocks[:, iu, ju])
+        self._scatter(self._packed(tables, jt, iu, ju), blocks[:, iu, ju])
+
+    @staticmethod
+    def _packed(tables: dict[str, Any], jt: Any, iu: Any, ju: Any) -> Any:
+        """Packed upper-triangle positions of the item pairs (jt[:, iu] ≤ jt[:, ju])."""
+        first = jt[:, iu]
+        return tables["row_start"][first] + (jt[:, ju] - first)
 
     def _scatter(self, pair_idx: Any, values: Any) -> None:
         """pairs[pair_idx] += values (k² values per item pair), as one flat scatter: the rows'
@@ -531,17 +539,22 @@ class ExactLouisAccumulator:
         j ≤ j'; the diagonal blocks in full): what an upper Cholesky factorization reads."""
         k, n_items = self.k, self.n_items
         self._t()
-        out = (
-            self.pairs.view(n_items, n_items, k, k)
-            .permute(0, 2, 1, 3)
-            .reshape(k * n_items, k * n_items)
-            .numpy()
-        )
+        out = np.zeros((n_items, k, n_items, k))
+        iu, ju = np.triu_indices(n_items)
+        out[iu, :, ju, :] = self.pairs.view(-1, k, k).numpy()
+        del iu, ju
+        out = out.reshape(k * n_items, k * n_items)
         self.pairs = None
         if self.dense_part is not None:  # full symmetric, in pack order (a block, d block)
             dense = self.dense_part.reshape(k, n_items, k, n_items).transpose(1, 0, 3, 2)
             out += np.triu(dense.reshape(k * n_items, k * n_items))
         return out
+
+
+def _packed_row_starts(n: int) -> np.ndarray:
+    """Start of row j in a row-major packed upper triangle of an n × n matrix."""
+    j = np.arange(n, dtype=np.int64)
+    return j * n - j * (j - 1) // 2
 
 
 def louis_exact_cov(
