@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,17 +20,3 @@ def lazy_exports(package: str, where: Mapping[str, str]) -> Callable[[str], Any]
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
-
-
-def import_in_background(module: str) -> threading.Thread | None:
-    """Start importing ``module`` on a daemon thread (None if it is already imported), so that
-    a slow import (torch: about a second) overlaps the caller's work; a later ``import`` of it
-    waits for this one. Join the thread before leaving, error paths included, so that the
-    process never exits in the middle of the import."""
-    if module in sys.modules:
-        return None
-    thread = threading.Thread(
-        target=importlib.import_module, args=(module,), name=f"import-{module}", daemon=True
-    )
-    thread.start()
-    return thread

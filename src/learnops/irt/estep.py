@@ -44,23 +44,16 @@ def design_matrix(enc: Encoded) -> sp.csr_matrix:
 
     One stored entry per response (repeated responses are kept, not merged).
     """
-    return design_rows(enc.learner, enc.item, enc.y, enc.n_learners, enc.n_items)
-
-
-def design_rows(
-    rows: np.ndarray, item: np.ndarray, y: np.ndarray, n_rows: int, n_items: int
-) -> sp.csr_matrix:
-    """``design_matrix`` of responses given as row indices (0 … n_rows − 1), item indices and
-    0/1 answers: each row's entries in the order of the responses."""
-    index_dtype = np.int32 if 2 * n_items < 2**31 and len(y) < 2**31 else np.int64
-    cols = item.astype(index_dtype)
-    cols += (y == 0).astype(index_dtype) * index_dtype(n_items)
-    already_sorted = len(rows) < 2 or bool((rows[1:] >= rows[:-1]).all())
+    n_items = enc.n_items
+    index_dtype = np.int32 if 2 * n_items < 2**31 and len(enc.y) < 2**31 else np.int64
+    cols = enc.item.astype(index_dtype)
+    cols += (enc.y == 0).astype(index_dtype) * index_dtype(n_items)
+    already_sorted = len(enc.learner) < 2 or bool((enc.learner[1:] >= enc.learner[:-1]).all())
     if not already_sorted:
-        cols = cols[np.argsort(rows, kind="stable")]
-    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(n_rows, 2 * n_items))
+        cols = cols[np.argsort(enc.learner, kind="stable")]
+    indptr = np.zeros(enc.n_learners + 1, dtype=index_dtype)
+    np.cumsum(np.bincount(enc.learner, minlength=enc.n_learners), out=indptr[1:])
+    return sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(enc.n_learners, 2 * n_items))
 
 
 def _row_block(x: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from learnops._lazy import import_in_background
 from learnops.config import IrtConfig
 from learnops.errors import LearnopsError
 from learnops.irt.data import data_warnings, encode, learner_column
 from learnops.irt.em import EMResult, run_em
-from learnops.irt.estep import FAST_MIN_RESPONSES, EStep, design_matrix, quadrature
+from learnops.irt.estep import EStep, design_matrix, quadrature
 from learnops.irt.params import Params, Priors
 from learnops.irt.scoring import item_params, probability
 from learnops.irt.se import transformed_se
@@ -172,60 +171,40 @@ def fit(
     if model not in MODELS:
         raise LearnopsError(f"unknown IRT model {model!r} (use one of {', '.join(MODELS)})")
     t0 = time.perf_counter()
-    torch_import = None
-    if model != "heuristic" and len(responses) >= FAST_MIN_RESPONSES:
-        # the E-step kernels need torch: its import (~1 s) overlaps the encoding and the
-        # design matrix (joined on every path, so no exit happens in the middle of it)
-        torch_import = import_in_background("torch")
-    try:
-        result = _fit(responses, model, cfg, priors, se, progress, engine)
-    finally:
-        if torch_import is not None:
-            torch_import.join()
-    result.info["seed"] = int(seed)
-    result.seconds = time.perf_counter() - t0
-    return result
-
-
-def _fit(
-    responses: pd.DataFrame,
-    model: str,
-    cfg: IrtConfig,
-    priors: bool,
-    se: str,
-    progress: bool,
-    engine: Any,
-) -> IrtFit:
     enc = encode(responses)
     check_identifiable(enc, model)
     warns = data_warnings(enc)
     if model == "heuristic":
-        return _fit_heuristic(enc, cfg, warns)
-    pri = (
-        Priors(cfg.prior_a, cfg.prior_b, cfg.prior_c if model == "3pl" else None)
-        if priors
-        else Priors()
-    )
-    from learnops.irt.parallel import make_engine
-
-    eng = engine or make_engine(cfg.engine, cfg.workers, cfg.dask_address)
-    try:
-        res = run_em(
-            enc,
-            model,
-            priors=pri,
-            quad_points=cfg.quad_points,
-            quad_range=cfg.quad_range,
-            max_iter=cfg.max_iter,
-            tol=cfg.tol,
-            se=se,
-            progress=progress,
-            engine=eng,
+        result = _fit_heuristic(enc, cfg, warns)
+    else:
+        pri = (
+            Priors(cfg.prior_a, cfg.prior_b, cfg.prior_c if model == "3pl" else None)
+            if priors
+            else Priors()
         )
-    finally:
-        if engine is None:
-            eng.close()
-    return _assemble(enc, model, res, pri, cfg, warns)
+        from learnops.irt.parallel import make_engine
+
+        eng = engine or make_engine(cfg.engine, cfg.workers, cfg.dask_address)
+        try:
+            res = run_em(
+                enc,
+                model,
+                priors=pri,
+                quad_points=cfg.quad_points,
+                quad_range=cfg.quad_range,
+                max_iter=cfg.max_iter,
+                tol=cfg.tol,
+                se=se,
+                progress=progress,
+                engine=eng,
+            )
+        finally:
+            if engine is None:
+                eng.close()
+        result = _assemble(enc, model, res, pri, cfg, warns)
+    result.info["seed"] = int(seed)
+    result.seconds = time.perf_counter() - t0
+    return result
 
 
 def check_identifiable(enc: Encoded, model: str) -> None:

@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from learnops.irt import estep
-from learnops.irt.estep import EStep, _torch_ok, design_matrix, design_rows
+from learnops.irt.estep import EStep, _row_block, _torch_ok, design_matrix
 
 if TYPE_CHECKING:
+    import scipy.sparse as sp
+
     from learnops.irt.data import Encoded
     from learnops.irt.params import Params
 
@@ -88,8 +90,7 @@ class ShardOut:
 
 
 def _build_shard(
-    enc: Encoded,
-    responses: np.ndarray | None,
+    x: sp.csr_matrix,
     rows: np.ndarray,
     theta: np.ndarray,
     logw: np.ndarray,
@@ -97,28 +98,13 @@ def _build_shard(
     backend: str,
     cache_bytes: int,
 ) -> Shard:
-    """The shard of learners ``rows`` (increasing) from its ``responses`` (indices into
-    ``enc``, in their original order; None: all of them, and ``rows`` are all learners). Its
-    design equals the rows ``rows`` of ``design_matrix(enc)``, built from the shard's responses
-    alone."""
-    if responses is None:
-        xs = design_matrix(enc)
+    if len(rows) == x.shape[0]:
+        xs = x
+    elif len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        xs = _row_block(x, int(rows[0]), int(rows[-1]) + 1)
     else:
-        local = np.searchsorted(rows, enc.learner[responses])
-        xs = design_rows(local, enc.item[responses], enc.y[responses], len(rows), enc.n_items)
+        xs = x[rows]
     return Shard(rows, EStep(xs, theta, logw, chunk_cells, backend, dense_cache_bytes=cache_bytes))
-
-
-def responses_by_shard(enc: Encoded, which: np.ndarray, shards: Sequence[int]) -> list[np.ndarray]:
-    """Indices of the responses of each shard in ``shards`` (learner ``i`` is in shard
-    ``which[i]``), each in the responses' original order."""
-    n_shards = int(which.max(initial=0)) + 1
-    small = np.uint16 if n_shards <= 2**16 else np.int64
-    order = np.argsort(which.astype(small)[enc.learner], kind="stable")  # a radix sort
-    bounds = np.zeros(n_shards + 1, dtype=np.int64)
-    per_shard = np.bincount(which, weights=enc.learner_counts, minlength=n_shards)
-    np.cumsum(per_shard.astype(np.int64), out=bounds[1:])
-    return [order[bounds[s] : bounds[s + 1]] for s in shards]
 
 
 def lane_run(
@@ -282,31 +268,23 @@ class ShardedEStep:
         self.workers = self.engine.workers
         self.theta, self.logw = theta, logw
         self.n_items, self.n_learners = enc.n_items, enc.n_learners
-        nnz = enc.n_responses
-        self.fast_ok = nnz >= estep.FAST_MIN_RESPONSES
+        x = design_matrix(enc)
+        self.fast_ok = x.nnz >= estep.FAST_MIN_RESPONSES
         n_shards = n_shards or n_shards_for(enc.n_learners, enc.n_responses)
         which = shard_of(np.arange(enc.n_learners), n_shards)
-        groups = [(s, np.flatnonzero(which == s)) for s in range(n_shards)]
-        groups = [(s, g) for s, g in groups if len(g)]
-        dense_overall = nnz >= estep.DENSE_FRACTION * enc.n_learners * 2 * enc.n_items
+        groups = [np.flatnonzero(which == s) for s in range(n_shards)]
+        groups = [g for g in groups if len(g)]
+        dense_overall = x.nnz >= estep.DENSE_FRACTION * x.shape[0] * x.shape[1]
         if backend == "auto":
             backend = (
                 "torch"
-                if not dense_overall and nnz >= estep.TORCH_MIN_RESPONSES and _torch_ok()
+                if not dense_overall and x.nnz >= estep.TORCH_MIN_RESPONSES and _torch_ok()
                 else "numpy"
             )
         cache = estep.DENSE_CACHE_BYTES // len(groups)
-        if len(groups) == 1:
-            responses: list[np.ndarray | None] = [None]
-        else:
-            responses = list(responses_by_shard(enc, which, [s for s, _ in groups]))
-        args = [
-            (enc, resp, g, theta, logw, chunk_cells, backend, cache)
-            for resp, (_, g) in zip(responses, groups, strict=True)
-        ]
-        del which
+        args = [(x, g, theta, logw, chunk_cells, backend, cache) for g in groups]
         shards = self.engine.build(_build_shard, args)
-        del args, responses
+        del x
         self.rows = [s.rows for s in shards]
         self.backend = (
             "torch"

@@ -540,9 +540,10 @@ class ExactLouisAccumulator:
         k, n_items = self.k, self.n_items
         self._t()
         out = np.zeros((n_items, k, n_items, k))
-        iu, ju = np.triu_indices(n_items)
-        out[iu, :, ju, :] = self.pairs.view(-1, k, k).numpy()
-        del iu, ju
+        packed = self.pairs.view(-1, k, k).numpy()
+        for j, start in enumerate(_packed_row_starts(n_items).tolist()):  # row j: pairs (j, j…)
+            out[j, :, j:, :] = packed[start : start + n_items - j].transpose(1, 0, 2)
+        del packed
         out = out.reshape(k * n_items, k * n_items)
         self.pairs = None
         if self.dense_part is not None:  # full symmetric, in pack order (a block, d block)
