@@ -12,7 +12,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # no MPLBACKEND here: the report kernels must use matplotlib's inline backend (figures in HTML)
 unexport MPLBACKEND
 
-.PHONY: help setup repro test lint format pytest nbval bench audit clean lock ci-metrics lab
+.PHONY: help setup repro test lint format pytest nbval bench audit clean lock ci-metrics lab \
+	dashboard-screenshot
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -92,6 +93,12 @@ audit: setup ## Security audit: bandit over src/, pip-audit over requirements.lo
 
 ci-metrics: setup ## Rerun the CI-size pipeline and rewrite the reference tests/data/ci_metrics.json
 	$(BIN)/python tests/test_reproducible.py --write tests/data/ci_metrics.json
+
+# tests/test_dashboard_browser.py saves its screenshot under pytest's tmp dir; this runs it with
+# LEARNOPS_SCREENSHOT_DIR set, so the screenshot also replaces reports/dashboard.png (the README's).
+dashboard-screenshot: setup ## Refresh reports/dashboard.png (the browser test; needs /usr/bin/chromium)
+	LEARNOPS_SCREENSHOT_DIR=$(CURDIR)/reports $(BIN)/pytest -p no:cacheprovider -q -s \
+		tests/test_dashboard_browser.py
 
 clean: ## Remove build outputs (keeps .venv and data)
 	rm -rf build .pytest_cache .ruff_cache

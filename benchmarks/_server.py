@@ -1,11 +1,15 @@
-"""Starting and stopping a benchmark's `learnops serve` process (loopback only)."""
+"""What the benchmarks share: starting and stopping a `learnops serve` process (loopback
+only), a scratch project, where results go, the latency summary and the machine record."""
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -86,4 +90,16 @@ def latency_summary(ms: list[float]) -> dict[str, float]:
         "max_ms": float(x.max()),
         "mean_ms": float(x.mean()),
         "n": int(x.size),
+    }
+
+
+def machine_info(**extra: Any) -> dict[str, Any]:
+    """The machine a result was measured on (CPU count, Python version, OS platform, processor
+    architecture), with ``extra`` entries (e.g. the load average) added."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        **extra,
     }

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _server import machine_info
 
 from learnops.ab.analysis import (
     LearnerData,
@@ -235,7 +235,7 @@ def main() -> None:
             "delta_coverage_within_95pm2": bool(abs(cov - 0.95) <= 0.02),
         },
         "seconds": {"aa": t1 - t0, "power": t2 - t1, "delta": t3 - t2},
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine_info(),
     }
     write_json(RESULTS, out)
     print(

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _server import scratch_project, stop, wait_healthy
+from _server import machine_info, scratch_project, stop, wait_healthy
 
 from learnops.contracts import FEATURES
 from learnops.io import write_json
@@ -125,7 +123,7 @@ def main() -> None:
             "after_chunked": round(rss_after, 1),
             "growth": round(rss_after - rss_before, 1),
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_info(),
     }
     write_json(args.out, result)
     print(json.dumps(result, indent=2))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -20,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from _server import results_path
+from _server import machine_info, results_path
 
 from learnops.ab.experiments import analyze_experiment, start_experiment
 from learnops.config import Params, SimulateConfig
@@ -83,11 +82,7 @@ def main() -> None:
     results = results_path("dashboard", args.quick)
     res = run(500 if args.quick else 2000, repeats=3 if args.quick else 5)
     out = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m": os.getloadavg()[0],
-        },
+        "machine": machine_info(load_average_1m=os.getloadavg()[0]),
         "quick": args.quick,
         "target_payload_seconds": TARGET_S,
         **res,

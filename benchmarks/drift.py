@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _server import machine_info
 
 from learnops.config import MonitorConfig, SimulateConfig
 from learnops.contracts import FEATURES
@@ -202,11 +202,7 @@ def main() -> None:
             "max": float(np.max(seconds)),
         },
         "seconds_total": time.perf_counter() - t0,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0],
-            "python": platform.python_version(),
-        },
+        "machine": machine_info(load_average_1m=os.getloadavg()[0]),
     }
     write_json(args.out, out)
     print(f"wrote {args.out}")

@@ -36,9 +36,9 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import latency_summary, machine_info  # noqa: E402
 from serve import _free_port, _project  # noqa: E402
 
 from learnops.config import load_params  # noqa: E402
@@ -195,19 +195,6 @@ async def _burst(
     return {"answered": answered, "failed": failed, "rtt": rtt}
 
 
-def _pct(a: list[float]) -> dict[str, float]:
-    if not a:
-        return {}
-    x = np.asarray(a)
-    return {
-        "n": len(a),
-        "p50_ms": float(np.percentile(x, 50)),
-        "p95_ms": float(np.percentile(x, 95)),
-        "p99_ms": float(np.percentile(x, 99)),
-        "max_ms": float(x.max()),
-    }
-
-
 def kill_runs(
     params_path: Path, bodies: list[dict], runs: int, burst: int, seed: int, src: str | None = None
 ) -> dict:
@@ -298,7 +285,7 @@ def lock_run(params_path: Path, bodies: list[dict], seconds: float, requests: in
         "requests": requests,
         "answered_200": len(ids),
         "failed": res["failed"],
-        "round_trip_during_lock": _pct(res["rtt"]),
+        "round_trip_during_lock": latency_summary(res["rtt"]),
         "in_store_after_release": found,
         "lost": len(ids) - found,
         "seconds_to_store_after_release": round(waited, 2),
@@ -326,8 +313,8 @@ def latency_run(
         "requests": n,
         "concurrency": 2,
         "errors": res["failed"],
-        "server_side": _pct(server),
-        "round_trip": _pct(res["rtt"]),
+        "server_side": latency_summary(server),
+        "round_trip": latency_summary(res["rtt"]),
     }
 
 
@@ -379,7 +366,7 @@ def main() -> None:
                 params_path, bodies, args.requests, None, {"LEARNOPS_DECISION_JOURNAL_FSYNC": "0"}
             )
     result["lost_total"] = sum(result[k]["lost"] for k in ("kill_9", "write_lock") if k in result)
-    result["machine"] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()[0]}
+    result["machine"] = machine_info(load_average=os.getloadavg()[0])
     write_json(args.out, result)
     print(f"wrote {args.out}: lost {result['lost_total']}")
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from _server import deploy_trained_mlp, stop, wait_healthy
+from _server import deploy_trained_mlp, machine_info, stop, wait_healthy
 from scipy import stats
 
 from learnops.config import load_params
@@ -244,7 +243,7 @@ def main() -> None:
         "total_seconds": round(time.perf_counter() - t_all, 1),
         "deployed_after_retrain": newest,
         "logs": {"traffic": traffic_out[-2000:], "stop": stop_out, "retrain": retrain_out[-2000:]},
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": machine_info(),
         "project": str(root),
     }
     result["checks"] = {

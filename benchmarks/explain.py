@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _server import latency_summary, stop, wait_healthy
+from _server import latency_summary, machine_info, stop, wait_healthy
 from serve import _SERVER, _free_port, _project
 
 from learnops.io import write_json
@@ -85,11 +84,7 @@ def main() -> None:
         "targets_p99_ms": TARGETS_P99_MS,
         "meets_targets": {k: res[k]["p99_ms"] < t for k, t in TARGETS_P99_MS.items()},
         "load_average_before": load_before,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "processor": platform.machine(),
-        },
+        "machine": machine_info(),
     }
     write_json(args.out, result)
     p, e = res["plain"], res["explain"]

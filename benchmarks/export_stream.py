@@ -18,12 +18,13 @@ import argparse
 import io
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _server import machine_info
 
 from learnops.io import write_json
 
@@ -148,7 +149,7 @@ def main() -> None:
         target_peak_rss_mb=TARGET_PEAK_RSS_MB,
         meets_target=result["peak_rss_mb"] < TARGET_PEAK_RSS_MB and meta.num_rows == args.rows,
         load_average_before=load_before,
-        machine={"cpus": os.cpu_count(), "python": platform.python_version()},
+        machine=machine_info(),
     )
     write_json(args.out, result)
     print(

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
 import time
 
-from _server import results_path
+from _server import machine_info, results_path
 
 
 def _case(
@@ -185,11 +184,7 @@ def main() -> None:
     if dense.get("learnops") and dense.get("girth"):
         summary["speedup_vs_girth_dense"] = round(dense["girth"] / dense["learnops"], 1)
     doc = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": _cpus(),
-            "platform": platform.platform(),
-        },  # fmt: skip
+        "machine": machine_info(),
         "quick": ns.quick,
         "results": results,
         **summary,
@@ -209,9 +204,7 @@ def _se_benchmark(quick: bool) -> None:
         row = {"se": se, **_run("learnops", n_learners, 2_000, 10, 3600, se)}
         print(json.dumps(row), flush=True)
         results.append(row)
-    doc = {"machine": {"python": platform.python_version(), "cpus": _cpus(),
-                       "platform": platform.platform()},
-           "quick": quick, "results": results}  # fmt: skip
+    doc = {"machine": machine_info(), "quick": quick, "results": results}
     out = results_path("irt_se", quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -219,9 +212,7 @@ def _se_benchmark(quick: bool) -> None:
 
 
 def _write(name: str, quick: bool, results: list[dict], **extra) -> None:
-    doc = {"machine": {"python": platform.python_version(), "cpus": _cpus(),
-                       "platform": platform.platform()},
-           "quick": quick, "results": results, **extra}  # fmt: skip
+    doc = {"machine": machine_info(), "quick": quick, "results": results, **extra}
     out = results_path(name, quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -285,12 +276,6 @@ def _dask_benchmark(quick: bool) -> None:
                 "responses_ratio": big["n_responses"] / small["n_responses"],
             }
     _write("irt_dask", quick, results, growth=growth)
-
-
-def _cpus() -> int:
-    import os
-
-    return os.cpu_count() or 1
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from _server import results_path
+from _server import machine_info, results_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 120.0
@@ -69,7 +69,7 @@ def main() -> None:
         "target_seconds": TARGET_SECONDS,
         "metrics": {"temporal": table(temporal), "learners": table(learners)},
         "log_loss_diff_vs_irt": {"temporal": paired(temporal), "learners": paired(learners)},
-        "machine": {"python": platform.python_version(), "cpu": platform.processor()},
+        "machine": machine_info(cpu=platform.processor()),
     }
     out = results_path("learner_models", ns.quick)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,11 @@ Writes benchmarks/results/mlp.json.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 import torch
-from _server import results_path
+from _server import latency_summary, machine_info, results_path
 
 from learnops.config import MlpConfig
 from learnops.contracts import FEATURES
@@ -23,13 +21,8 @@ from learnops.mlp import predict, predict_batch, train
 from learnops.mlp.synthetic import synthetic_decisions
 
 
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    a = np.asarray(samples) * 1e3
-    return {
-        "p50_ms": float(np.percentile(a, 50)),
-        "p99_ms": float(np.percentile(a, 99)),
-        "mean_ms": float(a.mean()),
-    }
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    return latency_summary([t * 1e3 for t in seconds])
 
 
 def single_latency(model, rows: list[dict], repeats: int) -> dict[str, dict[str, float]]:
@@ -96,13 +89,7 @@ def main() -> None:
         results,
         {
             "quick": args.quick,
-            "machine": {
-                "cpus": os.cpu_count(),
-                "torch_threads": torch.get_num_threads(),
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "processor": platform.machine(),
-            },
+            "machine": machine_info(torch_threads=torch.get_num_threads(), torch=torch.__version__),
             "training": {
                 "decisions": n_train,
                 "train_rows": result.metrics["n_train"],

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -22,9 +21,8 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import yaml
-from _server import deploy_trained_mlp, stop, wait_healthy
+from _server import deploy_trained_mlp, latency_summary, machine_info, stop, wait_healthy
 
 from learnops.contracts import FEATURES
 from learnops.io import write_json
@@ -100,23 +98,14 @@ async def _load(url: str, bodies: list[dict], n: int, concurrency: int) -> dict:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         seconds = time.perf_counter() - t0
 
-    def pct(a: list[float]) -> dict[str, float]:
-        x = np.asarray(a)
-        return {
-            "p50_ms": float(np.percentile(x, 50)),
-            "p95_ms": float(np.percentile(x, 95)),
-            "p99_ms": float(np.percentile(x, 99)),
-            "mean_ms": float(x.mean()),
-        }
-
     return {
         "requests": n,
         "concurrency": concurrency,
         "errors": errors,
         "seconds": seconds,
         "requests_per_second": n / seconds,
-        "round_trip": pct(rtt),
-        "server_decision": pct(server),
+        "round_trip": latency_summary(rtt),
+        "server_decision": latency_summary(server),
         "decided_by": deciders,
     }
 
@@ -158,11 +147,7 @@ def main() -> None:
         target_p99_ms=TARGET_P99_MS,
         meets_target=result["round_trip"]["p99_ms"] < TARGET_P99_MS,
         metrics_lines=sum(1 for line in metrics_text.splitlines() if not line.startswith("#")),
-        machine={
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "processor": platform.machine(),
-        },
+        machine=machine_info(),
     )
     write_json(args.out, result)
     rt, sv = result["round_trip"], result["server_decision"]

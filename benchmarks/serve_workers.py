@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,8 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import yaml
-from _server import deploy_trained_mlp, stop, wait_healthy
+from _server import deploy_trained_mlp, latency_summary, machine_info, stop, wait_healthy
 from serve import _free_port
 
 from learnops.contracts import FEATURES
@@ -171,7 +169,6 @@ async def _run(url: str, args, bodies: list[dict], deploy) -> dict:
         seconds = time.perf_counter() - t0
         done.set()
         propagation = await watch
-    x = np.asarray(rtt)
     return {
         "requests": args.requests,
         "concurrency": args.concurrency,
@@ -179,12 +176,7 @@ async def _run(url: str, args, bodies: list[dict], deploy) -> dict:
         "worker_pids_seen": len(workers),
         "seconds": seconds,
         "requests_per_second": args.requests / seconds,
-        "round_trip": {
-            "p50_ms": float(np.percentile(x, 50)),
-            "p95_ms": float(np.percentile(x, 95)),
-            "p99_ms": float(np.percentile(x, 99)),
-            "mean_ms": float(x.mean()),
-        },
+        "round_trip": latency_summary(rtt),
         "statuses": {str(k): v for k, v in statuses.items()},
         "answered_by_version": versions,
         "deploy": propagation,
@@ -250,7 +242,7 @@ def main() -> None:
             and result["deploy"]["all_workers_s"] is not None
             and result["deploy"]["all_workers_s"] < TARGET_PROPAGATION_S
         ),
-        machine={"cpus": os.cpu_count(), "python": platform.python_version()},
+        machine=machine_info(),
         load_average_before=load_before,
         server_stderr_tail=stderr[-1500:],
     )

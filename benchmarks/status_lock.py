@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _server import scratch_project, wait_healthy
+from _server import machine_info, scratch_project, wait_healthy
 from _server import stop as stop_server
 
 from learnops.config import load_params
@@ -122,7 +121,7 @@ def main() -> None:
         "status_polls": sum(polls),
         "polls_reporting_training": sum(training_seen),
         "seconds": round(seconds, 3),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine_info(),
     }
     write_json(args.out, result)
     print(

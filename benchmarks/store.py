@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-from _server import results_path
+from _server import machine_info, results_path
 
 from learnops.config import ExportConfig, SimulateConfig
 from learnops.data.export import export
@@ -48,14 +47,12 @@ def main() -> None:
         t = time.perf_counter()
         res = export(store, ExportConfig(last_days=None, min_data_points=1), Path(tmp) / "out")
         export_s = time.perf_counter() - t
+        # the exported tables are read from tmp: count them before it is removed
+        export_rows = len(res.responses) + len(res.decisions)
         store.dispose()
 
     out = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m": os.getloadavg()[0],
-        },
+        "machine": machine_info(load_average_1m=os.getloadavg()[0]),
         "quick": args.quick,
         "simulate": {
             "learners": cfg.n_learners,
@@ -69,7 +66,7 @@ def main() -> None:
             "decisions_per_second": len(sim.decisions) / dec_s,
             "target_rows_per_second": 50_000,
         },
-        "export": {"rows": len(res.responses) + len(res.decisions), "seconds": export_s},
+        "export": {"rows": export_rows, "seconds": export_s},
     }
     write_json(results, out)
     print(

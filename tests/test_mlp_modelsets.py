@@ -78,6 +78,10 @@ def test_ensemble_of_one_is_the_single_model(ensemble, data):
     b = predict_batch(ensemble.members[0], rows, include_delta=True)
     np.testing.assert_array_equal(a[P].to_numpy(), b[P].to_numpy())
     assert (a["action"] == b["action"]).all()
+    # the same columns in the same order, the difficulty change included (NaN off adjust)
+    assert list(a.columns) == list(b.columns)
+    np.testing.assert_array_equal(a["confidence"], b["confidence"])
+    np.testing.assert_allclose(a["difficulty_delta"], b["difficulty_delta"], rtol=1e-6)
     feats = rows.iloc[0][list(FEATURES)].to_dict()
     assert predict(one, feats) == predict(ensemble.members[0], feats)
 

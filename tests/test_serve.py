@@ -295,6 +295,64 @@ def test_versions_production_deploy_and_hot_swap(tmp_path, table, model_dir):
     assert 'learnops_model_info{model="mlp",version="v3"} 1' in client.get("/metrics").text
 
 
+def test_one_registry_read_per_interval_keeps_every_model_current(
+    tmp_path, table, model_dir, monkeypatch
+):
+    """The MLP and the learner model are both kept current by one registry read per check
+    interval (not one per model), whatever the requests do meanwhile, and a deploy of either
+    made outside the server reaches it through that read."""
+    import learnops.learner_models.artifact
+
+    params = _params(tmp_path, threshold=0.0)
+    v1 = _register(params, model_dir)
+    learner_art = tmp_path / "learner_art"
+    learner_art.mkdir()
+    (learner_art / "model.txt").write_text("a stand-in learner model")
+    monkeypatch.setattr(learnops.learner_models.artifact, "load", lambda path: ("learner", path))
+    reads: list[tuple[float, tuple[str, ...]]] = []
+    productions = Registry.productions
+
+    def counted(self, model_types):
+        model_types = list(model_types)
+        reads.append((time.monotonic(), tuple(model_types)))
+        return productions(self, model_types)
+
+    monkeypatch.setattr(Registry, "productions", counted)
+    interval, window = 0.2, 1.6
+    with _client(params, check_interval=interval) as client:  # polling runs (lifespan)
+        state = client.app.state.serve
+        assert state.holder.version == v1 and state.learners.version is None
+        time.sleep(interval)
+        reads.clear()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < window:  # requests ask both holders for their model
+            assert client.post("/decide", json=_body(table)).status_code == 200
+            assert client.get("/learners/someone/ability").status_code == 200
+        n = len(reads)
+        assert all(types == ("mlp", "learner") for _, types in reads), reads
+        # one read per interval (the polling thread and the requests share it), not two
+        assert window / interval / 2 <= n <= window / interval + 1, n
+        gaps = np.diff([t for t, _ in reads])
+        assert (gaps > interval * 0.75).all(), gaps
+
+        # deploys made elsewhere (the CLI, another worker) reach both holders
+        store = EventStore(params.db_url)
+        try:
+            reg = Registry(store, params.path(params.paths.models_dir) / "registry")
+            lv = reg.start("learner", data_count=1)
+            reg.complete("learner", lv.version, learner_art, {"log_loss": 0.5})
+            reg.deploy("learner", lv.version)
+        finally:
+            store.dispose()
+        v2 = _register(params, model_dir)
+        deadline = time.monotonic() + 10
+        while (state.holder.version, state.learners.version) != (v2, lv.version):
+            assert time.monotonic() < deadline, (state.holder.version, state.learners.version)
+            time.sleep(0.02)
+        model, _ = state.learners.current()
+        assert model[0] == "learner" and model[1].endswith(f"learner/{lv.version}")
+
+
 def _fake_retrain_module(monkeypatch, fn):
     module = types.ModuleType("learnops.lifecycle.retrain")
     module.retrain = fn

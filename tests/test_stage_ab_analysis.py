@@ -141,14 +141,35 @@ def test_tables_for_the_figures(project, res):
     assert res.learners["learner_id"].nunique() == events["learner_id"].nunique()
     ref = cumulative_effects(events, "engagement", control="gpt4", alpha=0.05)
     pd.testing.assert_frame_equal(res.cumulative, ref)
-    truth = res.effects_vs_truth.set_index("treatment")["true_lift_if_simulated"]
+    assert res.truth_known  # data.source: simulate (the default), the simulator's experiment
+    effects = res.effects.set_index("treatment")
+    truth = effects["true_lift"]
     assert truth.to_dict() == pytest.approx({t: EFFECT[t] - EFFECT["gpt4"] for t in truth.index})
+    covered = (effects["ci_low"] <= truth) & (truth <= effects["ci_high"])
+    assert effects["ci_covers_truth"].tolist() == covered.tolist()
     g = res.groups
     assert g["n_learners"].sum() == events["learner_id"].nunique()
     assert g["share"].sum() == pytest.approx(1.0)
     assert g.loc["ml", "expected_learners"] == pytest.approx(0.4 * g["n_learners"].sum())
     assert res.summary.loc["experiment", "value"] == "decision_policy_v1"
     assert res.summary.loc["learners", "value"] == f"{events['learner_id'].nunique():,}"
+
+
+def test_real_data_have_no_truth_column(tmp_path, project, res):
+    """data.source: store (the user's rows): the same estimates, and no planted lifts beside
+    them, although params.yaml still holds simulate.ab_effect."""
+    _, decisions = project
+    (tmp_path / "params.yaml").write_text(PARAMS + "data: {source: store}\n")
+    p = load_params(tmp_path / "params.yaml")
+    assert p.data.source == "store" and p.simulate.ab_effect
+    processed = p.path(p.paths.processed_dir)
+    processed.mkdir(parents=True)
+    decisions.to_parquet(processed / "decisions.parquet")
+    out = ab_analysis.run(p)
+    assert out.truth_known is False
+    assert list(out.effects.columns) == ["treatment", "diff", "ci_low", "ci_high"]
+    pd.testing.assert_frame_equal(out.effects, res.effects[list(out.effects.columns)])
+    assert not any("truth" in c or "true" in c for c in out.effects.columns)
 
 
 def test_decision_lines_name_the_decision_and_every_significant_effect(res):
@@ -167,7 +188,10 @@ def test_falls_back_to_the_only_experiment_present(tmp_path):
     processed = params.path(params.paths.processed_dir)
     processed.mkdir(parents=True)
     make_decisions(300, seed=2, experiment="other_exp").to_parquet(processed / "decisions.parquet")
-    assert ab_analysis.run(params).experiment == "other_exp"
+    out = ab_analysis.run(params)
+    assert out.experiment == "other_exp"
+    # not the simulator's experiment: simulate.ab_effect says nothing about it
+    assert out.truth_known is False and "true_lift" not in out.effects
 
 
 def test_confidence_sequence_inputs_and_crossings(project, res):

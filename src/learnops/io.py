@@ -66,6 +66,24 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+def replace_directory(new: Path, target: Path) -> Path:
+    """Move the finished directory ``new`` to ``target``, replacing it: two renames on the same
+    filesystem, so a reader sees the old or the new directory, never a mix of both. ``new``
+    (from ``mkdtemp``, 0o700) is made 0o755 first: model directories are read by the serving
+    users and written by none. Returns ``target``."""
+    import shutil
+
+    os.chmod(new, 0o755)  # nosec B103: see the docstring
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Atomically write bytes."""
     with atomic_path(path) as tmp:

@@ -251,12 +251,8 @@ def _simulate_learner(
     """Simulate learner ``j``'s sessions, appending their rows to ``rows``."""
     lhash = learner_hash(f"sim-learner-{j:06d}")
     group = assign_group(cfg.ab_test, lhash, cfg.ab_groups)
-    theta = r.gauss(0.0, 1.0)
-    lr = cfg.learning_rate * math.exp(r.gauss(0.0, 0.4))
-    # practice closes the gap to a learner-specific ceiling (diminishing returns)
-    ceiling = theta + max(0.3, r.gauss(1.5, 0.5))
-    learner = _Learner(lhash, group, theta, lr, ceiling)
-    pref_hour = min(22.0, max(7.0, r.gauss(17.0, 3.0)))
+    learner, pref_hour = _new_learner(r, cfg, lhash, group)
+    theta, lr = learner.theta, learner.lr  # the initial ability (θ grows with practice)
     n_sessions = 1 + _poisson(r, cfg.sessions_per_learner - 1)
     days = sorted(r.uniform(0.0, cfg.days - 0.05) for _ in range(n_sessions))
     last_session_end: datetime | None = None
@@ -274,6 +270,38 @@ def _simulate_learner(
     rows.learners.append((lhash, theta, learner.theta, lr, group))
 
 
+def _new_learner(
+    r: random.Random, cfg: SimulateConfig, lhash: str, group: str
+) -> tuple[_Learner, float]:
+    """A new learner's latent state and preferred hour of the day (the draws in this order:
+    ability, learning rate, ceiling, hour)."""
+    theta = r.gauss(0.0, 1.0)
+    lr = cfg.learning_rate * math.exp(r.gauss(0.0, 0.4))
+    # practice closes the gap to a learner-specific ceiling (diminishing returns)
+    ceiling = theta + max(0.3, r.gauss(1.5, 0.5))
+    pref_hour = min(22.0, max(7.0, r.gauss(17.0, 3.0)))
+    return _Learner(lhash, group, theta, lr, ceiling), pref_hour
+
+
+def _start_session(
+    r: random.Random,
+    cfg: SimulateConfig,
+    bank: _ItemBank,
+    learner: _Learner,
+    k: int,
+    t: datetime,
+    days_away: float,
+) -> tuple[int, _Session]:
+    """Session ``k`` starting at ``t``: its planned number of items and its initial state
+    (module, engagement, target difficulty), drawn in this order."""
+    planned = 3 + _poisson(r, cfg.items_per_session)
+    module = bank.modules[r.randrange(len(bank.modules))]
+    engagement = min(0.9, max(0.3, r.gauss(0.6, 0.08)))
+    ability_se0 = 1.0 / math.sqrt(0.6 + 0.35 * learner.answered)
+    target = learner.theta - 0.5 + r.gauss(0.0, ability_se0) + r.gauss(0.0, 0.9)
+    return planned, _Session(k, module, engagement, target, start=t, t=t, days_away=days_away)
+
+
 def _run_session(
     r: random.Random,
     cfg: SimulateConfig,
@@ -286,12 +314,7 @@ def _run_session(
     rows: _Rows,
 ) -> datetime:
     """Simulate session ``k`` starting at ``t``; returns when it ended."""
-    planned = 3 + _poisson(r, cfg.items_per_session)
-    module = bank.modules[r.randrange(len(bank.modules))]
-    engagement = min(0.9, max(0.3, r.gauss(0.6, 0.08)))
-    ability_se0 = 1.0 / math.sqrt(0.6 + 0.35 * learner.answered)
-    target = learner.theta - 0.5 + r.gauss(0.0, ability_se0) + r.gauss(0.0, 0.9)
-    s = _Session(k, module, engagement, target, start=t, t=t, days_away=days_away)
+    planned, s = _start_session(r, cfg, bank, learner, k, t, days_away)
     while s.n < planned:
         _answer(r, bank, learner, s, rows)
         if s.engagement < 0.4 and r.random() < 0.04:

@@ -489,19 +489,14 @@ def _run_learner(world: _World, api: _Api, j: int) -> _LearnerResult:
     import random
     from datetime import UTC, datetime, timedelta
 
-    from learnops.data.simulate import _answer, _Learner, _poisson, _Rows, _Session
+    from learnops.data.simulate import _answer, _new_learner, _Rows, _start_session
     from learnops.hashing import learner_hash
 
     cfg, bank = world.cfg, world.bank
     res = _LearnerResult(j)
     lid = f"traffic-{world.seed}-{j}"
     r = random.Random(_seed(world.seed, j))  # seeded simulation, not security  # nosec B311
-    # the learner as the simulator draws one (_simulate_learner)
-    theta = r.gauss(0.0, 1.0)
-    lr = cfg.learning_rate * math.exp(r.gauss(0.0, 0.4))
-    ceiling = theta + max(0.3, r.gauss(1.5, 0.5))
-    learner = _Learner(learner_hash(lid), "", theta, lr, ceiling)
-    pref_hour = min(22.0, max(7.0, r.gauss(17.0, 3.0)))
+    learner, pref_hour = _new_learner(r, cfg, learner_hash(lid), "")  # as the simulator's
     day, last_end = 0.0, None
     start = datetime(2026, 1, 5, tzinfo=UTC)
     made, stop, k = 0, False, 0
@@ -516,12 +511,7 @@ def _run_learner(world: _World, api: _Api, j: int) -> _LearnerResult:
             if last_end is not None and t <= last_end:
                 t = last_end + timedelta(hours=1)
             days_away = 30.0 if last_end is None else (t - last_end).total_seconds() / 86400.0
-            planned = 3 + _poisson(r, cfg.items_per_session)
-            module = bank.modules[r.randrange(len(bank.modules))]
-            engagement = min(0.9, max(0.3, r.gauss(0.6, 0.08)))
-            ability_se0 = 1.0 / math.sqrt(0.6 + 0.35 * learner.answered)
-            target = learner.theta - 0.5 + r.gauss(0.0, ability_se0) + r.gauss(0.0, 0.9)
-            s = _Session(k, module, engagement, target, start=t, t=t, days_away=days_away)
+            planned, s = _start_session(r, cfg, bank, learner, k, t, days_away)
             pending: list[dict] = []
             while s.n < planned:
                 _answer(r, bank, learner, s, rows)

@@ -24,7 +24,9 @@ def _check(n_boot: int, alpha: float) -> None:
         raise LearnopsError("alpha must be in (0, 1)")
 
 
-def _percentile(boot: np.ndarray, alpha: float) -> tuple[float, float]:
+def percentile_interval(boot: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The percentile interval (alpha/2, 1 − alpha/2 quantiles) of the finite bootstrap
+    replicates ``boot``; (nan, nan) when none is finite."""
     finite = boot[np.isfinite(boot)]
     if finite.size == 0:
         return float("nan"), float("nan")
@@ -87,7 +89,9 @@ def cluster_bootstrap_cis(
         rows = np.concatenate([groups[g] for g in row])
         values = statistics(df.iloc[rows])
         boot[b] = [float(values[k]) for k in estimate]
-    return {k: (v, *_percentile(boot[:, j], alpha)) for j, (k, v) in enumerate(estimate.items())}
+    return {
+        k: (v, *percentile_interval(boot[:, j], alpha)) for j, (k, v) in enumerate(estimate.items())
+    }
 
 
 def bootstrap_mean_ci(
@@ -120,5 +124,5 @@ def bootstrap_mean_ci(
         counts = np.bincount(codes).astype(float)
     draws = _draws(rng, n_boot, sums.shape[0])
     boot = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    low, high = _percentile(boot, alpha)
+    low, high = percentile_interval(boot, alpha)
     return float(y.mean()), low, high

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from learnops.errors import LearnopsError
+from learnops.evaluation.bootstrap import percentile_interval
 
 __all__ = [
     "HOUR_BANDS",
@@ -251,7 +252,7 @@ def slice_report(
                 est = vals[0][metric]
                 boot = np.array([v[metric] for v in vals[1:]])
                 reps[(dim, str(sl), metric)] = boot
-                lo, hi = _interval(boot, alpha)
+                lo, hi = percentile_interval(boot, alpha)
                 rows.append(
                     {
                         "dimension": dim,
@@ -270,14 +271,6 @@ def slice_report(
     )
 
 
-def _interval(boot: np.ndarray, alpha: float) -> tuple[float, float]:
-    finite = boot[np.isfinite(boot)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 def _gaps(
     table: pd.DataFrame,
     reps: Mapping[tuple[str, str, str], np.ndarray],
@@ -292,7 +285,7 @@ def _gaps(
         hi_r = part.loc[part["estimate"].idxmax()]
         lo_r = part.loc[part["estimate"].idxmin()]
         diff = reps[(dim, hi_r["slice"], metric)] - reps[(dim, lo_r["slice"], metric)]
-        lo, hi = _interval(diff, alpha)
+        lo, hi = percentile_interval(diff, alpha)
         rows.append(
             {
                 "dimension": dim,

@@ -15,7 +15,7 @@ import shutil
 import subprocess  # nosec B404: fixed git arguments for the code fingerprint, no shell
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -146,14 +146,25 @@ class Registry:
 
     def production(self, model_type: str) -> VersionInfo | None:
         """The deployed version of a type, if any."""
-        _check_type(model_type)
+        return self.productions([model_type])[model_type]
+
+    def productions(self, model_types: Iterable[str]) -> dict[str, VersionInfo | None]:
+        """The deployed version of each of ``model_types`` (None where there is none), read
+        in one query."""
+        types = list(dict.fromkeys(model_types))
+        for t in types:
+            _check_type(t)
+        out: dict[str, VersionInfo | None] = dict.fromkeys(types)
         with self.store.session() as s:
-            row = s.scalars(
-                select(ModelVersion).where(
-                    ModelVersion.model_type == model_type, ModelVersion.status == "deployed"
-                )
-            ).first()
-            return VersionInfo.of(row) if row else None
+            rows = s.scalars(
+                select(ModelVersion)
+                .where(ModelVersion.model_type.in_(types), ModelVersion.status == "deployed")
+                .order_by(ModelVersion.id)
+            )
+            for row in rows:
+                if out[row.model_type] is None:  # the first, as production() always took
+                    out[row.model_type] = VersionInfo.of(row)
+        return out
 
     def find_identical(
         self, model_type: str, data_fp: str, artifact_digest: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from learnops.contracts import ACTIONS
 from learnops.errors import LearnopsError
+from learnops.io import replace_directory
 from learnops.mlp.features import FeatureStats
 from learnops.mlp.model import DecisionNet, MlpModel
 
@@ -64,25 +64,12 @@ def save(result_or_model: Any, directory: str | Path) -> Path:
             history.drop(columns=["seconds"], errors="ignore").to_csv(
                 tmp / HISTORY_FILE, index=False
             )
-        _swap(tmp, target)
+        replace_directory(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     model.metadata = meta
     return target
-
-
-def _swap(tmp: Path, target: Path) -> None:
-    """Replace ``target`` by the finished directory ``tmp`` (atomic rename)."""
-    # mkdtemp made it 0o700: model dirs are read by serving users and written by none
-    os.chmod(tmp, 0o755)  # nosec B103
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_set(model_set: Any, directory: str | Path, primary: Any = None) -> Path:
@@ -120,7 +107,7 @@ def save_set(model_set: Any, directory: str | Path, primary: Any = None) -> Path
             save(m, work / "members" / name)
             sums[name] = m.metadata["weights_sha256"]
         write_json(work / MODELSET_FILE, {"kind": kind, "weights_sha256": sums, **spec})
-        _swap(work, target)
+        replace_directory(work, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

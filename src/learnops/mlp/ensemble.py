@@ -20,6 +20,7 @@ from learnops.contracts import ACTIONS
 from learnops.mlp.inference import (
     PROBA_COLUMNS,
     Prediction,
+    fill_predictions,
     predict,
     predict_batch,
     prediction_from,
@@ -70,18 +71,9 @@ class Ensemble:
     def predict_batch(self, df: pd.DataFrame, include_delta: bool = False) -> pd.DataFrame:
         """``learnops.mlp.predict_batch`` with the members' mean probabilities."""
         parts = [predict_batch(m, df, include_delta=False) for m in self.members]
-        out = parts[0].copy()
         p = np.mean([q[list(PROBA_COLUMNS)].to_numpy(dtype=float) for q in parts], axis=0)
-        for j, c in enumerate(PROBA_COLUMNS):
-            out[c] = p[:, j]
-        best = p.argmax(axis=1) if len(p) else np.empty(0, dtype=np.int64)
-        out["action"] = np.asarray(ACTIONS, dtype=object)[best]
-        out["confidence"] = p.max(axis=1) if len(p) else np.empty(0)
-        if include_delta:
-            _, delta = self.logits_and_delta(_features(df))
-            adjust = best == ACTIONS.index("adjust_difficulty")
-            out["difficulty_delta"] = np.where(adjust & self.delta_trained, delta, np.nan)
-        return out
+        delta = self.logits_and_delta(_features(df))[1] if include_delta else None
+        return fill_predictions(parts[0].copy(), p, delta, self.delta_trained)
 
     @property
     def delta_trained(self) -> bool:

@@ -13,7 +13,14 @@ from learnops.contracts import ACTIONS
 from learnops.mlp.features import feature_matrix, feature_vector
 from learnops.mlp.model import MlpModel
 
-__all__ = ["ID_COLUMNS", "PROBA_COLUMNS", "Prediction", "predict", "predict_batch"]
+__all__ = [
+    "ID_COLUMNS",
+    "PROBA_COLUMNS",
+    "Prediction",
+    "fill_predictions",
+    "predict",
+    "predict_batch",
+]
 
 #: Input columns copied to batch predictions, when present.
 ID_COLUMNS: tuple[str, ...] = ("decision_id", "learner_hash")
@@ -97,12 +104,22 @@ def predict_batch(model: MlpModel, df: pd.DataFrame, include_delta: bool = False
     for c in ID_COLUMNS:
         if c in df.columns:
             out[c] = df[c].to_numpy()
+    return fill_predictions(out, p, delta if include_delta else None, model.delta_trained)
+
+
+def fill_predictions(
+    out: pd.DataFrame, p: np.ndarray, delta: np.ndarray | None, delta_trained: bool
+) -> pd.DataFrame:
+    """Write the batch predictions of the action probabilities ``p`` (n × 5, :data:`ACTIONS`
+    order) into ``out`` (n rows): ``p_<action>``, ``action`` (the argmax), ``confidence`` (the
+    max) and, when ``delta`` is given, ``difficulty_delta`` (NaN unless the action is
+    adjust_difficulty and ``delta_trained``). Returns ``out``."""
     for j, c in enumerate(PROBA_COLUMNS):
         out[c] = p[:, j]
     best = p.argmax(axis=1) if len(p) else np.empty(0, dtype=np.int64)
     out["action"] = np.asarray(ACTIONS, dtype=object)[best]
     out["confidence"] = p.max(axis=1) if len(p) else np.empty(0)
-    if include_delta:
+    if delta is not None:
         adjust = best == ACTIONS.index("adjust_difficulty")
-        out["difficulty_delta"] = np.where(adjust & model.delta_trained, delta, np.nan)
+        out["difficulty_delta"] = np.where(adjust & delta_trained, delta, np.nan)
     return out

@@ -4,7 +4,7 @@ Prometheus metrics.
 Public API: ``create_app``, ``run``, ``FallbackTeacher``, ``RuleTeacher``, ``Tokens``,
 ``hash_token`` (FastAPI is imported on first use, so ``import learnops.serve.cli`` stays light).
 
-Modules: ``app`` (create_app, run), ``state`` (ModelHolder, RetrainState, ServeState),
+Modules: ``app`` (create_app, run), ``state`` (ModelWatch, ModelHolder, RetrainState, ServeState),
 ``deps`` (state and token dependencies), ``routes_decide`` (/decide, /outcomes),
 ``routes_admin`` (/api/mlops/*), ``routes_ops`` (/metrics, /health), ``routes_dashboard`` and
 ``dashboard`` (GET /dashboard, its page in ``static/`` and its data), ``schemas`` (request and

@@ -60,7 +60,7 @@ def run_retrain(state: ServeState, req: RetrainRequest) -> None:
         run["finishedAt"] = utcnow().isoformat()
         with state.retrain.lock:
             state.retrain.running = False
-        state.holder.refresh()
+        state.models.refresh()
 
 
 def start_retrain(state: ServeState, req: RetrainRequest) -> dict[str, Any]:
@@ -153,6 +153,5 @@ def deploy(
         info = state.registry.deploy(model_type, version)
     except LearnopsError as exc:
         raise HTTPException(409, str(exc)) from None
-    if model_type == "mlp":
-        state.holder.refresh()
+    state.models.refresh()  # served at once, whichever type (one registry read for all)
     return {"deployed": info.as_dict(), "servingVersion": state.holder.version}

@@ -17,7 +17,7 @@ from typing import Any
 
 from learnops.config import Params
 from learnops.data.store import EventStore, utcnow
-from learnops.lifecycle.registry import Registry
+from learnops.lifecycle.registry import Registry, VersionInfo
 from learnops.serve.auth import Tokens
 from learnops.serve.decision_log import DecisionLog, journal_dir
 from learnops.serve.drift import DriftWatch
@@ -28,6 +28,7 @@ __all__ = [
     "CHECK_INTERVAL_S",
     "ExperimentCache",
     "ModelHolder",
+    "ModelWatch",
     "RetrainState",
     "ServeState",
     "default_retrain",
@@ -42,7 +43,9 @@ CHECK_INTERVAL_S = 1.0
 class _BackgroundLookup:
     """A value looked up at most once per ``interval`` seconds, off the request path and never
     concurrently: :meth:`_due` starts the lookup (:meth:`_refresh`) in a daemon thread when the
-    interval has passed; requests meanwhile use the last answer."""
+    interval has passed; requests meanwhile use the last answer. The production models
+    (:class:`ModelWatch`) and the running experiment (:class:`ExperimentCache`) are looked up
+    this way."""
 
     _thread_name = "lookup"
 
@@ -90,28 +93,22 @@ class _BackgroundLookup:
         raise NotImplementedError
 
 
-class ModelHolder(_BackgroundLookup):
-    """The served model of ``model_type`` (the MLP by default; ``learner``: the ability model of
+class ModelHolder:
+    """The served model of ``model_type`` (the MLP; ``learner``: the ability model of
     ``GET /learners/{id}/ability``): loaded once, swapped when the registry's production version
-    changes.
-
-    The registry is asked at most once per ``interval`` seconds, off the request path and never
-    concurrently; requests meanwhile use the loaded model. A version whose artifacts fail to
-    load is not retried.
+    changes. Made by :meth:`ModelWatch.holder`, which keeps it current: requests use the loaded
+    model and never wait for the registry. A version whose artifacts fail to load is not
+    retried.
     """
-
-    _thread_name = "model-refresh"
 
     def __init__(
         self,
-        registry: Registry,
-        interval: float = CHECK_INTERVAL_S,
+        watch: ModelWatch,
+        model_type: str = "mlp",
         loader: Callable[[str], Any] | None = None,
         on_swap: Callable[[], None] | None = None,
-        model_type: str = "mlp",
     ) -> None:
-        super().__init__(interval)
-        self.registry = registry
+        self.watch = watch
         self.model_type = model_type
         self._loader = loader
         self._on_swap = on_swap
@@ -127,15 +124,16 @@ class ModelHolder(_BackgroundLookup):
         return self._state[1]
 
     def current(self) -> tuple[Any, str | None]:
-        """(model, version) at once; when the check interval has passed, a background thread
-        looks up the production version (and loads it) for the following requests."""
-        self._due()
+        """(model, version) at once; when the check interval has passed, the watch looks up
+        the production versions (and loads a changed one) in the background for the following
+        requests."""
+        self.watch._due()
         return self._state
 
     def refresh(self) -> tuple[Any, str | None]:
-        """Look up the production version now and load it if it changed."""
-        with self._lock:
-            self._refresh()
+        """Look up the production versions now (every holder of the watch) and load this
+        holder's if it changed."""
+        self.watch.refresh()
         return self._state
 
     def _load(self, path: str) -> Any:
@@ -149,13 +147,9 @@ class ModelHolder(_BackgroundLookup):
 
         return load(path)
 
-    def _refresh(self) -> None:
-        self._checked = time.monotonic()
-        try:
-            prod = self.registry.production(self.model_type)
-        except Exception as exc:  # a locked or unreachable database: keep serving
-            log.warning("registry lookup failed: %s", exc)
-            return
+    def _apply(self, prod: VersionInfo | None) -> None:
+        """Serve ``prod`` (the production version just looked up): load it if it changed,
+        serve nothing when there is none."""
         if prod is None:
             if self._key is not None:
                 tail = ": serving the fallback only" if self.model_type == "mlp" else ""
@@ -185,10 +179,53 @@ class ModelHolder(_BackgroundLookup):
             self._on_swap()
 
 
+class ModelWatch(_BackgroundLookup):
+    """The served models (:class:`ModelHolder`, one per model type), kept current by one
+    registry read per ``interval`` seconds for all of them, off the request path and never
+    concurrently (a failed read keeps every model served)."""
+
+    _thread_name = "model-refresh"
+
+    def __init__(self, registry: Registry, interval: float = CHECK_INTERVAL_S) -> None:
+        super().__init__(interval)
+        self.registry = registry
+        self.holders: dict[str, ModelHolder] = {}
+
+    def holder(
+        self,
+        model_type: str = "mlp",
+        loader: Callable[[str], Any] | None = None,
+        on_swap: Callable[[], None] | None = None,
+    ) -> ModelHolder:
+        """A new holder of ``model_type`` kept current by this watch (``loader``: how a
+        version's artifact directory is loaded; ``on_swap``: called after each swap)."""
+        if model_type in self.holders:
+            raise ValueError(f"the watch already holds a {model_type} model")
+        h = ModelHolder(self, model_type, loader=loader, on_swap=on_swap)
+        self.holders[model_type] = h
+        return h
+
+    def refresh(self) -> None:
+        """Look up the production versions now and swap every holder whose version changed."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            prods = self.registry.productions(list(self.holders))
+        except Exception as exc:  # a locked or unreachable database: keep serving
+            log.warning("registry lookup failed: %s", exc)
+            return
+        for model_type, h in self.holders.items():
+            h._apply(prods[model_type])
+
+
 class ExperimentCache(_BackgroundLookup):
     """The running experiment (or None), looked up in the store at most once per ``interval``
-    seconds in a background thread, like :class:`ModelHolder`; ``refresh()`` looks it up now
-    (after a start or stop through this server). A failed lookup keeps the last answer."""
+    seconds in a background thread, like the models (:class:`ModelWatch`); ``refresh()`` looks
+    it up now (after a start or stop through this server). A failed lookup keeps the last
+    answer."""
 
     _thread_name = "experiment-refresh"
 
@@ -255,6 +292,8 @@ class ServeState:
     params: Params
     store: EventStore
     registry: Registry
+    #: keeps ``holder`` and ``learners`` current (one registry read per check interval)
+    models: ModelWatch
     holder: ModelHolder
     metrics: ServeMetrics
     decision_log: DecisionLog
@@ -301,11 +340,13 @@ class ServeState:
             raise
         registry = Registry(store, params.path(params.paths.models_dir) / "registry")
         metrics = ServeMetrics()
+        models = ModelWatch(registry, interval=check_interval)
         state = cls(
             params=params,
             store=store,
             registry=registry,
-            holder=ModelHolder(registry, interval=check_interval, on_swap=metrics.observe_reload),
+            models=models,
+            holder=models.holder("mlp", on_swap=metrics.observe_reload),
             metrics=metrics,
             decision_log=DecisionLog(
                 store,
@@ -319,15 +360,14 @@ class ServeState:
             threshold=float(params.mlp.confidence_threshold),
             experiments=ExperimentCache(store, interval=check_interval),
             epsilon=float(params.serve.epsilon),
-            learners=ModelHolder(registry, interval=check_interval, model_type="learner"),
+            learners=models.holder("learner"),
             # exploration draws, not security; seeded only when params.serve.seed is set
             rng=random.Random(params.serve.seed),  # nosec B311
             run_retrain=retrain_fn or default_retrain,
             own_store=own_store,
         )
         state.recover_interrupted()
-        state.holder.refresh()
-        state.learners.refresh()
+        state.models.refresh()
         state.experiments.refresh()
         state.drift = DriftWatch(params)
         state.drift.start()
@@ -362,10 +402,8 @@ class ServeState:
         without requests (the app's startup: other workers, replicas or the CLI may deploy or
         start an experiment); :meth:`close` stops it."""
         if not self._closed:
-            self.holder.start_polling()
+            self.models.start_polling()
             self.experiments.start_polling()
-            if self.learners is not None:
-                self.learners.start_polling()
 
     def is_training(self) -> bool:
         """True while an API retrain runs or another process holds the registry's lock."""
@@ -374,10 +412,8 @@ class ServeState:
     def close(self) -> None:
         """Wait briefly for a running retrain, store the queued decisions, release the store."""
         self._closed = True
-        self.holder.stop_polling()
+        self.models.stop_polling()
         self.experiments.stop_polling()
-        if self.learners is not None:
-            self.learners.stop_polling()
         if self.drift is not None:
             self.drift.close()
         if self._recovery is not None:

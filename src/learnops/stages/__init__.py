@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from learnops.io import METRIC_DIGITS, write_json, write_table
+from learnops.io import replace_directory as replace_directory  # the stages' model dirs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -173,20 +174,3 @@ def skip_training(
         note = f"there is no previous model ({model_dir} is left empty)"
     write_metrics(params, metrics_name, metrics)
     return Skipped(stage=stage, reason=reason, kept=note, metrics=metrics)
-
-
-def replace_directory(new: Path, target: Path) -> Path:
-    """Move the finished directory ``new`` to ``target``, replacing it: two renames on the same
-    filesystem, so a reader sees the old or the new directory, never a mix of both."""
-    import os
-    import shutil
-
-    os.chmod(new, 0o755)  # nosec B103: mkdtemp made it 0o700; model dirs are read by servers
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return target

@@ -51,7 +51,8 @@ TABLE_COLUMNS: dict[str, str] = {
 @dataclass
 class AbAnalysisResult:
     """What notebook 05 shows: the analysis (``results`` is results.json), its tables and the
-    inputs of its figures."""
+    inputs of its figures. ``truth_known``: the data are the simulator's, so ``effects`` has the
+    planted lifts next to the estimates."""
 
     experiment: str
     use_cuped: bool
@@ -65,7 +66,8 @@ class AbAnalysisResult:
     ci_widths: pd.DataFrame
     groups: pd.DataFrame
     learners: pd.DataFrame
-    effects_vs_truth: pd.DataFrame
+    effects: pd.DataFrame
+    truth_known: bool
     cumulative: pd.DataFrame
     sequence: pd.DataFrame
     crossings: pd.DataFrame
@@ -120,19 +122,34 @@ def ci_widths(results: dict[str, Any], unadjusted: dict[str, Any]) -> pd.DataFra
     return out
 
 
-def effects_vs_truth(
-    table: pd.DataFrame, true_effect: dict[str, float], control: str, metric: str = "engagement"
+def true_effects(params: Params, experiment: str) -> dict[str, float] | None:
+    """The lifts the simulator planted per arm (``simulate.ab_effect``) when the analysed
+    experiment is the simulator's (``data.source: simulate`` and ``simulate.ab_test``); None
+    for real data, which have no known truth."""
+    if params.data.source != "simulate" or experiment != params.simulate.ab_test:
+        return None
+    return dict(params.simulate.ab_effect)
+
+
+def effects_table(
+    table: pd.DataFrame,
+    control: str,
+    true_effect: dict[str, float] | None = None,
+    metric: str = "engagement",
 ) -> pd.DataFrame:
-    """Estimated effects on ``metric`` next to the lifts the simulator planted
-    (``simulate.ab_effect``; 0 for arms without one)."""
+    """Estimated effects on ``metric`` (difference and interval per treatment); with
+    ``true_effect`` (simulated data: see :func:`true_effects`) also the planted lift against
+    the control (``true_lift``; 0 for arms without one) and whether the interval covers it
+    (``ci_covers_truth``)."""
     cols = ["treatment", "diff", "ci_low", "ci_high"]
     out = table.loc[table["metric"] == metric, cols].copy()
-    out["true_lift_if_simulated"] = [
-        true_effect.get(t, 0.0) - true_effect.get(control, 0.0) for t in out["treatment"]
-    ]
-    out["ci_covers_truth"] = (out["ci_low"] <= out["true_lift_if_simulated"]) & (
-        out["true_lift_if_simulated"] <= out["ci_high"]
-    )
+    if true_effect is not None:
+        out["true_lift"] = [
+            true_effect.get(t, 0.0) - true_effect.get(control, 0.0) for t in out["treatment"]
+        ]
+        out["ci_covers_truth"] = (out["ci_low"] <= out["true_lift"]) & (
+            out["true_lift"] <= out["ci_high"]
+        )
     return out.reset_index(drop=True)
 
 
@@ -409,6 +426,7 @@ def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult | Skipped:
     from learnops.ab.sequential import sequence_table
 
     sequence = sequence_table(looks, primary)
+    truth = true_effects(params, experiment)
     return AbAnalysisResult(
         experiment=experiment,
         use_cuped=use_cuped,
@@ -422,7 +440,8 @@ def run(params: Params, use_cuped: bool = True) -> AbAnalysisResult | Skipped:
         ci_widths=ci_widths(results, unadjusted),
         groups=groups_table(results),
         learners=learner_table(events, metrics),
-        effects_vs_truth=effects_vs_truth(table, dict(params.simulate.ab_effect), ab.control),
+        effects=effects_table(table, ab.control, truth),
+        truth_known=truth is not None,
         cumulative=cumulative_effects(events, power_metric, control=ab.control, alpha=ab.alpha),
         sequence=sequence,
         crossings=crossings_table(sequence, ab.practical_threshold),
