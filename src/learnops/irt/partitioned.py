@@ -131,20 +131,19 @@ def _open_source(path: Path, batch_rows: int) -> tuple[str, int | None, Any]:
     if suffix in {".csv", ".txt"} or path.name.endswith(".csv.gz"):
         from pyarrow import csv
 
-        with open(path, "rb") as fh:  # the header names (and a first guess at the row count)
-            head = fh.read(1 << 20)
-        try:
+        try:  # the header names, and the bytes per row (the CSV's batches, its row count)
+            with pa.input_stream(str(path), compression="detect") as fh:
+                head = fh.read(1 << 20)
             first = csv.read_csv(pa.py_buffer(head.split(b"\n", 1)[0] + b"\n"))
         except Exception as exc:
             raise LearnopsError(f"{path}: cannot read table: {exc}") from None
         lcol, cols = _source_columns(first.column_names, str(path))
-        rows = None
-        if not path.name.endswith(".gz"):
-            lines = max(1, head.count(b"\n") - 1)
-            rows = int(path.stat().st_size / (len(head) / lines)) if len(head) else 0
+        row_bytes = len(head) / max(1, head.count(b"\n") - 1)
+        rows = None if path.name.endswith(".gz") else int(path.stat().st_size / row_bytes)
         opts = csv.ConvertOptions(include_columns=cols, column_types={c: pa.string() for c in cols})
+        block = int(min(256 << 20, max(1 << 14, batch_rows * row_bytes)))
         reader = csv.open_csv(
-            path, read_options=csv.ReadOptions(block_size=32 << 20), convert_options=opts
+            path, read_options=csv.ReadOptions(block_size=block), convert_options=opts
         )
         return lcol, rows, reader
     raise LearnopsError(f"{path}: unsupported table format {suffix!r} (use .csv or .parquet)")
@@ -240,6 +239,7 @@ def partition_responses(
                 partitioning=ds.partitioning(pa.schema([("shard", part_type)]), flavor="hive"),
                 basename_template="part-{i}.parquet",
                 use_threads=False,  # rows in input order: the same files every time
+                preserve_order=True,
                 max_partitions=n_shards,
                 max_open_files=min(n_shards, 1000),
                 min_rows_per_group=group,
