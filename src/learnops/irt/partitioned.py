@@ -40,7 +40,15 @@ import numpy as np
 
 from learnops.errors import LearnopsError
 from learnops.irt import estep
-from learnops.irt.parallel import SHARD_RESPONSES, DaskEngine, Shard, ShardedEStep
+from learnops.irt.parallel import (
+    SE_LANES,
+    SHARD_RESPONSES,
+    DaskEngine,
+    Shard,
+    ShardedEStep,
+    ShardOut,
+    lane_run,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +58,7 @@ if TYPE_CHECKING:
     from learnops.irt.data import Encoded
     from learnops.irt.model import IrtFit
     from learnops.irt.parallel import LocalEngine
+    from learnops.irt.params import Params
 
 #: The 16-byte key of the partition hash: SipHash-2-4 of the UTF-8 learner id with this key,
 #: then the splitmix64 finalizer (``pandas.util.hash_array``, stable across pandas versions;
@@ -546,9 +555,87 @@ class PartitionedEStep(ShardedEStep):
         backends = _gather(engine, _submit(engine, _shard_backend, [(h,) for h in self.handles]))
         self.backend = "torch" if "torch" in backends else "numpy"
 
+    def run(
+        self, p: Params, *, abilities: bool = False, callback: Any = None, fast: bool = False
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray | None]:
+        """``ShardedEStep.run``; on a Dask cluster the sums are reduced on the workers (a binary
+        tree over the shards, in shard order; the SE lanes' accumulators chained in lane
+        order), so the driver receives one (loglik, r, w) and one accumulator, not one per
+        shard: its memory does not grow with the number of partitions."""
+        if not isinstance(self.engine, DaskEngine):
+            return super().run(p, abilities=abilities, callback=callback, fast=fast)
+        client = self.engine.client
+        n = self.n_shards
+        lanes = n if callback is None else min(n, SE_LANES)
+        bounds = [i * n // lanes for i in range(lanes + 1)]
+        lane_f = [
+            client.submit(
+                lane_run,
+                self.handles[lo:hi],
+                p,
+                fast,
+                abilities,
+                None if callback is None else callback.fresh(),
+                pure=False,
+            )
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        level = [client.submit(_lane_sums, f, pure=False) for f in lane_f]
+        while len(level) > 1:
+            level = [
+                client.submit(_add_sums, *level[i : i + 2], pure=False)
+                if i + 1 < len(level)
+                else level[i]
+                for i in range(0, len(level), 2)
+            ]
+        ab = None
+        if abilities:
+            ab = np.empty((self.n_learners, 2))
+            parts = client.gather([client.submit(_lane_abilities, f, pure=False) for f in lane_f])
+            ab[:] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if callback is not None:
+            merged = client.submit(_lane_acc, lane_f[0], pure=False)
+            for f in lane_f[1:]:
+                merged = client.submit(_merge_acc, merged, f, pure=False)
+            callback.merge(merged.result())
+        loglik, r, w = level[0].result()
+        return loglik, r, w, ab
+
     def release(self) -> None:
         """Drop the shards (on a Dask cluster, the workers free them)."""
         self.handles = []
+
+
+def _lane_sums(lane: tuple[list[ShardOut], Any]) -> tuple[float, np.ndarray, np.ndarray]:
+    outs = lane[0]
+    loglik, r, w = outs[0].loglik, outs[0].r, outs[0].w
+    for o in outs[1:]:
+        loglik += o.loglik
+        r = r + o.r
+        w = w + o.w
+    return loglik, r, w
+
+
+def _add_sums(
+    a: tuple[float, np.ndarray, np.ndarray], b: tuple[float, np.ndarray, np.ndarray]
+) -> tuple[float, np.ndarray, np.ndarray]:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+
+def _lane_abilities(lane: tuple[list[ShardOut], Any]) -> np.ndarray:
+    outs = lane[0]
+    return np.concatenate([o.abilities for o in outs]) if len(outs) > 1 else outs[0].abilities
+
+
+def _lane_acc(lane: tuple[list[ShardOut], Any]) -> Any:
+    return lane[1]
+
+
+def _merge_acc(acc: Any, lane: tuple[list[ShardOut], Any]) -> Any:
+    """``acc`` plus the lane's accumulator (in place: ``acc`` is an intermediate of the chain,
+    used by nothing else)."""
+    acc.merge(lane[1])
+    return acc
 
 
 # ---------------------------------------------------------------- the fit
