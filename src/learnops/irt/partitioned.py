@@ -435,7 +435,7 @@ def _submit(
     if not isinstance(engine, DaskEngine):
         return engine.build(fn, args)
     client = engine.client
-    workers = sorted(client.scheduler_info()["workers"]) if spread else []
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"]) if spread else []
     out = []
     for i, a in enumerate(args):
         where = {}
