@@ -256,3 +256,18 @@ def test_cli_partition_fit_and_errors(table, tmp_path):
     ]:
         res = CliRunner().invoke(app, args)
         assert isinstance(res.exception, LearnopsError) and text in str(res.exception)
+
+
+def test_the_partitioned_fit_does_not_depend_on_the_number_of_workers(table, tmp_path):
+    """The shards are the partitions and their sums are taken in partition order: the same
+    numbers, to the last digit, on 1 or 3 worker threads."""
+    partitioned.partition_responses(table, tmp_path / "ds", shards=6)
+    fits = [
+        partitioned.fit_partitioned(
+            tmp_path / "ds", se="louis-exact", engine=parallel.LocalEngine(w)
+        )
+        for w in (1, 3)
+    ]
+    assert fits[0].loglik == fits[1].loglik
+    pd.testing.assert_frame_equal(fits[0].items, fits[1].items, check_exact=True)
+    pd.testing.assert_frame_equal(fits[0].abilities, fits[1].abilities, check_exact=True)
