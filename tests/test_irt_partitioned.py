@@ -113,6 +113,13 @@ def test_bad_input_rows_are_named_by_the_writer(tmp_path):
     lo, hi = map(int, str(e.value).split(" rows ")[1].split(":")[0].split("-"))
     assert lo <= 5001 <= hi and hi - lo < 4000  # the batch of data row 5001 (line 5002)
     assert not (tmp_path / "ds").exists()
+    text = (tmp_path / "bad.csv").read_text().replace(",2\n", ",1,extra\n")
+    (tmp_path / "ragged.csv").write_text(text)
+    for batch_rows in (2000, 10**6):  # a ragged row in a later batch, or in the first
+        with pytest.raises(LearnopsError, match="ragged.csv: cannot .*Expected 3 columns, got 4"):
+            partitioned.partition_responses(
+                tmp_path / "ragged.csv", tmp_path / "ds", 3, batch_rows=batch_rows
+            )
     df.drop(columns="item_id").to_csv(tmp_path / "noitem.csv", index=False)
     with pytest.raises(LearnopsError, match="missing column"):
         partitioned.partition_responses(tmp_path / "noitem.csv", tmp_path / "ds")

@@ -151,9 +151,12 @@ def _open_source(path: Path, batch_rows: int) -> tuple[str, int | None, Any]:
         rows = None if path.name.endswith(".gz") else int(path.stat().st_size / row_bytes)
         opts = csv.ConvertOptions(include_columns=cols, column_types={c: pa.string() for c in cols})
         block = int(min(256 << 20, max(1 << 14, batch_rows * row_bytes)))
-        reader = csv.open_csv(
-            path, read_options=csv.ReadOptions(block_size=block), convert_options=opts
-        )
+        try:
+            reader = csv.open_csv(
+                path, read_options=csv.ReadOptions(block_size=block), convert_options=opts
+            )
+        except pa.ArrowException as exc:
+            raise LearnopsError(f"{path}: cannot read table: {exc}") from None
         return lcol, rows, reader
     raise LearnopsError(f"{path}: unsupported table format {suffix!r} (use .csv or .parquet)")
 
@@ -235,8 +238,11 @@ def partition_responses(
             yield _checked_batch(batch, lcol, names, n_shards, what)
             rows += batch.num_rows
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise LearnopsError(f"{out}: cannot write the dataset: {exc.strerror or exc}") from None
     try:
         group = int(min(1 << 20, max(1 << 12, BUFFER_ROWS // n_shards)))
         try:
