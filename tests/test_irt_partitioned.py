@@ -278,3 +278,17 @@ def test_the_partitioned_fit_does_not_depend_on_the_number_of_workers(table, tmp
     assert fits[0].loglik == fits[1].loglik
     pd.testing.assert_frame_equal(fits[0].items, fits[1].items, check_exact=True)
     pd.testing.assert_frame_equal(fits[0].abilities, fits[1].abilities, check_exact=True)
+
+
+def test_hashed_ids_and_text_answers(tmp_path):
+    """``learner_hash`` tables (the pipeline's) and true/false answers are partitioned too."""
+    df = _data().rename(columns={"learner_id": "learner_hash"})
+    df["correct"] = df["correct"].map({1: "true", 0: "False"})
+    df.to_csv(tmp_path / "r.csv", index=False)
+    s = partitioned.partition_responses(tmp_path / "r.csv", tmp_path / "ds", 2, batch_rows=3000)
+    assert s.learner_column == "learner_hash"
+    got = pd.concat(
+        pq.read_table(f[0]).to_pandas() for _, f in partitioned.list_partitions(s.out_dir)
+    )
+    assert list(got.columns) == ["learner_hash", "item_id", "correct"]
+    assert got["correct"].sum() == (df["correct"] == "true").sum() and set(got["correct"]) == {0, 1}
