@@ -435,7 +435,7 @@ def retrain(
 
 
 _SUBAPPS = {
-    "irt": ("learnops.irt.cli", "Item-response models: fit, predict, score."),
+    "irt": ("learnops.irt.cli", "Item-response models: fit, partition, predict, score."),
     "mlp": ("learnops.mlp.cli", "Decision model: train, predict, explain."),
     "ab": (
         "learnops.ab.cli",

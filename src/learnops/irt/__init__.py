@@ -1,7 +1,8 @@
 """Item response theory: MML/EM estimation (1PL/2PL/3PL), scoring, heuristic baseline.
 
 Public API (imported lazily so that ``learnops --help`` stays fast):
-``fit``, ``load``, ``IrtFit``, ``score``, ``evaluate_predictions``.
+``fit``, ``load``, ``IrtFit``, ``score``, ``evaluate_predictions``, ``partition_responses``,
+``fit_partitioned``.
 
 Modules, laid out like R mirt's estimation engine:
 
@@ -17,6 +18,9 @@ Modules, laid out like R mirt's estimation engine:
                 (``louis-exact``: repeats and cross-item blocks included) or, for very many
                 items, the per-item approximation (``louis-block``)
 - ``scoring``  EAP/MAP abilities against fixed item parameters
+- ``partitioned`` a response table written as a Parquet dataset partitioned by learner hash
+                (``partition_responses``), and its fit where every worker reads its own
+                partitions (``fit_partitioned``)
 - ``model``    ``fit``/``load``/``IrtFit`` (persistence, prediction) and the heuristic baseline
 - ``sim``      simulated responses; ``plots`` figures; ``cli`` the ``learnops irt`` commands
 """
@@ -30,15 +34,26 @@ from learnops._lazy import lazy_exports
 if TYPE_CHECKING:
     from learnops.irt.data import evaluate_predictions
     from learnops.irt.model import IrtFit, fit, load
+    from learnops.irt.partitioned import fit_partitioned, partition_responses
     from learnops.irt.scoring import score
 
-__all__ = ["IrtFit", "evaluate_predictions", "fit", "load", "score"]
+__all__ = [
+    "IrtFit",
+    "evaluate_predictions",
+    "fit",
+    "fit_partitioned",
+    "load",
+    "partition_responses",
+    "score",
+]
 
 _WHERE = {
     "fit": "model",
     "load": "model",
     "IrtFit": "model",
     "score": "scoring",
+    "fit_partitioned": "partitioned",
+    "partition_responses": "partitioned",
     "evaluate_predictions": "data",
 }
 

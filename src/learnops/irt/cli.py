@@ -11,6 +11,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 MODEL_HELP = "1pl, 2pl, 3pl or heuristic (the seed's success-rate baseline)."
 RESPONSES_HELP = "CSV/Parquet: learner_id|learner_hash, item_id, correct."
 OUT_DIR_HELP = "Output directory (items.csv, abilities.csv, fit.json)."
+DATASET_HELP = (
+    "Or a dataset written by `learnops irt partition` (a directory or URL the workers can read: "
+    "each worker reads its own partitions)."
+)
 
 
 def check_out_dir(out: Path) -> None:
@@ -34,7 +38,7 @@ def check_out_dir(out: Path) -> None:
 
 @app.command("fit")
 def fit_cmd(
-    responses: Path = typer.Argument(..., help=RESPONSES_HELP),
+    responses: str = typer.Argument(..., help=RESPONSES_HELP + " " + DATASET_HELP),
     model: str = typer.Option("2pl", "--model", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", help=OUT_DIR_HELP),
     seed: int = typer.Option(0, "--seed", help="Recorded in fit.json (EM is deterministic)."),
@@ -76,8 +80,15 @@ def fit_cmd(
     if updates:
         cfg = IrtConfig(**{**cfg.model_dump(), **updates})
     check_out_dir(out)
-    df = read_table(responses)
-    result = fit(df, model, config=cfg, seed=seed, progress=True, priors=not no_priors)
+    if "://" in responses or Path(responses).is_dir():
+        from learnops.irt.partitioned import fit_partitioned
+
+        result = fit_partitioned(
+            responses, model, config=cfg, seed=seed, progress=True, priors=not no_priors
+        )
+    else:
+        df = read_table(Path(responses))
+        result = fit(df, model, config=cfg, seed=seed, progress=True, priors=not no_priors)
     try:
         result.save(out)
     except OSError as exc:
@@ -88,6 +99,26 @@ def fit_cmd(
     typer.echo(
         f"{model}: loglik {result.loglik:.4f}, {result.iterations} iterations ({state}), "
         f"{result.n_items} items, {result.n_learners} learners -> {out}"
+    )
+
+
+@app.command("partition")
+def partition_cmd(
+    responses: Path = typer.Argument(..., help=RESPONSES_HELP),
+    out_dir: Path = typer.Argument(..., help="Output dataset directory (shard=NNNNN/*.parquet)."),
+    shards: int | None = typer.Option(
+        None, "--shards", min=1, help="Partitions (default: one per 500,000 responses)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT_DIR."),
+) -> None:
+    """Write responses as a Parquet dataset partitioned by a stable hash of the learner id, for
+    `learnops irt fit OUT_DIR --engine dask` (each worker reads its own partitions)."""
+    from learnops.irt.partitioned import partition_responses
+
+    s = partition_responses(responses, out_dir, shards, overwrite=overwrite)
+    typer.echo(
+        f"{s.rows} responses by {s.learner_column} -> {s.partitions} non-empty of {s.shards} "
+        f"partitions in {s.out_dir}"
     )
 
 

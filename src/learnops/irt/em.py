@@ -81,12 +81,19 @@ def initial_params(enc: Encoded, model: str) -> Params:
     """Start values from item proportions correct (a = 1, c = 0.2 for the 3PL)."""
     n = enc.item_counts.astype(float)
     k = enc.item_correct
+    return start_values(n, k, model)
+
+
+def start_values(n: np.ndarray, k: np.ndarray, model: str) -> Params:
+    """Start values from the answers ``n`` and correct answers ``k`` per item (the sums a
+    partitioned dataset's workers return; ``initial_params`` counts them from the table)."""
+    n_items = len(n)
     prop = np.clip((k + 0.5) / (n + 1.0), 0.02, 0.98)
-    a = np.ones(enc.n_items)
+    a = np.ones(n_items)
     if model == "3pl":
         c = 0.2
         adj = np.clip((prop - c) / (1 - c), 0.02, 0.98)
-        return Params(a, np.log(adj / (1 - adj)) * 1.7, np.full(enc.n_items, np.log(c / (1 - c))))
+        return Params(a, np.log(adj / (1 - adj)) * 1.7, np.full(n_items, np.log(c / (1 - c))))
     return Params(a, np.log(prop / (1 - prop)) * 1.7)
 
 
@@ -116,9 +123,41 @@ def run_em(
     theta, logw = quadrature(quad_points, quad_range)
     es = ShardedEStep(enc, theta, logw, chunk_cells, backend, engine, n_shards)
     flops = louis_exact_flops(model, enc.learner_counts, enc.n_items, len(theta))
-    se_method = choose_method(se, model, enc.n_items, enc.n_responses, flops)
+    return run_em_on(
+        es,
+        model,
+        initial_params(enc, model),
+        flops,
+        enc.n_responses,
+        priors=priors,
+        max_iter=max_iter,
+        tol=tol,
+        se=se,
+        progress=progress,
+        accelerate=accelerate,
+    )
+
+
+def run_em_on(
+    es: ShardedEStep,
+    model: str,
+    start: Params,
+    flops: float,
+    n_responses: int,
+    *,
+    priors: Priors,
+    max_iter: int = 500,
+    tol: float = 1e-6,
+    se: str = "auto",
+    progress: bool = False,
+    accelerate: bool = True,
+) -> EMResult:
+    """``run_em`` on learner shards already built (``es``: a ``ShardedEStep``, or the
+    partitioned dataset's ``learnops.irt.partitioned.PartitionedEStep``), from ``start``
+    values; ``flops`` (``louis_exact_flops``) and ``n_responses`` choose the ``se`` method."""
+    se_method = choose_method(se, model, es.n_items, n_responses, flops)
     st = _EMState(es, priors, model, se_method, fast=es.fast_ok)
-    start = clip(initial_params(enc, model), priors)
+    start = clip(start, priors)
     cur, it, converged = _iterate(st, start, max_iter, tol, accelerate, progress)
     warnings = [] if converged else [f"EM did not converge in {max_iter} iterations"]
     return _final_pass(st, cur, it, converged, warnings)
