@@ -14,9 +14,9 @@ for any number of workers and for both engines:
   ``address``, or a ``LocalCluster``), and every E-step is a map over them that returns
   sufficient statistics.
 
-Standard-error accumulators (the Louis information, one (k·I)² matrix each) are not built per
-shard: the shards are grouped into at most ``SE_LANES`` fixed lanes, each with one accumulator,
-merged in lane order.
+Standard-error accumulators (the Louis information: the packed upper triangle of a (k·I)²
+matrix each) are not built per shard: the shards are grouped into at most ``SE_LANES`` fixed
+lanes, each with one accumulator, merged in lane order.
 """
 
 from __future__ import annotations
