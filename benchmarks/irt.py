@@ -5,9 +5,9 @@ with --quick, git-ignored). Each case runs in its own subprocess so that peak RS
 belongs to that case alone.
 
 ``--workers 1,2`` times the 10M-response fit (SEs included) on 1 and 2 worker threads,
-``--repeat`` times each, alternating (benchmarks/results/irt_parallel.json). There the fit is
-timed in a process that has already imported torch (its one-off ~1 s import is recorded apart,
-as ``torch_import_seconds``), and the speed-ups are given on the fastest and on the median run.
+``--repeat`` times each, alternating, in one process that has simulated the data and imported
+torch (its one-off ~1 s import is recorded apart) (benchmarks/results/irt_parallel.json); the
+speed-ups are given on the fastest and on the median fit.
 ``--dask`` compares the Dask engine (LocalCluster) with the local one at 2M and 10M responses
 (irt_dask.json); ``--dask --partitioned`` instead times
 the partitioned path (``learnops irt partition``, then workers that read their own partitions)
@@ -39,7 +39,6 @@ def _case(
     se: str = "auto",
     workers: int | None = None,
     irt_engine: str = "local",
-    warm: bool = False,
 ) -> dict:
     import os
 
@@ -64,12 +63,6 @@ def _case(
         from learnops import irt
         from learnops.irt.parallel import make_engine
 
-        torch_import = None
-        if warm:  # the libraries a fit uses are imported before the clock starts
-            t_import = time.perf_counter()
-            import torch  # noqa: F401
-
-            torch_import = round(time.perf_counter() - t_import, 3)
         eng = make_engine(irt_engine, workers)
         t0 = time.perf_counter()  # a LocalCluster's start is not part of the fit
         f = irt.fit(s.responses, "2pl", se=se, engine=eng)
@@ -78,8 +71,6 @@ def _case(
                  "se_method": f.info.get("se_method"), "workers": eng.workers,
                  "irt_engine": irt_engine, "loglik": f.loglik,
                  "load_average_1min_before": round(load_before, 2)}  # fmt: skip
-        if warm:
-            extra["torch_import_seconds"] = torch_import
         if irt_engine == "dask":
             peaks = eng.client.run(_peak_rss_mb)
             extra["worker_peak_rss_mb"] = sorted(round(v, 1) for v in peaks.values())
@@ -125,14 +116,11 @@ def _run(
     se: str = "auto",
     workers: int | None = None,
     irt_engine: str = "local",
-    warm: bool = False,
 ):
     args = [sys.executable, __file__, "--case", engine, str(n_learners), str(n_items),
             str(per_learner or 0), "--case-se", se, "--case-engine", irt_engine]  # fmt: skip
     if workers:
         args += ["--case-workers", str(workers)]
-    if warm:
-        args.append("--case-warm")
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -155,10 +143,14 @@ def main() -> None:
     ap.add_argument("--case-se", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--case-workers", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--case-engine", default="local", help=argparse.SUPPRESS)
-    ap.add_argument("--case-warm", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--wcase", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--partitioned", action="store_true", help="with --dask: workers read shards")
     ap.add_argument("--pcase", nargs=3, help=argparse.SUPPRESS)
     ns = ap.parse_args()
+    if ns.wcase:
+        nl, ws, rep = ns.wcase
+        print(json.dumps(_workers_case(int(nl), [int(w) for w in ws.split(",")], int(rep))))
+        return
     if ns.pcase:
         print(json.dumps(_part_case(*ns.pcase)))
         return
@@ -168,7 +160,7 @@ def main() -> None:
     if ns.case:
         engine, nl, ni, per = ns.case
         row = _case(engine, int(nl), int(ni), int(per) or None, ns.case_se, ns.case_workers,
-                    ns.case_engine, ns.case_warm)  # fmt: skip
+                    ns.case_engine)  # fmt: skip
         print(json.dumps(row))
         return
     if ns.se:
@@ -230,40 +222,71 @@ def _write(name: str, quick: bool, results: list[dict], **extra) -> None:
     print(f"-> {out}")
 
 
+def _workers_case(n_learners: int, workers: list[int], repeat: int) -> dict:
+    """In one process: simulate once, import the libraries, then fit ``repeat`` times per
+    worker count, alternating (1, 2, 1, 2, ...), so every fit sees the same data, libraries and
+    process state; each fit is timed alone (wall and CPU seconds)."""
+    import os
+
+    from learnops import irt
+    from learnops.irt.parallel import make_engine
+    from learnops.irt.sim import simulate
+
+    s = simulate(n_learners, 2_000, 10, seed=0, string_ids=False)
+    t0 = time.perf_counter()
+    import torch  # noqa: F401  (the fits' one-off import, timed apart)
+
+    torch_import = time.perf_counter() - t0
+    fits = []
+    for run in range(repeat):
+        for w in workers:
+            eng = make_engine("local", w)
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
+            t0 = time.perf_counter()
+            f = irt.fit(s.responses, "2pl", engine=eng)
+            seconds = time.perf_counter() - t0
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
+            fits.append({"workers": w, "run": run + 1, "seconds": round(seconds, 3),
+                         "cpu_seconds": round(cpu, 3), "iterations": f.iterations,
+                         "se_method": f.info.get("se_method"), "loglik": f.loglik,
+                         "load_average_1min_after": round(os.getloadavg()[0], 2)})  # fmt: skip
+            print(json.dumps(fits[-1]), file=sys.stderr, flush=True)
+    return {"n_responses": int(len(s.responses)), "n_learners": n_learners, "n_items": 2_000,
+            "torch_import_seconds": round(torch_import, 3), "fits": fits,
+            "peak_rss_mb": round(_peak_rss_mb(), 1)}  # fmt: skip
+
+
 def _workers_benchmark(quick: bool, workers: list[int], repeat: int = 3) -> None:
-    """Sparse 2PL with SEs (10M responses; 2M with --quick) on 1, 2, ... worker threads, each
-    count ``repeat`` times in fresh processes, alternating: wall times, the speed-up over the
-    first count on the fastest and on the median run (with and without torch's import), and
-    whether the fits are identical. The fastest run is the least disturbed one: on a shared
-    or virtual machine, other jobs and the host's memory faults only ever add time."""
+    """Sparse 2PL with SEs (10M responses; 2M with --quick) on 1, 2, ... worker threads: each
+    count fitted ``repeat`` times in one process, alternating (``_workers_case``); the wall
+    times, the speed-up over the first count on the fastest and on the median fit, and whether
+    the fits are identical. Alternating in one process gives every worker count the same
+    machine: across fresh processes this VM's fit times varied by ±10% (first touches of memory
+    the host had reclaimed, huge pages or not), more than the difference being measured."""
     import statistics
 
     n_learners = 200_000 if quick else 1_000_000
-    results = []
-    for run in range(repeat):
-        for w in workers:
-            row = _run("learnops", n_learners, 2_000, 10, 3600, "auto", w, warm=True)
-            row = {"workers_requested": w, "run": run + 1, **row}
-            print(json.dumps(row), flush=True)
-            results.append(row)
-    ok = [r for r in results if "seconds" in r]
-    fit = {w: sorted(r["seconds"] for r in ok if r["workers_requested"] == w) for w in workers}
-    cold = {w: sorted(r["seconds"] + r["torch_import_seconds"] for r in ok
-                      if r["workers_requested"] == w) for w in workers}  # fmt: skip
+    args = [sys.executable, __file__, "--wcase", str(n_learners),
+            ",".join(map(str, workers)), str(repeat)]  # fmt: skip
+    out = subprocess.run(args, stdout=subprocess.PIPE, text=True, check=True)
+    case = json.loads(out.stdout.strip().splitlines()[-1])
+    fits = case.pop("fits")
+    times = {w: sorted(f["seconds"] for f in fits if f["workers"] == w) for w in workers}
     base = workers[0]
 
-    def speedups(times: dict[int, list[float]], pick) -> dict[str, float]:
-        return {str(w): round(pick(times[base]) / pick(t), 2) for w, t in times.items() if t}
+    def speedups(pick) -> dict[str, float]:
+        return {str(w): round(pick(times[base]) / pick(t), 2) for w, t in times.items()}
 
     summary = {
-        "seconds": {str(w): t for w, t in fit.items()},
-        "speedup": speedups(fit, min),
-        "speedup_median": speedups(fit, statistics.median),
-        "speedup_with_torch_import": speedups(cold, min),
-        "speedup_with_torch_import_median": speedups(cold, statistics.median),
-        "identical_loglik": len({r.get("loglik") for r in results}) == 1,
+        **case,
+        "seconds": {str(w): t for w, t in times.items()},
+        "speedup": speedups(min),
+        "speedup_median": speedups(statistics.median),
+        "identical_loglik": len({f["loglik"] for f in fits}) == 1,
+        "identical_iterations": len({f["iterations"] for f in fits}) == 1,
     }
-    _write("irt_parallel", quick, results, **summary)
+    _write("irt_parallel", quick, fits, **summary)
 
 
 def _dask_benchmark(quick: bool) -> None:

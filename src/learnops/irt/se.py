@@ -538,8 +538,10 @@ class ExactLouisAccumulator:
         parameter s of item j). Only the upper triangle is filled (the blocks of item pairs
         j ≤ j'; the diagonal blocks in full): what an upper Cholesky factorization reads."""
         k, n_items = self.k, self.n_items
-        self._t()
-        out = np.zeros((n_items, k, n_items, k))
+        torch = self._t()["torch"]
+        # torch's allocator, not numpy's: numpy asks for transparent huge pages on large
+        # arrays, whose first touches cost more than the copy on some virtual machines
+        out = torch.zeros((n_items, k, n_items, k), dtype=torch.float64).numpy()
         packed = self.pairs.view(-1, k, k).numpy()
         for j, start in enumerate(_packed_row_starts(n_items).tolist()):  # row j: pairs (j, j…)
             out[j, :, j:, :] = packed[start : start + n_items - j].transpose(1, 0, 2)
