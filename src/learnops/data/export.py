@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -238,6 +238,8 @@ class _Streamed:
 
     tmp: Path
     rows: int = 0
+    last: pd.Timestamp | None = None
+    """The latest timestamp (the last row's: rows come in time order)."""
     learners: set[str] = field(default_factory=set)
     items: set[str] = field(default_factory=set)
 
@@ -264,6 +266,8 @@ def _stream_table(
                 df = validate(chunk)
                 writer.append(df)
                 out.rows += len(df)
+                if len(df):
+                    out.last = df["timestamp"].iloc[-1]
                 out.learners.update(df["learner_hash"].unique().tolist())
                 if "item_id" in df:
                     out.items.update(df["item_id"].unique().tolist())
@@ -301,25 +305,70 @@ def _install(tmp: Path, target: Path) -> bool:
     return True
 
 
+class AbilitySource(Protocol):
+    """What an ability model gives the export: (ability, ability_se) per (learner, time)."""
+
+    def asof(self, learners: Any, timestamps: Any) -> tuple[Any, Any]: ...
+
+
+#: ``abilities(responses, learners, until)``: the ability source fitted on the window's answers
+#: (:data:`ABILITY_COLUMNS`, ids categorical) with every decision learner up to the last decision
+#: time ``until``, or None to keep the logged ability/ability_se.
+Abilities = Callable[[pd.DataFrame, "set[str]", pd.Timestamp], "AbilitySource | None"]
+
+#: The response columns an ability model reads (the others are not read back).
+ABILITY_COLUMNS = ("learner_hash", "item_id", "module", "correct", "timestamp")
+
+
+def read_answers(path: str | Path) -> pd.DataFrame:
+    """The :data:`ABILITY_COLUMNS` of a responses Parquet file, compactly: ids categorical
+    (read dictionary-encoded), ``correct`` int8, ``timestamp`` datetime64[ns, UTC] — about
+    14 bytes a response plus the distinct ids."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(
+        path, columns=list(ABILITY_COLUMNS), read_dictionary=["learner_hash", "item_id", "module"]
+    )
+    df = table.to_pandas(ignore_metadata=True)
+    del table
+    df["correct"] = df["correct"].astype("int8")
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    return df
+
+
 def _supply_abilities(
-    streamed: dict[str, _Streamed],
-    abilities: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame],
-    row_group_rows: int,
+    streamed: dict[str, _Streamed], abilities: Abilities, row_group_rows: int
 ) -> None:
-    """Rewrite the streamed decisions with the abilities ``abilities`` supplies (same row order,
-    same row groups)."""
+    """Rewrite the streamed decisions with the abilities the source ``abilities`` fits on the
+    streamed responses supplies as of each decision (same rows, same row groups), one row group
+    at a time: memory is the source (fitted on the answers' columns only) plus one row group."""
+    import pyarrow.parquet as pq
+
     from learnops.contracts import DECISION_COLUMNS
 
-    decisions = pd.read_parquet(streamed["decisions"].tmp)
-    responses = pd.read_parquet(streamed["responses"].tmp)
-    supplied = validate_decisions(abilities(decisions, responses))
-    supplied = sort_rows(supplied, SORT_KEYS["decisions"])
+    dec = streamed["decisions"]
+    source = abilities(read_answers(streamed["responses"].tmp), dec.learners, dec.last)
+    if source is None:
+        return
     schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))
-    writer = _DayRowGroups(streamed["decisions"].tmp, schema, row_group_rows)
+    src = pq.ParquetFile(dec.tmp)
+    out = dec.tmp.with_name(dec.tmp.name + ".abilities")
     try:
-        writer.append(supplied)
+        writer = _DayRowGroups(out, schema, row_group_rows)
+        try:
+            for i in range(src.num_row_groups):
+                chunk = src.read_row_group(i).to_pandas()
+                ability, se = source.asof(chunk["learner_hash"], chunk["timestamp"])
+                chunk["ability"] = ability
+                chunk["ability_se"] = se
+                writer.append(validate_decisions(chunk))
+                del chunk
+        finally:
+            writer.close()
+            src.close()
+        os.replace(out, dec.tmp)
     finally:
-        writer.close()
+        out.unlink(missing_ok=True)
 
 
 def export(
@@ -329,7 +378,7 @@ def export(
     *,
     chunk_rows: int = CHUNK_ROWS,
     row_group_rows: int = ROW_GROUP_ROWS,
-    abilities: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None,
+    abilities: Abilities | None = None,
 ) -> Exported:
     """Stream the window from the store ``chunk_rows`` rows at a time, validate each chunk and
     write both tables atomically as Parquet (sorted by time then id, row groups cut at UTC days;

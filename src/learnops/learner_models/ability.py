@@ -8,6 +8,7 @@ probe appended after it (a probe at the end is read by nothing, so it changes no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -169,6 +170,168 @@ def supply_abilities(
     out["ability"] = est["ability"].to_numpy(float)
     out["ability_se"] = np.maximum(est["ability_se"].to_numpy(float), 0.0)
     return out
+
+
+@dataclass(frozen=True)
+class AbilityTrajectory:
+    """Every learner's ability estimate as of each of their answers, in compact arrays: what
+    :func:`ability_asof` reads, computed once so that queries can come in chunks.
+
+    Entries are sorted by (learner, time); entry ``k`` of a learner at time ``t`` holds the
+    pre-answer estimate of the learner's first answer at ``t`` (from the answers strictly before
+    ``t``); each learner's last entry is the probe after all their answers and the queries."""
+
+    learners: pd.Index
+    """The learner ids (str), sorted; a learner's code is its position."""
+    code: np.ndarray
+    """Learner code per entry (int32)."""
+    timestamp: np.ndarray
+    """Time per entry (int64 ns since the epoch, UTC)."""
+    ability: np.ndarray
+    ability_se: np.ndarray
+    """The estimate and its SE (at least 0) per entry (float64)."""
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the entry arrays (the learner ids not counted)."""
+        return sum(a.nbytes for a in (self.code, self.timestamp, self.ability, self.ability_se))
+
+    def asof(self, learners: Any, timestamps: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(ability, ability_se) per query (learner id, time): the learner's first entry at or
+        after the time (so a decision at the very time of an answer does not see that answer);
+        NaN for a learner without entries. What :func:`ability_asof` gives, query by query."""
+        t = _ns(timestamps)
+        code = self.learners.get_indexer(pd.Index(np.asarray(learners, dtype=object)).astype(str))
+        starts = np.searchsorted(self.code, np.arange(len(self.learners) + 1), side="left")
+        known = code >= 0
+        lo = np.where(known, starts[np.maximum(code, 0)], 0)
+        hi = np.where(known, starts[np.maximum(code, 0) + 1], 0)
+        while True:  # bisect every query's learner's entries at once: first time >= t
+            open_ = lo < hi
+            if not open_.any():
+                break
+            mid = (lo + hi) // 2
+            right = open_ & (self.timestamp[np.minimum(mid, self.code.size - 1)] < t)
+            lo = np.where(right, mid + 1, lo)
+            hi = np.where(open_ & ~right, mid, hi)
+        end = np.where(known, starts[np.maximum(code, 0) + 1], 0)
+        hit = known & (lo < end)
+        ability = np.full(t.size, np.nan)
+        se = np.full(t.size, np.nan)
+        ability[hit] = self.ability[lo[hit]]
+        se[hit] = self.ability_se[lo[hit]]
+        return ability, se
+
+
+def _ns(timestamps: Any) -> np.ndarray:
+    """Times (anything ``pd.to_datetime`` reads; naive = UTC) as int64 ns since the epoch."""
+    t = pd.to_datetime(pd.Series(np.asarray(timestamps)) if not isinstance(timestamps, pd.Series)
+                       else timestamps, utc=True)  # fmt: skip
+    return t.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").astype(np.int64)
+
+
+def ability_trajectory(
+    model: Any,
+    responses: pd.DataFrame,
+    learners: Any = (),
+    until: Any = None,
+) -> AbilityTrajectory:
+    """The :class:`AbilityTrajectory` of ``model`` on ``responses`` (learner column, item_id,
+    correct, timestamp[, module]; ids may be categorical), with a probe for every learner of
+    ``responses`` and of ``learners`` after the last answer and ``until`` (the latest query
+    time): the rows and probe :func:`ability_asof` gives ``model.predict``, so its answers are
+    the same to the bit. Memory: the model's prediction of every row (``model.predict``: some
+    tens of bytes per response) and 28 bytes per entry kept."""
+    from learnops.data.splits import learner_column
+
+    if responses.empty:
+        raise LearnopsError("no responses to estimate abilities from")
+    lcol = learner_column(responses)
+    cols = [lcol, "item_id", "correct", "timestamp", *(
+        ["module"] if "module" in responses.columns else [])]  # fmt: skip
+    r = responses[cols]
+    r_ts = _ns(r["timestamp"])
+    end = int(r_ts.max()) if until is None else max(int(r_ts.max()), int(_ns([until])[0]))
+    end += 1_000_000_000  # one second after the last answer or query
+    seen = _ids(r[lcol])
+    extra = pd.Index(list(learners), dtype=object).astype(str).unique()
+    ids = seen.append(extra.difference(seen)) if len(extra) else seen
+    probe = r.iloc[[0] * len(ids)].copy()
+    probe[lcol] = np.asarray(ids, dtype=object)
+    probe["timestamp"] = pd.Timestamp(end, tz="UTC")
+    probe["correct"] = 0
+    table = pd.concat([_plain(r), _plain(probe)], ignore_index=True)
+    del probe
+    table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    pred = model.predict(table)
+    del table
+    ability = np.asarray(pred.ability, dtype=float)
+    se = np.asarray(pred.ability_se, dtype=float)
+    del pred
+    learner_ids = ids.sort_values()
+    code = np.concatenate([_codes(r[lcol], learner_ids), learner_ids.get_indexer(ids)])
+    code = code.astype(np.int32)
+    ts = np.concatenate([r_ts, np.full(len(ids), end, dtype=np.int64)])
+    order = np.lexsort((ts, code))  # stable: equal times keep the table's order
+    code, ts = code[order], ts[order]
+    first = np.r_[True, (code[1:] != code[:-1]) | (ts[1:] != ts[:-1])]
+    keep = order[first]
+    return AbilityTrajectory(
+        learners=learner_ids,
+        code=code[first],
+        timestamp=ts[first],
+        ability=ability[keep],
+        ability_se=np.maximum(se[keep], 0.0),
+    )
+
+
+def _ids(values: pd.Series) -> pd.Index:
+    """The distinct ids of ``values`` (categorical or not) as str, in order of appearance."""
+    uniq = pd.unique(values)
+    return pd.Index(np.asarray(uniq, dtype=object)).astype(str)
+
+
+def _codes(values: pd.Series, ids: pd.Index) -> np.ndarray:
+    """Position in ``ids`` of each value's id (categorical or not), without a str per row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.cat
+        where = ids.get_indexer(pd.Index(cat.categories).astype(str))
+        return np.where(cat.codes.to_numpy() >= 0, where[cat.codes.to_numpy()], -1)
+    codes, uniq = pd.factorize(values)
+    return ids.get_indexer(pd.Index(uniq).astype(str))[codes]
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with categorical columns as object columns (the categories' own str objects:
+    8 bytes a row), so concatenation and the models see the values :func:`ability_asof` sees."""
+    cats = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return df
+    return df.assign(**{c: df[c].astype(object) for c in cats})
+
+
+def ability_source(
+    responses: pd.DataFrame, learners: Any, until: Any, params: Params
+) -> AbilityTrajectory | None:
+    """The model ``irt.ability_model`` names, fitted on ``responses``, as an
+    :class:`AbilityTrajectory` with probes for ``learners`` up to ``until`` (the decisions'
+    learners and latest time): what :func:`supply_abilities` gives each decision, for decisions
+    that come in chunks. None with ``irt`` (the logged values are kept) and when there are no
+    responses (a warning is logged, as in :func:`supply_abilities`)."""
+    name = params.irt.ability_model
+    if name == "irt":
+        return None
+    if responses.empty:
+        import logging
+
+        logging.getLogger("learnops.ability").warning(
+            "irt.ability_model=%s: no responses in the window, the logged ability/ability_se "
+            "are kept",
+            name,
+        )
+        return None
+    model = fit_ability_model(name, _plain(responses), params)
+    return ability_trajectory(model, responses, learners, until)
 
 
 def known_items(model: Any) -> set[str]:
