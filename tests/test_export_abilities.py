@@ -23,7 +23,7 @@ def sim():
     time of an answer of theirs."""
     from learnops.data.simulate import simulate
 
-    s = simulate(SMALL_SIM.model_copy(update={"days": 4}), seed=11)
+    s = simulate(SMALL_SIM.model_copy(update={"days": 4, "n_learners": 50}), seed=11)
     dec, resp = s.decisions.copy(), s.responses.copy()
     quiet = sorted(dec["learner_hash"].unique())[:NO_ANSWERS]
     resp = resp.loc[~resp["learner_hash"].isin(quiet)].reset_index(drop=True)
@@ -64,7 +64,7 @@ def _whole_table_reference(store, params, out, row_group_rows):
     from learnops.data.schemas import validate_decisions
     from learnops.learner_models.ability import supply_abilities
 
-    export(store, ALL, out, chunk_rows=97, row_group_rows=row_group_rows)  # logged abilities
+    export(store, ALL, out, chunk_rows=400, row_group_rows=row_group_rows)  # logged abilities
     decisions = pd.read_parquet(out / "decisions.parquet")
     responses = pd.read_parquet(out / "responses.parquet")
     supplied = validate_decisions(supply_abilities(decisions, responses, params))
@@ -83,24 +83,30 @@ def test_streamed_abilities_are_the_whole_table_bytes(sim, tmp_path, name, monke
     import pyarrow.parquet as pq
 
     import learnops.data.export as ex
+    import learnops.learner_models.ability as ab
     from learnops.stages.export import _abilities
 
     decisions, responses, quiet, tied = sim
     store = _store(tmp_path, decisions, responses)
     params = _params(name)
     want = _whole_table_reference(store, params, tmp_path / "old", row_group_rows=150)
+    monkeypatch.setattr(ab, "BATCH_ROWS", 500)  # Elo: its abilities in batches of learners
 
     read_back = []  # the decisions are never read back whole: one row group at a time
     real = pq.ParquetFile.read_row_group
 
     def spy(self, i, *args, **kwargs):
         table = real(self, i, *args, **kwargs)
-        read_back.append(table.num_rows)
+        if "decision_id" in table.column_names:
+            read_back.append(table.num_rows)
         return table
 
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
     monkeypatch.setattr(pd, "read_parquet", None)  # the new path must not read whole tables
-    res = ex.export(store, ALL, tmp_path / "new", chunk_rows=97, row_group_rows=150,
+    batches = []
+    with_probes = ab._with_probes
+    monkeypatch.setattr(ab, "_with_probes", lambda *a: batches.append(len(a[0])) or with_probes(*a))
+    res = ex.export(store, ALL, tmp_path / "new", chunk_rows=400, row_group_rows=150,
                     abilities=_abilities(params))  # fmt: skip
     monkeypatch.undo()
     got = (tmp_path / "new" / "decisions.parquet").read_bytes()
@@ -108,6 +114,9 @@ def test_streamed_abilities_are_the_whole_table_bytes(sim, tmp_path, name, monke
     n = len(decisions)
     assert res.counts["decisions"] == n and sum(read_back) == n and max(read_back) <= 150
     assert len(read_back) > 5
+    # Elo predicts batches of learners (about BATCH_ROWS answers each); Best-LR the whole table
+    assert sum(batches) == len(responses)
+    assert len(batches) > 3 if name == "elo" else len(batches) == 1
 
     dec = pd.read_parquet(tmp_path / "new" / "decisions.parquet")
     logged = pd.read_parquet(tmp_path / "old" / "decisions.parquet")  # the reference's output
@@ -158,7 +167,7 @@ def test_without_answers_the_logged_abilities_stay_byte_for_byte(sim, tmp_path, 
     from learnops.data.export import export
 
     with caplog.at_level("WARNING", logger="learnops.ability"):
-        res = export(store, ALL, tmp_path / "new", chunk_rows=97, row_group_rows=150,
+        res = export(store, ALL, tmp_path / "new", chunk_rows=400, row_group_rows=150,
                      abilities=_abilities(params))  # fmt: skip
     assert "no responses in the window" in caplog.text
     assert res.empty == ["responses"]
@@ -183,7 +192,7 @@ def test_read_answers_is_compact(sim, tmp_path):
 
     decisions, responses, _, _ = sim
     store = _store(tmp_path, decisions, responses)
-    export(store, ALL, tmp_path, chunk_rows=97)
+    export(store, ALL, tmp_path, chunk_rows=400)
     got = read_answers(tmp_path / "responses.parquet")
     assert list(got.columns) == list(ABILITY_COLUMNS)
     for col in ("learner_hash", "item_id", "module"):

@@ -321,19 +321,53 @@ ABILITY_COLUMNS = ("learner_hash", "item_id", "module", "correct", "timestamp")
 
 
 def read_answers(path: str | Path) -> pd.DataFrame:
-    """The :data:`ABILITY_COLUMNS` of a responses Parquet file, compactly: ids categorical
-    (read dictionary-encoded), ``correct`` int8, ``timestamp`` datetime64[ns, UTC] — about
-    14 bytes a response plus the distinct ids."""
+    """The :data:`ABILITY_COLUMNS` of a responses Parquet file, compactly and one row group at a
+    time: ids categorical (sorted categories; read dictionary-encoded, never a str per row),
+    ``correct`` int8, ``timestamp`` datetime64[ns, UTC] — about 17 bytes a response plus the
+    distinct ids."""
+    import numpy as np
     import pyarrow.parquet as pq
 
-    table = pq.read_table(
-        path, columns=list(ABILITY_COLUMNS), read_dictionary=["learner_hash", "item_id", "module"]
-    )
-    df = table.to_pandas(ignore_metadata=True)
-    del table
-    df["correct"] = df["correct"].astype("int8")
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True).astype("datetime64[ns, UTC]")
-    return df
+    ids = ("learner_hash", "item_id", "module")
+    src = pq.ParquetFile(path, read_dictionary=list(ids))
+    n = src.metadata.num_rows
+    codes = {c: np.empty(n, dtype=np.int32) for c in ids}
+    seen: dict[str, dict[str, int]] = {c: {} for c in ids}
+    correct = np.empty(n, dtype=np.int8)
+    stamps = np.empty(n, dtype="datetime64[ns]")
+    at = 0
+    try:
+        for i in range(src.num_row_groups):
+            group = src.read_row_group(i, columns=list(ABILITY_COLUMNS))
+            m = group.num_rows
+            for c in ids:
+                col = group.column(c).combine_chunks()
+                local = seen[c]
+                mapping = np.array(
+                    [local.setdefault(v, len(local)) for v in col.dictionary.to_pylist()],
+                    dtype=np.int32,
+                )
+                index = col.indices.fill_null(-1).to_numpy().astype(np.int64)
+                codes[c][at : at + m] = np.where(index >= 0, mapping[np.maximum(index, 0)], -1)
+            correct[at : at + m] = group.column("correct").to_numpy().astype(np.int8)
+            ts = group.column("timestamp").combine_chunks().cast("int64").to_numpy()
+            stamps[at : at + m] = ts.view("datetime64[ns]")
+            at += m
+            del group
+    finally:
+        src.close()
+    out = {}
+    for c in ids:
+        names = pd.Index(list(seen[c]), dtype=object)
+        order = np.argsort(names.to_numpy(), kind="stable")  # sorted categories
+        rank = np.empty(len(names), dtype=np.int32)
+        rank[order] = np.arange(len(names), dtype=np.int32)
+        mapped = np.where(codes[c] >= 0, rank[np.maximum(codes[c], 0)], -1)
+        del codes[c]
+        out[c] = pd.Categorical.from_codes(mapped, categories=names[order])
+    out["correct"] = correct
+    out["timestamp"] = pd.DatetimeIndex(stamps).tz_localize("UTC")
+    return pd.DataFrame(out, columns=list(ABILITY_COLUMNS))
 
 
 def _supply_abilities(

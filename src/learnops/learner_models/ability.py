@@ -35,9 +35,23 @@ def fit_ability_model(name: str, responses: pd.DataFrame, params: Params) -> Any
         known = ", ".join(ABILITY_MODELS)
         raise LearnopsError(f"ability model must be one of {known}, not {name!r}")
     if name == "elo":
-        val = learner_split_mask(
-            responses[learner_column(responses)], cfg.val_split, params.seed, "elo"
-        )
+        learners = responses[learner_column(responses)]
+        if isinstance(learners.dtype, pd.CategoricalDtype):
+            # the side of each distinct learner (in order of appearance), then of each row: the
+            # same sides as of the rows, without a str per row
+            codes = learners.cat.codes.to_numpy()
+            uniq = pd.unique(codes)
+            side = learner_split_mask(
+                np.asarray(learners.cat.categories[uniq], dtype=object),
+                cfg.val_split,
+                params.seed,
+                "elo",
+            )
+            at = np.zeros(len(learners.cat.categories), dtype=np.int64)
+            at[uniq] = np.arange(uniq.size)
+            val = side[at[codes]]
+        else:
+            val = learner_split_mask(learners, cfg.val_split, params.seed, "elo")
         model, _ = tune(responses.loc[~val], responses.loc[val], cfg.elo_alpha, cfg.elo_beta)
         return model
     irt = StaticIrt(params.irt, params.seed).fit(responses)
@@ -256,21 +270,10 @@ def ability_trajectory(
     seen = _ids(r[lcol])
     extra = pd.Index(list(learners), dtype=object).astype(str).unique()
     ids = seen.append(extra.difference(seen)) if len(extra) else seen
-    probe = r.iloc[[0] * len(ids)].copy()
-    probe[lcol] = np.asarray(ids, dtype=object)
-    probe["timestamp"] = pd.Timestamp(end, tz="UTC")
-    probe["correct"] = 0
-    table = pd.concat([_plain(r), _plain(probe)], ignore_index=True)
-    del probe
-    table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True).astype("datetime64[ns, UTC]")
-    pred = model.predict(table)
-    del table
-    ability = np.asarray(pred.ability, dtype=float)
-    se = np.asarray(pred.ability_se, dtype=float)
-    del pred
     learner_ids = ids.sort_values()
     code = np.concatenate([_codes(r[lcol], learner_ids), learner_ids.get_indexer(ids)])
     code = code.astype(np.int32)
+    ability, se = _predict_abilities(model, r, lcol, ids, end, code)
     ts = np.concatenate([r_ts, np.full(len(ids), end, dtype=np.int64)])
     order = np.lexsort((ts, code))  # stable: equal times keep the table's order
     code, ts = code[order], ts[order]
@@ -301,13 +304,66 @@ def _codes(values: pd.Series, ids: pd.Index) -> np.ndarray:
     return ids.get_indexer(pd.Index(uniq).astype(str))[codes]
 
 
-def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with categorical columns as object columns (the categories' own str objects:
-    8 bytes a row), so concatenation and the models see the values :func:`ability_asof` sees."""
-    cats = [c for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)]
-    if not cats:
-        return df
-    return df.assign(**{c: df[c].astype(object) for c in cats})
+#: Answers per batch of learners when Elo's abilities are predicted batch by batch.
+BATCH_ROWS = 500_000
+
+
+def _predict_abilities(
+    model: Any, r: pd.DataFrame, lcol: str, ids: pd.Index, end: int, code: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ability, ability_se) ``model.predict`` gives the rows of ``r`` followed by a probe per
+    learner of ``ids`` (``code``: each of those rows' learner code). Elo predicts a learner
+    from that learner's answers only (item difficulties frozen, every step elementwise), so its
+    prediction runs in batches of about :data:`BATCH_ROWS` answers, learner by learner: the
+    same numbers in bounded memory. The other models run on the whole table (static IRT's
+    cumulative sums span learners, so a batch would change the last bits)."""
+    first = r.iloc[[0]]
+    if getattr(model, "name", None) != "elo" or len(r) <= BATCH_ROWS:
+        table = _with_probes(r, lcol, ids, end, first)
+        pred = model.predict(table)
+        del table
+        return np.asarray(pred.ability, dtype=float), np.asarray(pred.ability_se, dtype=float)
+    n = len(r)
+    r_code, p_code = code[:n], code[n:]
+    per_learner = np.bincount(code, minlength=len(ids))
+    cuts = np.searchsorted(np.cumsum(per_learner), np.arange(BATCH_ROWS, code.size, BATCH_ROWS))
+    bounds = np.unique(np.r_[0, cuts + 1, len(ids)])
+    ability = np.empty(code.size)
+    se = np.empty(code.size)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        rows = np.flatnonzero((r_code >= lo) & (r_code < hi))
+        probes = np.flatnonzero((p_code >= lo) & (p_code < hi))
+        table = _with_probes(r.iloc[rows], lcol, ids[probes], end, first)
+        pred = model.predict(table)
+        del table
+        at = np.r_[rows, n + probes]
+        ability[at] = pred.ability
+        se[at] = pred.ability_se
+        del pred
+    return ability, se
+
+
+def _with_probes(
+    r: pd.DataFrame, lcol: str, ids: pd.Index, end: int, first: pd.DataFrame
+) -> pd.DataFrame:
+    """``r`` followed by one probe row per learner of ``ids`` at time ``end`` (ns): the item and
+    module of ``first`` (the window's first answer), ``correct`` 0 (read by nothing).
+    Categorical columns stay categorical (the learner column gains the new ids as
+    categories)."""
+    probe = first.iloc[[0] * len(ids)].copy()
+    if isinstance(r[lcol].dtype, pd.CategoricalDtype):
+        cats = r[lcol].cat.categories
+        new = pd.Index(ids).astype(object).difference(pd.Index(cats).astype(object))
+        cats = pd.Index(cats).append(pd.Index(new, dtype=object))
+        r = r.assign(**{lcol: r[lcol].cat.set_categories(cats)})
+        probe[lcol] = pd.Categorical(np.asarray(ids, dtype=object), categories=cats)
+    else:
+        probe[lcol] = np.asarray(ids, dtype=object)
+    probe["timestamp"] = pd.Timestamp(end, tz="UTC")
+    probe["correct"] = 0
+    table = pd.concat([r, probe], ignore_index=True)
+    table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    return table
 
 
 def ability_source(
@@ -330,7 +386,7 @@ def ability_source(
             name,
         )
         return None
-    model = fit_ability_model(name, _plain(responses), params)
+    model = fit_ability_model(name, responses, params)
     return ability_trajectory(model, responses, learners, until)
 
 
