@@ -70,30 +70,40 @@ def prepare(responses: pd.DataFrame) -> Sequences:
     n = len(responses)
     if "timestamp" in responses.columns:
         ts = pd.to_datetime(responses["timestamp"], utc=True).to_numpy("datetime64[ns]")
-        ts = ts.astype(np.int64)
+        ts = ts.view(np.int64)
     else:
         ts = np.zeros(n, dtype=np.int64)
-    order = np.lexsort((np.arange(n), ts, learner_codes))
-    learner = learner_codes[order].astype(np.int64)
+    # by learner, then time, then row (lexsort is stable: equal keys keep the rows' order);
+    # temporaries are dropped as soon as they are used (large tables: bytes per row count)
+    order = np.lexsort((ts, learner_codes))
+    del ts
+    learner = learner_codes[order].astype(np.int64, copy=False)
+    del learner_codes
     if "module" in responses.columns and isinstance(responses["module"].dtype, pd.CategoricalDtype):
         mod_codes, module_ids = _factorize_sorted(responses["module"], missing=NO_MODULE)
     elif "module" in responses.columns:
         modules = responses["module"].astype(object).where(responses["module"].notna(), NO_MODULE)
         mod_codes, module_ids = pd.factorize(modules.astype(str), sort=True)
+        del modules
     else:
         mod_codes, module_ids = np.zeros(n, dtype=np.int64), pd.Index([NO_MODULE])
+    module = np.asarray(mod_codes)[order].astype(np.int64, copy=False)
+    del mod_codes
     first = np.r_[True, learner[1:] != learner[:-1]] if n else np.zeros(0, bool)
-    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, int)
+    start = np.where(first, np.arange(n), 0) if n else np.zeros(0, int)
+    del first
+    np.maximum.accumulate(start, out=start)
+    n_prior = np.arange(n) - start
     return Sequences(
         order=order,
         learner=learner,
         learner_ids=np.asarray(learner_ids, dtype=str),
         item_ids=_str_values(responses["item_id"])[order],
-        module=np.asarray(mod_codes)[order].astype(np.int64),
+        module=module,
         module_ids=np.asarray(module_ids, dtype=str),
         y=y[order],
         start=start,
-        n_prior=np.arange(n) - start,
+        n_prior=n_prior,
     )
 
 
