@@ -3,7 +3,9 @@
 Rows are read from the store in chunks of ``chunk_rows`` (a server-side cursor on PostgreSQL),
 in (timestamp, id) order, validated chunk by chunk and appended to one Parquet file per table
 (``decisions.parquet``, ``responses.parquet``), so the export's memory is bounded by the chunk
-size, not by the window. The file is partitioned by UTC day into row groups: a row group never
+size, not by the window (with ``irt.ability_model`` elo or best_lr, the model fitted on the
+window's answers adds memory proportional to the responses, never to the decisions: see
+:func:`export`). The file is partitioned by UTC day into row groups: a row group never
 holds two days (and at most ``ROW_GROUP_ROWS`` rows), so a reader can take one day by the row
 groups' timestamp statistics, and its layout depends on the rows only, not on ``chunk_rows``.
 
@@ -419,11 +421,17 @@ def export(
     unchanged files are kept byte for byte). Nothing is replaced unless both tables validate
     and have at least ``cfg.min_data_points`` rows (or none).
 
-    ``abilities``, when given, maps (decisions, responses) to the decisions whose
-    ``ability``/``ability_se`` the chosen ability model supplies (the export stage passes it for
-    ``irt.ability_model`` other than ``irt``). That model needs every answer of the window, so
-    with it the two streamed tables are read back whole: memory is then bounded by the window,
-    not the chunk."""
+    ``abilities``, when given (the export stage passes it for ``irt.ability_model`` other than
+    ``irt``; see :data:`Abilities`), replaces the decisions' ``ability``/``ability_se`` with the
+    chosen model's estimate as of each decision. That model is fitted on every answer of the
+    window, so its memory grows with the window's *responses*: only their
+    :data:`ABILITY_COLUMNS` are read back (:func:`read_answers`: ids categorical, about 17 bytes
+    a response), the model is fitted on them (Elo: some tens of bytes a response while it
+    fits; its prediction runs in batches of learners) and keeps each learner's estimate as of
+    each of their answers (:class:`~learnops.learner_models.ability.AbilityTrajectory`, 28
+    bytes an answer). The decisions are then rewritten one row group at a time (an as-of join
+    on that trajectory), so they never count more than one row group: peak memory is the
+    trajectory and the fit's working set, plus one row group of decisions."""
     from learnops.contracts import DECISION_COLUMNS, RESPONSE_COLUMNS
 
     if chunk_rows < 1 or row_group_rows < 1:
