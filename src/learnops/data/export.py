@@ -362,14 +362,15 @@ def read_answers(path: str | Path) -> pd.DataFrame:
     for c in ids:
         names = pd.Index(list(seen[c]), dtype=object)
         order = np.argsort(names.to_numpy(), kind="stable")  # sorted categories
-        rank = np.empty(len(names), dtype=np.int32)
+        rank = np.empty(len(names) + 1, dtype=np.int32)
         rank[order] = np.arange(len(names), dtype=np.int32)
-        mapped = np.where(codes[c] >= 0, rank[np.maximum(codes[c], 0)], -1)
-        del codes[c]
-        out[c] = pd.Categorical.from_codes(mapped, categories=names[order])
+        rank[-1] = -1  # a missing value (code -1) stays missing
+        np.take(rank, codes[c], out=codes[c], mode="wrap")  # in place
+        dtype = pd.CategoricalDtype(names[order])
+        out[c] = pd.Categorical.from_codes(codes.pop(c), dtype=dtype, validate=False)
     out["correct"] = correct
-    out["timestamp"] = pd.DatetimeIndex(stamps).tz_localize("UTC")
-    return pd.DataFrame(out, columns=list(ABILITY_COLUMNS))
+    out["timestamp"] = pd.DatetimeIndex(stamps, copy=False).tz_localize("UTC")
+    return pd.DataFrame(out, columns=list(ABILITY_COLUMNS), copy=False)
 
 
 def _supply_abilities(
