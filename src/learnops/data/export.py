@@ -3,7 +3,9 @@
 Rows are read from the store in chunks of ``chunk_rows`` (a server-side cursor on PostgreSQL),
 in (timestamp, id) order, validated chunk by chunk and appended to one Parquet file per table
 (``decisions.parquet``, ``responses.parquet``), so the export's memory is bounded by the chunk
-size, not by the window. The file is partitioned by UTC day into row groups: a row group never
+size, not by the window (with ``irt.ability_model`` elo or best_lr, the model fitted on the
+window's answers adds memory proportional to the responses, never to the decisions: see
+:func:`export`). The file is partitioned by UTC day into row groups: a row group never
 holds two days (and at most ``ROW_GROUP_ROWS`` rows), so a reader can take one day by the row
 groups' timestamp statistics, and its layout depends on the rows only, not on ``chunk_rows``.
 
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -238,6 +240,8 @@ class _Streamed:
 
     tmp: Path
     rows: int = 0
+    last: pd.Timestamp | None = None
+    """The latest timestamp (the last row's: rows come in time order)."""
     learners: set[str] = field(default_factory=set)
     items: set[str] = field(default_factory=set)
 
@@ -264,6 +268,8 @@ def _stream_table(
                 df = validate(chunk)
                 writer.append(df)
                 out.rows += len(df)
+                if len(df):
+                    out.last = df["timestamp"].iloc[-1]
                 out.learners.update(df["learner_hash"].unique().tolist())
                 if "item_id" in df:
                     out.items.update(df["item_id"].unique().tolist())
@@ -301,25 +307,105 @@ def _install(tmp: Path, target: Path) -> bool:
     return True
 
 
+class AbilitySource(Protocol):
+    """What an ability model gives the export: (ability, ability_se) per (learner, time)."""
+
+    def asof(self, learners: Any, timestamps: Any) -> tuple[Any, Any]: ...
+
+
+#: ``abilities(responses, learners, until)``: the ability source fitted on the window's answers
+#: (:data:`ABILITY_COLUMNS`, ids categorical) with every decision learner up to the last decision
+#: time ``until``, or None to keep the logged ability/ability_se.
+Abilities = Callable[[pd.DataFrame, "set[str]", pd.Timestamp], "AbilitySource | None"]
+
+#: The response columns an ability model reads (the others are not read back).
+ABILITY_COLUMNS = ("learner_hash", "item_id", "module", "correct", "timestamp")
+
+
+def read_answers(path: str | Path) -> pd.DataFrame:
+    """The :data:`ABILITY_COLUMNS` of a responses Parquet file, compactly and one row group at a
+    time: ids categorical (sorted categories; read dictionary-encoded, never a str per row),
+    ``correct`` int8, ``timestamp`` datetime64[ns, UTC] — about 17 bytes a response plus the
+    distinct ids."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    ids = ("learner_hash", "item_id", "module")
+    src = pq.ParquetFile(path, read_dictionary=list(ids))
+    n = src.metadata.num_rows
+    codes = {c: np.empty(n, dtype=np.int32) for c in ids}
+    seen: dict[str, dict[str, int]] = {c: {} for c in ids}
+    correct = np.empty(n, dtype=np.int8)
+    stamps = np.empty(n, dtype="datetime64[ns]")
+    at = 0
+    try:
+        for i in range(src.num_row_groups):
+            group = src.read_row_group(i, columns=list(ABILITY_COLUMNS))
+            m = group.num_rows
+            for c in ids:
+                col = group.column(c).combine_chunks()
+                local = seen[c]
+                mapping = np.array(
+                    [local.setdefault(v, len(local)) for v in col.dictionary.to_pylist()],
+                    dtype=np.int32,
+                )
+                index = col.indices.fill_null(-1).to_numpy().astype(np.int64)
+                codes[c][at : at + m] = np.where(index >= 0, mapping[np.maximum(index, 0)], -1)
+            correct[at : at + m] = group.column("correct").to_numpy().astype(np.int8)
+            ts = group.column("timestamp").combine_chunks().cast("int64").to_numpy()
+            stamps[at : at + m] = ts.view("datetime64[ns]")
+            at += m
+            del group
+    finally:
+        src.close()
+    out = {}
+    for c in ids:
+        names = pd.Index(list(seen[c]), dtype=object)
+        order = np.argsort(names.to_numpy(), kind="stable")  # sorted categories
+        rank = np.empty(len(names) + 1, dtype=np.int32)
+        rank[order] = np.arange(len(names), dtype=np.int32)
+        rank[-1] = -1  # a missing value (code -1) stays missing
+        np.take(rank, codes[c], out=codes[c], mode="wrap")  # in place
+        dtype = pd.CategoricalDtype(names[order])
+        out[c] = pd.Categorical.from_codes(codes.pop(c), dtype=dtype, validate=False)
+    out["correct"] = correct
+    out["timestamp"] = pd.DatetimeIndex(stamps, copy=False).tz_localize("UTC")
+    return pd.DataFrame(out, columns=list(ABILITY_COLUMNS), copy=False)
+
+
 def _supply_abilities(
-    streamed: dict[str, _Streamed],
-    abilities: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame],
-    row_group_rows: int,
+    streamed: dict[str, _Streamed], abilities: Abilities, row_group_rows: int
 ) -> None:
-    """Rewrite the streamed decisions with the abilities ``abilities`` supplies (same row order,
-    same row groups)."""
+    """Rewrite the streamed decisions with the abilities the source ``abilities`` fits on the
+    streamed responses supplies as of each decision (same rows, same row groups), one row group
+    at a time: memory is the source (fitted on the answers' columns only) plus one row group."""
+    import pyarrow.parquet as pq
+
     from learnops.contracts import DECISION_COLUMNS
 
-    decisions = pd.read_parquet(streamed["decisions"].tmp)
-    responses = pd.read_parquet(streamed["responses"].tmp)
-    supplied = validate_decisions(abilities(decisions, responses))
-    supplied = sort_rows(supplied, SORT_KEYS["decisions"])
+    dec = streamed["decisions"]
+    source = abilities(read_answers(streamed["responses"].tmp), dec.learners, dec.last)
+    if source is None:
+        return
     schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))
-    writer = _DayRowGroups(streamed["decisions"].tmp, schema, row_group_rows)
+    src = pq.ParquetFile(dec.tmp)
+    out = dec.tmp.with_name(dec.tmp.name + ".abilities")
     try:
-        writer.append(supplied)
+        writer = _DayRowGroups(out, schema, row_group_rows)
+        try:
+            for i in range(src.num_row_groups):
+                chunk = src.read_row_group(i).to_pandas()
+                ability, se = source.asof(chunk["learner_hash"], chunk["timestamp"])
+                chunk["ability"] = ability
+                chunk["ability_se"] = se
+                writer.append(validate_decisions(chunk))
+                del chunk
+        finally:
+            writer.close()
+            src.close()
+        os.replace(out, dec.tmp)
     finally:
-        writer.close()
+        out.unlink(missing_ok=True)
 
 
 def export(
@@ -329,18 +415,24 @@ def export(
     *,
     chunk_rows: int = CHUNK_ROWS,
     row_group_rows: int = ROW_GROUP_ROWS,
-    abilities: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None,
+    abilities: Abilities | None = None,
 ) -> Exported:
     """Stream the window from the store ``chunk_rows`` rows at a time, validate each chunk and
     write both tables atomically as Parquet (sorted by time then id, row groups cut at UTC days;
     unchanged files are kept byte for byte). Nothing is replaced unless both tables validate
     and have at least ``cfg.min_data_points`` rows (or none).
 
-    ``abilities``, when given, maps (decisions, responses) to the decisions whose
-    ``ability``/``ability_se`` the chosen ability model supplies (the export stage passes it for
-    ``irt.ability_model`` other than ``irt``). That model needs every answer of the window, so
-    with it the two streamed tables are read back whole: memory is then bounded by the window,
-    not the chunk."""
+    ``abilities``, when given (the export stage passes it for ``irt.ability_model`` other than
+    ``irt``; see :data:`Abilities`), replaces the decisions' ``ability``/``ability_se`` with the
+    chosen model's estimate as of each decision. That model is fitted on every answer of the
+    window, so its memory grows with the window's *responses*: only their
+    :data:`ABILITY_COLUMNS` are read back (:func:`read_answers`: ids categorical, about 17 bytes
+    a response), the model is fitted on them (Elo: some tens of bytes a response while it
+    fits; its prediction runs in batches of learners) and keeps each learner's estimate as of
+    each of their answers (:class:`~learnops.learner_models.ability.AbilityTrajectory`, 28
+    bytes an answer). The decisions are then rewritten one row group at a time (an as-of join
+    on that trajectory), so they never count more than one row group: peak memory is the
+    trajectory and the fit's working set, plus one row group of decisions."""
     from learnops.contracts import DECISION_COLUMNS, RESPONSE_COLUMNS
 
     if chunk_rows < 1 or row_group_rows < 1:

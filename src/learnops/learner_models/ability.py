@@ -8,6 +8,7 @@ probe appended after it (a probe at the end is read by nothing, so it changes no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,9 +35,23 @@ def fit_ability_model(name: str, responses: pd.DataFrame, params: Params) -> Any
         known = ", ".join(ABILITY_MODELS)
         raise LearnopsError(f"ability model must be one of {known}, not {name!r}")
     if name == "elo":
-        val = learner_split_mask(
-            responses[learner_column(responses)], cfg.val_split, params.seed, "elo"
-        )
+        learners = responses[learner_column(responses)]
+        if isinstance(learners.dtype, pd.CategoricalDtype):
+            # the side of each distinct learner (in order of appearance), then of each row: the
+            # same sides as of the rows, without a str per row
+            codes = learners.cat.codes.to_numpy()
+            uniq = pd.unique(codes)
+            side = learner_split_mask(
+                np.asarray(learners.cat.categories[uniq], dtype=object),
+                cfg.val_split,
+                params.seed,
+                "elo",
+            )
+            at = np.zeros(len(learners.cat.categories), dtype=np.int64)
+            at[uniq] = np.arange(uniq.size)
+            val = side[at[codes]]
+        else:
+            val = learner_split_mask(learners, cfg.val_split, params.seed, "elo")
         model, _ = tune(responses.loc[~val], responses.loc[val], cfg.elo_alpha, cfg.elo_beta)
         return model
     irt = StaticIrt(params.irt, params.seed).fit(responses)
@@ -169,6 +184,210 @@ def supply_abilities(
     out["ability"] = est["ability"].to_numpy(float)
     out["ability_se"] = np.maximum(est["ability_se"].to_numpy(float), 0.0)
     return out
+
+
+@dataclass(frozen=True)
+class AbilityTrajectory:
+    """Every learner's ability estimate as of each of their answers, in compact arrays: what
+    :func:`ability_asof` reads, computed once so that queries can come in chunks.
+
+    Entries are sorted by (learner, time); entry ``k`` of a learner at time ``t`` holds the
+    pre-answer estimate of the learner's first answer at ``t`` (from the answers strictly before
+    ``t``); each learner's last entry is the probe after all their answers and the queries."""
+
+    learners: pd.Index
+    """The learner ids (str), sorted; a learner's code is its position."""
+    code: np.ndarray
+    """Learner code per entry (int32)."""
+    timestamp: np.ndarray
+    """Time per entry (int64 ns since the epoch, UTC)."""
+    ability: np.ndarray
+    ability_se: np.ndarray
+    """The estimate and its SE (at least 0) per entry (float64)."""
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the entry arrays (the learner ids not counted)."""
+        return sum(a.nbytes for a in (self.code, self.timestamp, self.ability, self.ability_se))
+
+    def asof(self, learners: Any, timestamps: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(ability, ability_se) per query (learner id, time): the learner's first entry at or
+        after the time (so a decision at the very time of an answer does not see that answer);
+        NaN for a learner without entries. What :func:`ability_asof` gives, query by query."""
+        t = _ns(timestamps)
+        code = self.learners.get_indexer(pd.Index(np.asarray(learners, dtype=object)).astype(str))
+        starts = np.searchsorted(self.code, np.arange(len(self.learners) + 1), side="left")
+        known = code >= 0
+        lo = np.where(known, starts[np.maximum(code, 0)], 0)
+        hi = np.where(known, starts[np.maximum(code, 0) + 1], 0)
+        while True:  # bisect every query's learner's entries at once: first time >= t
+            open_ = lo < hi
+            if not open_.any():
+                break
+            mid = (lo + hi) // 2
+            right = open_ & (self.timestamp[np.minimum(mid, self.code.size - 1)] < t)
+            lo = np.where(right, mid + 1, lo)
+            hi = np.where(open_ & ~right, mid, hi)
+        end = np.where(known, starts[np.maximum(code, 0) + 1], 0)
+        hit = known & (lo < end)
+        ability = np.full(t.size, np.nan)
+        se = np.full(t.size, np.nan)
+        ability[hit] = self.ability[lo[hit]]
+        se[hit] = self.ability_se[lo[hit]]
+        return ability, se
+
+
+def _ns(timestamps: Any) -> np.ndarray:
+    """Times (anything ``pd.to_datetime`` reads; naive = UTC) as int64 ns since the epoch."""
+    t = pd.to_datetime(pd.Series(np.asarray(timestamps)) if not isinstance(timestamps, pd.Series)
+                       else timestamps, utc=True)  # fmt: skip
+    return t.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").astype(np.int64)
+
+
+def ability_trajectory(
+    model: Any,
+    responses: pd.DataFrame,
+    learners: Any = (),
+    until: Any = None,
+) -> AbilityTrajectory:
+    """The :class:`AbilityTrajectory` of ``model`` on ``responses`` (learner column, item_id,
+    correct, timestamp[, module]; ids may be categorical), with a probe for every learner of
+    ``responses`` and of ``learners`` after the last answer and ``until`` (the latest query
+    time): the rows and probe :func:`ability_asof` gives ``model.predict``, so its answers are
+    the same to the bit. Memory: the model's prediction of every row (``model.predict``: some
+    tens of bytes per response) and 28 bytes per entry kept."""
+    from learnops.data.splits import learner_column
+
+    if responses.empty:
+        raise LearnopsError("no responses to estimate abilities from")
+    lcol = learner_column(responses)
+    cols = [lcol, "item_id", "correct", "timestamp", *(
+        ["module"] if "module" in responses.columns else [])]  # fmt: skip
+    r = responses[cols]
+    r_ts = _ns(r["timestamp"])
+    end = int(r_ts.max()) if until is None else max(int(r_ts.max()), int(_ns([until])[0]))
+    end += 1_000_000_000  # one second after the last answer or query
+    seen = _ids(r[lcol])
+    extra = pd.Index(list(learners), dtype=object).astype(str).unique()
+    ids = seen.append(extra.difference(seen)) if len(extra) else seen
+    learner_ids = ids.sort_values()
+    code = np.concatenate([_codes(r[lcol], learner_ids), learner_ids.get_indexer(ids)])
+    code = code.astype(np.int32)
+    ability, se = _predict_abilities(model, r, lcol, ids, end, code)
+    ts = np.concatenate([r_ts, np.full(len(ids), end, dtype=np.int64)])
+    order = np.lexsort((ts, code))  # stable: equal times keep the table's order
+    code, ts = code[order], ts[order]
+    first = np.r_[True, (code[1:] != code[:-1]) | (ts[1:] != ts[:-1])]
+    keep = order[first]
+    return AbilityTrajectory(
+        learners=learner_ids,
+        code=code[first],
+        timestamp=ts[first],
+        ability=ability[keep],
+        ability_se=np.maximum(se[keep], 0.0),
+    )
+
+
+def _ids(values: pd.Series) -> pd.Index:
+    """The distinct ids of ``values`` (categorical or not) as str, in order of appearance."""
+    uniq = pd.unique(values)
+    return pd.Index(np.asarray(uniq, dtype=object)).astype(str)
+
+
+def _codes(values: pd.Series, ids: pd.Index) -> np.ndarray:
+    """Position in ``ids`` of each value's id (categorical or not), without a str per row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.cat
+        where = ids.get_indexer(pd.Index(cat.categories).astype(str))
+        return np.where(cat.codes.to_numpy() >= 0, where[cat.codes.to_numpy()], -1)
+    codes, uniq = pd.factorize(values)
+    return ids.get_indexer(pd.Index(uniq).astype(str))[codes]
+
+
+#: Answers per batch of learners when Elo's abilities are predicted batch by batch.
+BATCH_ROWS = 500_000
+
+
+def _predict_abilities(
+    model: Any, r: pd.DataFrame, lcol: str, ids: pd.Index, end: int, code: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ability, ability_se) ``model.predict`` gives the rows of ``r`` followed by a probe per
+    learner of ``ids`` (``code``: each of those rows' learner code). Elo predicts a learner
+    from that learner's answers only (item difficulties frozen, every step elementwise), so its
+    prediction runs in batches of about :data:`BATCH_ROWS` answers, learner by learner: the
+    same numbers in bounded memory. The other models run on the whole table (static IRT's
+    cumulative sums span learners, so a batch would change the last bits)."""
+    first = r.iloc[[0]]
+    if getattr(model, "name", None) != "elo" or len(r) <= BATCH_ROWS:
+        table = _with_probes(r, lcol, ids, end, first)
+        pred = model.predict(table)
+        del table
+        return np.asarray(pred.ability, dtype=float), np.asarray(pred.ability_se, dtype=float)
+    n = len(r)
+    r_code, p_code = code[:n], code[n:]
+    per_learner = np.bincount(code, minlength=len(ids))
+    cuts = np.searchsorted(np.cumsum(per_learner), np.arange(BATCH_ROWS, code.size, BATCH_ROWS))
+    bounds = np.unique(np.r_[0, cuts + 1, len(ids)])
+    ability = np.empty(code.size)
+    se = np.empty(code.size)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        rows = np.flatnonzero((r_code >= lo) & (r_code < hi))
+        probes = np.flatnonzero((p_code >= lo) & (p_code < hi))
+        table = _with_probes(r.iloc[rows], lcol, ids[probes], end, first)
+        pred = model.predict(table)
+        del table
+        at = np.r_[rows, n + probes]
+        ability[at] = pred.ability
+        se[at] = pred.ability_se
+        del pred
+    return ability, se
+
+
+def _with_probes(
+    r: pd.DataFrame, lcol: str, ids: pd.Index, end: int, first: pd.DataFrame
+) -> pd.DataFrame:
+    """``r`` followed by one probe row per learner of ``ids`` at time ``end`` (ns): the item and
+    module of ``first`` (the window's first answer), ``correct`` 0 (read by nothing).
+    Categorical columns stay categorical (the learner column gains the new ids as
+    categories)."""
+    probe = first.iloc[[0] * len(ids)].copy()
+    if isinstance(r[lcol].dtype, pd.CategoricalDtype):
+        cats = r[lcol].cat.categories
+        new = pd.Index(ids).astype(object).difference(pd.Index(cats).astype(object))
+        cats = pd.Index(cats).append(pd.Index(new, dtype=object))
+        r = r.assign(**{lcol: r[lcol].cat.set_categories(cats)})
+        probe[lcol] = pd.Categorical(np.asarray(ids, dtype=object), categories=cats)
+    else:
+        probe[lcol] = np.asarray(ids, dtype=object)
+    probe["timestamp"] = pd.Timestamp(end, tz="UTC")
+    probe["correct"] = 0
+    table = pd.concat([r, probe], ignore_index=True)
+    table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    return table
+
+
+def ability_source(
+    responses: pd.DataFrame, learners: Any, until: Any, params: Params
+) -> AbilityTrajectory | None:
+    """The model ``irt.ability_model`` names, fitted on ``responses``, as an
+    :class:`AbilityTrajectory` with probes for ``learners`` up to ``until`` (the decisions'
+    learners and latest time): what :func:`supply_abilities` gives each decision, for decisions
+    that come in chunks. None with ``irt`` (the logged values are kept) and when there are no
+    responses (a warning is logged, as in :func:`supply_abilities`)."""
+    name = params.irt.ability_model
+    if name == "irt":
+        return None
+    if responses.empty:
+        import logging
+
+        logging.getLogger("learnops.ability").warning(
+            "irt.ability_model=%s: no responses in the window, the logged ability/ability_se "
+            "are kept",
+            name,
+        )
+        return None
+    model = fit_ability_model(name, responses, params)
+    return ability_trajectory(model, responses, learners, until)
 
 
 def known_items(model: Any) -> set[str]:

@@ -66,33 +66,81 @@ def prepare(responses: pd.DataFrame) -> Sequences:
     y = pd.to_numeric(responses["correct"], errors="coerce").to_numpy(float)
     if np.isnan(y).any() or not np.isin(y, (0.0, 1.0)).all():
         raise LearnopsError("responses: correct must be 0 or 1 in every row")
-    learner_codes, learner_ids = pd.factorize(responses[lcol].astype(str), sort=True)
+    learner_codes, learner_ids = _factorize_sorted(responses[lcol])
     n = len(responses)
     if "timestamp" in responses.columns:
         ts = pd.to_datetime(responses["timestamp"], utc=True).to_numpy("datetime64[ns]")
-        ts = ts.astype(np.int64)
+        ts = ts.view(np.int64)
     else:
         ts = np.zeros(n, dtype=np.int64)
-    order = np.lexsort((np.arange(n), ts, learner_codes))
-    learner = learner_codes[order].astype(np.int64)
-    if "module" in responses.columns:
+    # by learner, then time, then row (lexsort is stable: equal keys keep the rows' order);
+    # temporaries are dropped as soon as they are used (large tables: bytes per row count)
+    order = np.lexsort((ts, learner_codes))
+    del ts
+    learner = learner_codes[order].astype(np.int64, copy=False)
+    del learner_codes
+    if "module" in responses.columns and isinstance(responses["module"].dtype, pd.CategoricalDtype):
+        mod_codes, module_ids = _factorize_sorted(responses["module"], missing=NO_MODULE)
+    elif "module" in responses.columns:
         modules = responses["module"].astype(object).where(responses["module"].notna(), NO_MODULE)
         mod_codes, module_ids = pd.factorize(modules.astype(str), sort=True)
+        del modules
     else:
         mod_codes, module_ids = np.zeros(n, dtype=np.int64), pd.Index([NO_MODULE])
+    module = np.asarray(mod_codes)[order].astype(np.int64, copy=False)
+    del mod_codes
     first = np.r_[True, learner[1:] != learner[:-1]] if n else np.zeros(0, bool)
-    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, int)
+    start = np.where(first, np.arange(n), 0) if n else np.zeros(0, int)
+    del first
+    np.maximum.accumulate(start, out=start)
+    n_prior = np.arange(n) - start
     return Sequences(
         order=order,
         learner=learner,
         learner_ids=np.asarray(learner_ids, dtype=str),
-        item_ids=responses["item_id"].astype(str).to_numpy()[order],
-        module=np.asarray(mod_codes)[order].astype(np.int64),
+        item_ids=_str_values(responses["item_id"])[order],
+        module=module,
         module_ids=np.asarray(module_ids, dtype=str),
         y=y[order],
         start=start,
-        n_prior=np.arange(n) - start,
+        n_prior=n_prior,
     )
+
+
+def _factorize_sorted(values: pd.Series, missing: str | None = None) -> tuple[np.ndarray, pd.Index]:
+    """(code per row, the distinct ids as str, sorted): ``pd.factorize(values.astype(str),
+    sort=True)``; a categorical column is coded through the categories that occur, without a str
+    per row (the compact tables of a large export). Missing values are ``missing`` (None: an
+    error)."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return pd.factorize(values.astype(str), sort=True)
+    cat = values.cat
+    codes = cat.codes.to_numpy().astype(np.int64)
+    k = len(cat.categories)
+    if (codes < 0).any():
+        if missing is None:
+            raise LearnopsError(f"responses: {values.name} is missing in some rows")
+        codes = np.where(codes < 0, k, codes)
+    used = np.unique(codes)  # the categories that occur, not merely declared
+    names = pd.Index(
+        [missing if c == k else str(cat.categories[c]) for c in used.tolist()], dtype=object
+    )
+    per_name, ids = pd.factorize(names.astype(str), sort=True)
+    remap = np.full(k + 1, -1, dtype=np.int64)
+    remap[used] = per_name
+    return remap[codes], ids
+
+
+def _str_values(values: pd.Series) -> np.ndarray:
+    """``values.astype(str).to_numpy()``: an object array of str; a categorical column's rows
+    share their category's str object (8 bytes a row)."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.astype(str).to_numpy()
+    names = np.asarray(pd.Index(values.cat.categories).astype(object).astype(str), dtype=object)
+    codes = values.cat.codes.to_numpy()
+    if (codes < 0).any():
+        raise LearnopsError("responses: an item id is missing")
+    return names[codes]
 
 
 def prior_counts(seq: Sequences, group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -41,7 +41,10 @@ class Elo:
 
     def fit(self, responses: pd.DataFrame) -> Elo:
         """Estimate item difficulties by running Elo through ``responses`` (round by round)."""
-        seq = prepare(responses)
+        return self.fit_sequences(prepare(responses))
+
+    def fit_sequences(self, seq: Sequences) -> Elo:
+        """:meth:`fit` on responses already through :func:`prepare` (e.g. once for a grid)."""
         item_codes, item_ids = pd.factorize(seq.item_ids)
         b = np.zeros(len(item_ids))
         n_item = np.zeros(len(item_ids))
@@ -106,14 +109,16 @@ def tune(
     from learnops.evaluation.metrics import binary_log_loss
 
     seq_valid = prepare(valid)
+    seq_train = prepare(train)  # once for the whole grid
     rows = []
     for a in alphas:
         for b in betas:
-            model = Elo(alpha=a, beta=b).fit(train)
+            model = Elo(alpha=a, beta=b).fit_sequences(seq_train)
             known = pd.Index(model.difficulty.index)
             keep = known.get_indexer(seq_valid.item_ids) >= 0
             p, _, _ = model.run(_subset(seq_valid, keep))
             rows.append({"alpha": a, "beta": b, "log_loss": binary_log_loss(seq_valid.y[keep], p)})
+    del seq_train, seq_valid
     grid = pd.DataFrame(rows)
     best = grid.loc[grid["log_loss"].idxmin()]
     model = Elo(alpha=float(best["alpha"]), beta=float(best["beta"]))

@@ -103,9 +103,9 @@ def _abilities(params: Params):
     the function that replaces them with the chosen learner model's, as of each decision."""
     if params.irt.ability_model == "irt":
         return None
-    from learnops.learner_models.ability import supply_abilities
+    from learnops.learner_models.ability import ability_source
 
-    return lambda decisions, responses: supply_abilities(decisions, responses, params)
+    return lambda responses, learners, until: ability_source(responses, learners, until, params)
 
 
 def run(params: Params) -> ExportResult:

@@ -1,0 +1,203 @@
+"""The streaming export with ``irt.ability_model`` elo / best_lr (issue 16): the ability model is
+fitted on the answers' columns only and the decisions are rewritten one row group at a time,
+giving the same bytes as the former path that read both tables back whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SMALL_SIM, TINY_IRT
+
+from learnops.config import ExportConfig, Params
+
+ALL = ExportConfig(last_days=None, min_data_points=1)
+FAST = {"elo_alpha": [0.4, 0.8], "elo_beta": [0.0, 0.05]}
+NO_ANSWERS = 3  # learners whose answers are left out of the store (decisions only)
+TIES = 40  # decisions moved to the very time of one of their learner's answers
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """A small simulation with learners that only have decisions and decisions at the very
+    time of an answer of theirs."""
+    from learnops.data.simulate import simulate
+
+    s = simulate(SMALL_SIM.model_copy(update={"days": 4, "n_learners": 50}), seed=11)
+    dec, resp = s.decisions.copy(), s.responses.copy()
+    quiet = sorted(dec["learner_hash"].unique())[:NO_ANSWERS]
+    resp = resp.loc[~resp["learner_hash"].isin(quiet)].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(np.flatnonzero(dec["learner_hash"].isin(resp["learner_hash"])), TIES, False)
+    for i in rows:
+        theirs = resp.loc[resp["learner_hash"] == dec.at[i, "learner_hash"], "timestamp"]
+        dec.at[i, "timestamp"] = theirs.iloc[rng.integers(len(theirs))]
+    return dec, resp, quiet, rows
+
+
+def _store(tmp_path, decisions, responses):
+    from learnops.data.store import EventStore
+
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    if len(responses):
+        store.insert_responses(responses)
+    store.insert_decisions(decisions)
+    return store
+
+
+def _params(name: str) -> Params:
+    return Params(irt={**TINY_IRT, "ability_model": name}, learner_models=FAST)
+
+
+def _whole_table_reference(store, params, out, row_group_rows):
+    """The export as it was before the ability model streamed (reference kept here): the
+    streamed tables read back whole, ``supply_abilities`` on them, the decisions rewritten in
+    one piece through the same row-group writer."""
+    from learnops.contracts import DECISION_COLUMNS
+    from learnops.data.export import (
+        SORT_KEYS,
+        _arrow_schema,
+        _DayRowGroups,
+        export,
+        sort_rows,
+    )
+    from learnops.data.schemas import validate_decisions
+    from learnops.learner_models.ability import supply_abilities
+
+    export(store, ALL, out, chunk_rows=400, row_group_rows=row_group_rows)  # logged abilities
+    decisions = pd.read_parquet(out / "decisions.parquet")
+    responses = pd.read_parquet(out / "responses.parquet")
+    supplied = validate_decisions(supply_abilities(decisions, responses, params))
+    supplied = sort_rows(supplied, SORT_KEYS["decisions"])
+    schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))
+    writer = _DayRowGroups(out / "decisions.parquet", schema, row_group_rows)
+    try:
+        writer.append(supplied)
+    finally:
+        writer.close()
+    return (out / "decisions.parquet").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["elo", "best_lr"])
+def test_streamed_abilities_are_the_whole_table_bytes(sim, tmp_path, name, monkeypatch):
+    import pyarrow.parquet as pq
+
+    import learnops.data.export as ex
+    import learnops.learner_models.ability as ab
+    from learnops.stages.export import _abilities
+
+    decisions, responses, quiet, tied = sim
+    store = _store(tmp_path, decisions, responses)
+    params = _params(name)
+    want = _whole_table_reference(store, params, tmp_path / "old", row_group_rows=150)
+    monkeypatch.setattr(ab, "BATCH_ROWS", 500)  # Elo: its abilities in batches of learners
+
+    read_back = []  # the decisions are never read back whole: one row group at a time
+    real = pq.ParquetFile.read_row_group
+
+    def spy(self, i, *args, **kwargs):
+        table = real(self, i, *args, **kwargs)
+        if "decision_id" in table.column_names:
+            read_back.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    monkeypatch.setattr(pd, "read_parquet", None)  # the new path must not read whole tables
+    batches = []
+    with_probes = ab._with_probes
+    monkeypatch.setattr(ab, "_with_probes", lambda *a: batches.append(len(a[0])) or with_probes(*a))
+    res = ex.export(store, ALL, tmp_path / "new", chunk_rows=400, row_group_rows=150,
+                    abilities=_abilities(params))  # fmt: skip
+    monkeypatch.undo()
+    got = (tmp_path / "new" / "decisions.parquet").read_bytes()
+    assert got == want
+    n = len(decisions)
+    assert res.counts["decisions"] == n and sum(read_back) == n and max(read_back) <= 150
+    assert len(read_back) > 5
+    # Elo predicts batches of learners (about BATCH_ROWS answers each); Best-LR the whole table
+    assert sum(batches) == len(responses)
+    assert len(batches) > 3 if name == "elo" else len(batches) == 1
+
+    dec = pd.read_parquet(tmp_path / "new" / "decisions.parquet")
+    logged = pd.read_parquet(tmp_path / "old" / "decisions.parquet")  # the reference's output
+    assert dec["ability"].notna().all() and (dec["ability_se"] >= 0).all()
+    # learners with decisions only get the model's starting estimate, constant over time
+    first = dec.loc[dec["learner_hash"].isin(quiet)]
+    assert len(first) and first["ability"].nunique() == 1 and first["ability_se"].nunique() == 1
+    if name == "elo":
+        assert (first["ability"] == 0.0).all() and (first["ability_se"] == 1.0).all()
+    pd.testing.assert_frame_equal(dec, logged)
+
+
+def test_a_decision_at_the_time_of_an_answer_does_not_see_it(sim, tmp_path):
+    """Tie rule: the ability as of a decision made at the very time of an answer comes from the
+    learner's answers strictly before it (the same rule as ``ability_asof``)."""
+    from learnops.learner_models.ability import ability_trajectory, fit_ability_model
+
+    decisions, responses, _, tied = sim
+    params = _params("elo")
+    model = fit_ability_model("elo", responses, params)
+    until = decisions["timestamp"].max()
+    traj = ability_trajectory(model, responses, decisions["learner_hash"], until)
+    q = decisions.iloc[tied]
+    ability, se = traj.asof(q["learner_hash"], q["timestamp"])
+    pairs = q[["learner_hash", "timestamp"]].itertuples(index=False)
+    for (learner, t), a, s in zip(pairs, ability, se, strict=True):
+        theirs = responses.loc[responses["learner_hash"] == learner]
+        before, at = theirs.loc[theirs["timestamp"] < t], theirs.loc[theirs["timestamp"] <= t]
+        assert len(at) > len(before)  # an answer at t exists
+        # Elo's estimate from exactly the answers before t: replay those answers alone
+        probe = pd.concat([before, at.iloc[[-1]]], ignore_index=True)  # scored, not seen
+        probe.loc[len(probe) - 1, "timestamp"] = t + pd.Timedelta(days=1)
+        pred = model.predict(probe)
+        assert a == pytest.approx(pred.ability[-1], abs=1e-12)
+        assert s == pytest.approx(pred.ability_se[-1], abs=1e-12)
+    # a learner id the trajectory does not know: no estimate
+    a, s = traj.asof(["nobody"], [decisions["timestamp"].iloc[0]])
+    assert np.isnan(a).all() and np.isnan(s).all()
+
+
+def test_without_answers_the_logged_abilities_stay_byte_for_byte(sim, tmp_path, caplog):
+    from learnops.stages.export import _abilities
+
+    decisions, responses, _, _ = sim
+    store = _store(tmp_path, decisions, responses.iloc[:0])
+    params = _params("elo")
+    want = _whole_table_reference(store, params, tmp_path / "old", row_group_rows=150)
+    from learnops.data.export import export
+
+    with caplog.at_level("WARNING", logger="learnops.ability"):
+        res = export(store, ALL, tmp_path / "new", chunk_rows=400, row_group_rows=150,
+                     abilities=_abilities(params))  # fmt: skip
+    assert "no responses in the window" in caplog.text
+    assert res.empty == ["responses"]
+    assert (tmp_path / "new" / "decisions.parquet").read_bytes() == want
+
+
+def test_an_empty_window_fails_before_any_ability_is_fitted(sim, tmp_path):
+    from learnops.data.export import export
+    from learnops.errors import NoTrainingData
+
+    decisions, responses, _, _ = sim
+    store = _store(tmp_path, decisions, responses)
+    called = []
+    cfg = ExportConfig(since="2001-01-01", until="2001-01-02", min_data_points=1)
+    with pytest.raises(NoTrainingData):
+        export(store, cfg, tmp_path / "new", abilities=lambda *a: called.append(a))
+    assert not called and not list((tmp_path / "new").glob("*"))
+
+
+def test_read_answers_is_compact(sim, tmp_path):
+    from learnops.data.export import ABILITY_COLUMNS, export, read_answers
+
+    decisions, responses, _, _ = sim
+    store = _store(tmp_path, decisions, responses)
+    export(store, ALL, tmp_path, chunk_rows=400)
+    got = read_answers(tmp_path / "responses.parquet")
+    assert list(got.columns) == list(ABILITY_COLUMNS)
+    for col in ("learner_hash", "item_id", "module"):
+        assert isinstance(got[col].dtype, pd.CategoricalDtype)
+    assert got["correct"].dtype == np.int8
+    whole = pd.read_parquet(tmp_path / "responses.parquet")
+    for col in ABILITY_COLUMNS:
+        assert got[col].astype(object).tolist() == whole[col].astype(object).tolist()
