@@ -5,13 +5,44 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+#: A `learnops serve` of a params.yaml (argv 1) on 127.0.0.1 and a port (argv 2).
+SERVER_SCRIPT = """
+import sys
+from learnops.config import load_params
+from learnops.serve import run
+run(load_params(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(params_path: Path) -> tuple[subprocess.Popen, str]:
+    """The server of ``params_path`` in a subprocess on a free loopback port, on the project's
+    own store (``LEARNOPS_DB_URL`` is dropped): its process and base URL (not yet healthy)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LEARNOPS_DB_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER_SCRIPT, str(params_path), str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> dict:

@@ -14,9 +14,6 @@ benchmarks/results/ability.json. Target: round-trip p99 < 20 ms.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import yaml
-from _server import latency_summary, machine_info, stop, wait_healthy
-from serve import _SERVER, _free_port
+from _server import latency_summary, machine_info, start_server, stop, wait_healthy
 
 from learnops.io import write_json
 
@@ -119,12 +115,7 @@ def main() -> None:
             model = fit_ability_model(name, responses, params)
             fit_s = time.perf_counter() - t
             version = _deploy(params, model, name)
-            port = _free_port()
-            url = f"http://127.0.0.1:{port}"
-            env = {k: v for k, v in os.environ.items() if k != "LEARNOPS_DB_URL"}
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _SERVER, str(params_path), str(port)], env=env
-            )
+            proc, url = start_server(params_path)
             try:
                 wait_healthy(url, proc)
                 rtt, n_resp = [], []

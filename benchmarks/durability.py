@@ -38,8 +38,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import latency_summary, machine_info  # noqa: E402
-from serve import _free_port, _project  # noqa: E402
+from _server import free_port, latency_summary, machine_info  # noqa: E402
+from serve import _project  # noqa: E402
 
 from learnops.config import load_params  # noqa: E402
 from learnops.io import write_json  # noqa: E402
@@ -202,7 +202,7 @@ def kill_runs(
     db = _db_file(params_path)
     out = []
     for run in range(runs):
-        srv = Server(params_path, _free_port(), src=src)
+        srv = Server(params_path, free_port(), src=src)
         kill_at = rng.randint(burst // 3, burst - 10)
 
         def on_answer(k: int, srv: Server = srv, kill_at: int = kill_at) -> None:
@@ -213,7 +213,7 @@ def kill_runs(
         srv.kill()
         ids = res["answered"]
         before = _present(db, ids)  # stored before the crash by the background writer
-        srv2 = Server(params_path, _free_port(), src=src)  # the restart replays the journal
+        srv2 = Server(params_path, free_port(), src=src)  # the restart replays the journal
         found, waited = _wait_present(db, ids, timeout=60)
         srv2.stop()
         out.append(
@@ -240,7 +240,7 @@ def kill_runs(
 
 def lock_run(params_path: Path, bodies: list[dict], seconds: float, requests: int) -> dict:
     db = _db_file(params_path)
-    srv = Server(params_path, _free_port())
+    srv = Server(params_path, free_port())
     locked = threading.Event()
     release = threading.Event()
     held: dict[str, float] = {}
@@ -299,7 +299,7 @@ def lock_run(params_path: Path, bodies: list[dict], seconds: float, requests: in
 def latency_run(
     params_path: Path, bodies: list[dict], n: int, src: str | None, env: dict | None = None
 ) -> dict:
-    srv = Server(params_path, _free_port(), src=src, env=env)
+    srv = Server(params_path, free_port(), src=src, env=env)
     try:
         asyncio.run(_burst(srv.url, bodies, 100))  # warm-up
         httpx.get(srv.url + "/__bench/latency", timeout=10)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from _server import deploy_trained_mlp, machine_info, stop, wait_healthy
+from _server import deploy_trained_mlp, free_port, machine_info, stop, wait_healthy
 from scipy import stats
 
 from learnops.config import load_params
@@ -43,12 +42,6 @@ from learnops.io import write_json
 RESULTS = Path(__file__).resolve().parent / "results" / "experiment_loop.json"
 ARMS = {"ml": 0.4, "gpt4": 0.4, "hybrid": 0.2}
 ADMIN = "bench-admin-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _learnops(*args: str, env: dict[str, str], cwd: Path) -> str:
@@ -146,7 +139,7 @@ def main() -> None:
         "LEARNOPS_DB_URL": load_params(params_path).db_url,
     }
     env.pop("LEARNOPS_TOKENS", None)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "learnops", "serve", "--port", str(port), "--params", "params.yaml"],

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from _server import latency_summary, machine_info, stop, wait_healthy
-from serve import _SERVER, _free_port, _project
+from _server import latency_summary, machine_info, start_server, stop, wait_healthy
+from serve import _project
 
 from learnops.io import write_json
 
@@ -59,15 +57,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="learnops-bench-") as tmp:
         params_path, bodies = _project(Path(tmp), True, args.seed)
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if k != "LEARNOPS_DB_URL"}
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(params_path), str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc, url = start_server(params_path)
         try:
             wait_healthy(url, proc, timeout=60.0)
             load_before = os.getloadavg()[0]

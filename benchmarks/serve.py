@@ -13,35 +13,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import yaml
-from _server import deploy_trained_mlp, latency_summary, machine_info, stop, wait_healthy
+from _server import (
+    deploy_trained_mlp,
+    latency_summary,
+    machine_info,
+    start_server,
+    stop,
+    wait_healthy,
+)
 
 from learnops.contracts import FEATURES
 from learnops.io import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve.json"
 TARGET_P99_MS = 10.0
-
-_SERVER = """
-import sys
-from learnops.config import load_params
-from learnops.serve import run
-run(load_params(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _project(root: Path, with_model: bool, seed: int) -> tuple[Path, list[dict]]:
@@ -122,15 +113,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="learnops-bench-") as tmp:
         root = Path(tmp)
         params_path, bodies = _project(root, not args.no_model, args.seed)
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if k != "LEARNOPS_DB_URL"}
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(params_path), str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc, url = start_server(params_path)
         try:
             health = wait_healthy(url, proc, timeout=60.0)
             load_before = os.getloadavg()[0]

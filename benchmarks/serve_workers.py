@@ -31,8 +31,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from _server import deploy_trained_mlp, latency_summary, machine_info, stop, wait_healthy
-from serve import _free_port
+from _server import deploy_trained_mlp, free_port, latency_summary, machine_info, stop, wait_healthy
 
 from learnops.contracts import FEATURES
 from learnops.io import write_json
@@ -205,7 +204,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="learnops-bench-") as tmp:
         root = Path(tmp)
         params_path, bodies = _project(root, url_db, args.seed)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = dict(os.environ)
         cmd = [sys.executable, "-m", "learnops", "serve", "--params", str(params_path), "--port",

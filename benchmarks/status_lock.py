@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _server import machine_info, scratch_project, wait_healthy
+from _server import free_port, machine_info, scratch_project, wait_healthy
 from _server import stop as stop_server
 
 from learnops.config import load_params
@@ -49,12 +48,6 @@ print(json.dumps({"refused": refused}))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -68,7 +61,7 @@ def main() -> None:
     args.params = args.params or scratch_project()
     params = load_params(args.params)
     root = params.path(params.paths.models_dir) / "registry"
-    port = args.port or _free_port()
+    port = args.port or free_port()
     env = {**os.environ, "LEARNOPS_ADMIN_TOKENS": hash_token(TOKEN)}
     learnops = Path(sys.executable).with_name("learnops")
     server = subprocess.Popen(
