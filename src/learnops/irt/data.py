@@ -144,15 +144,22 @@ def encode(df: pd.DataFrame, what: str = "responses") -> Encoded:
 
 def data_warnings(enc: Encoded) -> list[str]:
     """Human-readable notes on items/learners the data can barely identify."""
+    single = int((enc.learner_counts == 1).sum())
+    return count_warnings(enc.item_ids, enc.item_counts, enc.item_correct, single)
+
+
+def count_warnings(
+    item_ids: np.ndarray, n: np.ndarray, k: np.ndarray, single_learners: int
+) -> list[str]:
+    """``data_warnings`` from the answers ``n`` and correct answers ``k`` per item and the
+    number of learners with a single answer (what a partitioned dataset's workers return)."""
     out: list[str] = []
-    n, k = enc.item_counts, enc.item_correct
-    out += _listed("item(s) with all responses correct", enc.item_ids[(k == n) & (n > 0)])
-    out += _listed("item(s) with all responses wrong", enc.item_ids[k == 0])
-    out += _listed("item(s) with a single response", enc.item_ids[n == 1])
-    nl = enc.learner_counts
-    if (nl == 1).any():
+    out += _listed("item(s) with all responses correct", item_ids[(k == n) & (n > 0)])
+    out += _listed("item(s) with all responses wrong", item_ids[k == 0])
+    out += _listed("item(s) with a single response", item_ids[n == 1])
+    if single_learners:
         out.append(
-            f"{int((nl == 1).sum())} learner(s) with a single response "
+            f"{single_learners} learner(s) with a single response "
             "(their ability is mostly the prior)"
         )
     return out

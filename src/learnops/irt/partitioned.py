@@ -49,6 +49,7 @@ from learnops.irt.parallel import (
     ShardOut,
     lane_run,
 )
+from learnops.irt.se import louis_flops_from_hist
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -649,30 +650,11 @@ def _merge_acc(acc: Any, lane: tuple[list[ShardOut], Any]) -> Any:
 
 def count_warnings(summary: DatasetSummary) -> list[str]:
     """``data.data_warnings`` from the reduced counts (the same notes, in the same words)."""
-    from learnops.irt.data import _listed
+    from learnops.irt.data import count_warnings as from_counts
 
-    n, k, ids = summary.n, summary.k, summary.item_ids
-    out: list[str] = []
-    out += _listed("item(s) with all responses correct", ids[(k == n) & (n > 0)])
-    out += _listed("item(s) with all responses wrong", ids[k == 0])
-    out += _listed("item(s) with a single response", ids[n == 1])
     hist = summary.per_learner_hist
     single = int(hist[1]) if len(hist) > 1 else 0
-    if single:
-        out.append(
-            f"{single} learner(s) with a single response (their ability is mostly the prior)"
-        )
-    return out
-
-
-def louis_flops_from_hist(model: str, hist: np.ndarray, n_items: int, n_nodes: int) -> float:
-    """``se.louis_exact_flops`` from the histogram of answers per learner (not the per-learner
-    counts, which the driver does not hold)."""
-    k = 3 if model == "3pl" else 2
-    m = np.arange(len(hist), dtype=float)
-    if model != "3pl" and hist[np.arange(len(hist)) != n_items].sum() == 0:
-        return 0.0
-    return float((m * m * hist).sum()) * k * k * n_nodes * 2
+    return from_counts(summary.item_ids, summary.n, summary.k, single)
 
 
 def fit_partitioned(

@@ -44,11 +44,17 @@ def louis_exact_flops(model: str, per_learner: np.ndarray, n_items: int, n_nodes
     """Estimated work of ``louis-exact`` from the answers per learner (repeats counted, so an
     upper bound); 0 when every learner has one answer per item in a 1PL/2PL (taken to be the
     complete design, which has a closed form: ``ExactLouisAccumulator._dense_all_seen``)."""
+    return louis_flops_from_hist(model, np.bincount(per_learner), n_items, n_nodes)
+
+
+def louis_flops_from_hist(model: str, hist: np.ndarray, n_items: int, n_nodes: int) -> float:
+    """``louis_exact_flops`` from the histogram of answers per learner (``hist[m]`` learners
+    answered m times: what a partitioned dataset's driver holds)."""
     k = 3 if model == "3pl" else 2
-    if model != "3pl" and (per_learner == n_items).all():
+    m = np.arange(len(hist), dtype=float)
+    if model != "3pl" and hist[np.arange(len(hist)) != n_items].sum() == 0:
         return 0.0
-    m = per_learner.astype(float)
-    return float((m * m).sum()) * k * k * n_nodes * 2
+    return float((m * m * hist).sum()) * k * k * n_nodes * 2
 
 
 def choose_method(se: str, model: str, n_items: int, n_responses: int, flops: float = 0.0) -> str:
