@@ -163,3 +163,45 @@ def test_cli_no_priors_ses_match_exact_with_repeats(tmp_path, monkeypatch):
     for col in ("discrimination_se", "difficulty_se"):
         ratio = items[col].to_numpy() / exact[col].to_numpy()
         assert np.abs(ratio - 1).max() < 0.05 and np.median(np.abs(ratio - 1)) < 0.02, col
+
+
+def _interleaved_upper(full: np.ndarray) -> np.ndarray:
+    """The upper triangle of a symmetric matrix, the rest garbage (what the SE pass builds)."""
+    out = np.triu(full)
+    out += np.tril(np.full_like(full, 7.0), -1)
+    return out
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_inverse_diag_blocks_in_place_equal_the_full_inverse(k):
+    rng = np.random.default_rng(3)
+    n_items = 40
+    x = rng.standard_normal((k * n_items, k * n_items + 5))
+    full = x @ x.T / x.shape[1] + 0.1 * np.eye(k * n_items)
+    info = _interleaved_upper(full)
+    warnings: list[str] = []
+    blocks = se_mod._inverse_diag_blocks(info, n_items, k, warnings, workers=2)
+    want = np.linalg.inv(full).reshape(n_items, k, n_items, k)
+    diag = np.arange(n_items)
+    np.testing.assert_allclose(blocks, want[diag, :, diag, :], rtol=1e-9, atol=1e-12)
+    assert warnings == []
+
+
+@pytest.mark.parametrize("with_rebuild", [True, False])
+def test_inverse_diag_blocks_fall_back_to_lu_on_the_original_matrix(with_rebuild):
+    """Not positive definite: the factorization overwrote part of ``info``; the LU fallback
+    must still invert the original matrix (rebuilt, or copied before)."""
+    rng = np.random.default_rng(4)
+    n_items, k = 30, 2
+    q, _ = np.linalg.qr(rng.standard_normal((k * n_items, k * n_items)))
+    eig = np.linspace(0.5, 3.0, k * n_items)
+    eig[7] = -0.8  # indefinite, still invertible
+    full = (q * eig) @ q.T
+    info = _interleaved_upper(full)
+    rebuild = (lambda: _interleaved_upper(full)) if with_rebuild else None
+    warnings: list[str] = []
+    blocks = se_mod._inverse_diag_blocks(info, n_items, k, warnings, rebuild=rebuild)
+    want = np.linalg.inv(full).reshape(n_items, k, n_items, k)
+    diag = np.arange(n_items)
+    np.testing.assert_allclose(blocks, want[diag, :, diag, :], rtol=1e-8, atol=1e-10)
+    assert warnings and "not positive definite" in warnings[0]

@@ -312,11 +312,11 @@ class ShardedEStep:
         accs = [None if callback is None else callback.fresh() for _ in lanes_h]
         results = self.engine.run(lanes_h, p, fast, abilities, accs=accs)
         outs = [o for lane_outs, _ in results for o in lane_outs]
-        loglik, r, w = outs[0].loglik, outs[0].r, outs[0].w
+        loglik, r, w = outs[0].loglik, outs[0].r.copy(), outs[0].w.copy()
         for o in outs[1:]:
             loglik += o.loglik
-            r = r + o.r
-            w = w + o.w
+            r += o.r
+            w += o.w
         ab = None
         if abilities:
             ab = np.empty((self.n_learners, 2))

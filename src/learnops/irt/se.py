@@ -16,6 +16,7 @@ guessing (delta method).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -539,10 +540,11 @@ class ExactLouisAccumulator:
         cov = np.block([[mom[2], mom[1]], [mom[1], mom[0]]]) - means.T @ means
         self.dense_part = cov if self.dense_part is None else self.dense_part + cov
 
-    def matrix(self) -> np.ndarray:
+    def matrix(self, keep: bool = False) -> np.ndarray:
         """Σ_i Cov_post[S_i] as a (k·I)² matrix in *item-interleaved* order (row j·k + s is
         parameter s of item j). Only the upper triangle is filled (the blocks of item pairs
-        j ≤ j'; the diagonal blocks in full): what an upper Cholesky factorization reads."""
+        j ≤ j'; the diagonal blocks in full): what an upper Cholesky factorization reads.
+        The packed sums are released unless ``keep`` (to build the matrix again)."""
         k, n_items = self.k, self.n_items
         torch = self._t()["torch"]
         # torch's allocator, not numpy's: numpy asks for transparent huge pages on large
@@ -553,7 +555,8 @@ class ExactLouisAccumulator:
             out[j, :, j:, :] = packed[start : start + n_items - j].transpose(1, 0, 2)
         del packed
         out = out.reshape(k * n_items, k * n_items)
-        self.pairs = None
+        if not keep:
+            self.pairs = None
         if self.dense_part is not None:  # full symmetric, in pack order (a block, d block)
             dense = self.dense_part.reshape(k, n_items, k, n_items).transpose(1, 0, 3, 2)
             out += np.triu(dense.reshape(k * n_items, k * n_items))
@@ -583,20 +586,22 @@ def louis_exact_cov(
     n_items = len(p.a)
     acc = ExactLouisAccumulator(p, es.theta, n_items)
     abilities = es.run(p, abilities=True, callback=acc)[3]
-    info = acc.matrix()
-    np.negative(info, out=info)
-    del acc
     hc = _complete_data_hessian(p, r, w, es.theta, priors, include_a=model != "1pl")
     k = hc.shape[1]
     diag = np.arange(n_items)
-    blocks = info.reshape(n_items, k, n_items, k)
-    for s in range(k):
-        for t in range(k):
-            blocks[diag, s, diag, t] -= hc[:, s, t]
-    workers = getattr(es, "workers", 1)
+
+    def information(keep: bool) -> np.ndarray:
+        info = acc.matrix(keep=keep)
+        np.negative(info, out=info)
+        blocks = info.reshape(n_items, k, n_items, k)
+        for s in range(k):
+            for t in range(k):
+                blocks[diag, s, diag, t] -= hc[:, s, t]
+        return info
+
     if model == "1pl":  # common slope: a_j = a for all j (Jᵀ I J), plus its prior once
-        full = _symmetric_from_upper(info, n_items, k)
-        del info, blocks
+        full = _symmetric_from_upper(information(keep=False), n_items, k)
+        del acc
         info = np.empty((1 + n_items, 1 + n_items))
         info[1:, 1:] = full[:, 1, :, 1]
         col = full[:, 0].sum(axis=0)  # (I, k): Σ_j info[(j, a), (j', t)]
@@ -604,7 +609,12 @@ def louis_exact_cov(
         info[0, 0] = col[:, 0].sum() + _prior_a_curvature(p, priors)
         del full
         return _inverse_blocks_1pl(info, n_items, warnings), abilities
-    return _inverse_diag_blocks(info, n_items, k, warnings, workers), abilities
+    workers = getattr(es, "workers", 1)
+    # factorized in place; built again from the packed sums only if that fails
+    cov = _inverse_diag_blocks(
+        information(keep=True), n_items, k, warnings, workers, rebuild=lambda: information(False)
+    )
+    return cov, abilities
 
 
 def _symmetric_from_upper(upper: np.ndarray, n_items: int, k: int) -> np.ndarray:
@@ -628,30 +638,44 @@ def _prior_a_curvature(p: Params, priors: Priors) -> float:
 
 
 def _inverse_diag_blocks(
-    info: np.ndarray, n_items: int, k: int, warnings: list[str], workers: int = 1
+    info: np.ndarray,
+    n_items: int,
+    k: int,
+    warnings: list[str],
+    workers: int = 1,
+    rebuild: Callable[[], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-item (k, k) diagonal blocks of info⁻¹, info item-interleaved with its upper triangle
     filled: upper Cholesky info = UᵀU and its inverse from U (MKL's potrf/potri through torch,
-    on ``workers`` threads), LU (or a pseudo-inverse) if info is not positive definite."""
+    on ``workers`` threads), LU (or a pseudo-inverse) if info is not positive definite.
+
+    The factor, then the inverse, overwrite ``info`` (no fresh (k·I)² buffers: their first
+    touches cost more than the factorization on some virtual machines); ``rebuild`` returns a
+    new copy of the matrix for the fallback (without it, ``info`` is copied first).
+    """
     import torch
 
+    if rebuild is None:
+        kept = info.copy()
+        rebuild = lambda: kept  # noqa: E731
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, workers))
     try:
         # info is C-ordered with the upper triangle filled: its transpose, seen in Fortran
         # order by LAPACK, is the same memory; torch reads the lower triangle of ``info.T``
-        lower = torch.from_numpy(info).T
-        chol, status = torch.linalg.cholesky_ex(lower)
+        work = torch.from_numpy(info).T
+        status = torch.empty((), dtype=torch.int32)
+        torch.linalg.cholesky_ex(work, out=(work, status))
         if int(status) == 0:
-            inv = torch.cholesky_inverse(chol).numpy()
-            del chol
-            blocks = inv.reshape(n_items, k, n_items, k)
+            torch.cholesky_inverse(work, out=work)
+            blocks = info.reshape(n_items, k, n_items, k)
             diag = np.arange(n_items)
             return np.ascontiguousarray(blocks[diag, :, diag, :])
     finally:
         torch.set_num_threads(threads)
+    del work, info
     warnings.append("information matrix is not positive definite: standard errors are unreliable")
-    full = _symmetric_from_upper(info, n_items, k).reshape(k * n_items, -1)
+    full = _symmetric_from_upper(rebuild(), n_items, k).reshape(k * n_items, -1)
     try:
         cov = np.linalg.inv(full)
     except np.linalg.LinAlgError:
