@@ -139,3 +139,45 @@ def test_cli_engine_options(tmp_path):
     bad = runner.invoke(app, ["fit", str(path), "--out", str(tmp_path / "x"), "--engine", "spark"])
     assert isinstance(bad.exception, irt_error())
     assert "--engine must be local or dask" in str(bad.exception)
+
+
+class _FakeLibc:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_fit_heap_keeps_the_heap_during_the_outer_fit_only():
+    lib = _FakeLibc()
+    with parallel.fit_heap(lib):
+        assert lib.calls == [("mallopt", k, v) for k, v in parallel.FIT_MALLOC.items()]
+        with parallel.fit_heap(lib):  # a fit inside a fit: nothing more
+            pass
+        assert len(lib.calls) == len(parallel.FIT_MALLOC)
+    after = lib.calls[len(parallel.FIT_MALLOC) :]
+    assert after == [("mallopt", k, v) for k, v in parallel.AFTER_FIT_MALLOC.items()] + [
+        ("malloc_trim", 0)
+    ]
+    lib.calls.clear()
+    with pytest.raises(RuntimeError), parallel.fit_heap(lib):  # released on errors too
+        raise RuntimeError("fit failed")
+    assert lib.calls[-1] == ("malloc_trim", 0)
+    # the values are ones glibc accepts (mallopt returns 1): the mmap threshold ≤ 32 MB
+    assert parallel.FIT_MALLOC[-3] <= 32 << 20
+
+
+def test_fit_heap_uses_glibc_here():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not a glibc system: fit_heap is a no-op")
+    lib = parallel._glibc()
+    assert lib is not None
+    assert lib.mallopt(-2, 128 << 10) == 1  # M_TOP_PAD accepted

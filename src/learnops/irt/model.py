@@ -167,6 +167,22 @@ def fit(
     ``engine``, ``workers`` and ``dask_address``). The estimate is deterministic (the same for
     any engine and number of workers); ``seed`` is recorded only.
     """
+    from learnops.irt.parallel import fit_heap
+
+    with fit_heap():
+        return _fit(responses, model, config, seed, progress, priors, se, engine)
+
+
+def _fit(
+    responses: pd.DataFrame,
+    model: str,
+    config: IrtConfig | None,
+    seed: int,
+    progress: bool,
+    priors: bool,
+    se: str,
+    engine: Any,
+) -> IrtFit:
     cfg = config or IrtConfig()
     if model not in MODELS:
         raise LearnopsError(f"unknown IRT model {model!r} (use one of {', '.join(MODELS)})")
