@@ -292,3 +292,47 @@ def test_float32_fast_path_agrees_with_float64(monkeypatch, per_learner, sparse_
     )
     np.testing.assert_allclose(fast.items["difficulty"], exact.items["difficulty"], atol=2e-3)
     assert fast.loglik == pytest.approx(exact.loglik, abs=1e-2)
+
+
+@pytest.mark.parametrize("cache_rows", [1, 37, 4096])
+def test_torch_blocks_give_the_whole_chunk_sums_bit_for_bit(cache_rows, monkeypatch):
+    """The torch E-step in cache-sized blocks (the expected counts carried from block to block)
+    equals one embedding-bag pass over the whole chunk exactly: loglik, counts, posteriors."""
+    import torch
+    from torch.nn.functional import embedding_bag
+
+    from learnops.irt.em import initial_params
+    from learnops.irt.params import item_logprobs
+
+    monkeypatch.setattr(estep, "CACHE_ROWS", cache_rows)
+    df = simulate(3000, 150, 7, seed=9).responses  # some items unseen by a block's learners
+    enc = encode(df)
+    theta, logw = quadrature(31, 6.0)
+    es = EStep(design_matrix(enc), theta, logw, chunk_cells=1 << 16, backend="torch")
+    lp, l1p = item_logprobs(initial_params(enc, "2pl"), theta)
+    m32 = torch.from_numpy(np.vstack([lp, l1p]).astype(np.float32))
+    assert len(es.chunks) > 1 and all(c.torch_idx is not None for c in es.chunks)
+    for ch in es.chunks:
+        xt = ch.x.T.tocsr()
+        idx = torch.from_numpy(ch.x.indices.astype(np.int64))
+        off = torch.from_numpy(ch.x.indptr[:-1].astype(np.int64))
+        idx_t = torch.from_numpy(xt.indices.astype(np.int64))
+        off_t = torch.from_numpy(xt.indptr[:-1].astype(np.int64))
+        # the whole-chunk reference (float32 sums over all the chunk's rows at once)
+        post = embedding_bag(idx, m32, off, mode="sum")
+        post += torch.from_numpy(logw.astype(np.float32))
+        lse = torch.logsumexp(post, dim=1, keepdim=True)
+        post = torch.exp(post - lse)
+        want = embedding_bag(idx_t, post, off_t, mode="sum").numpy().astype(np.float64)
+        ll, counts, _ = estep._torch_chunk_fast(ch, m32, logw)
+        assert ll == float(lse.sum(dtype=torch.float64))
+        np.testing.assert_array_equal(counts, want)
+        post64 = embedding_bag(idx, m32, off, mode="sum").numpy().astype(np.float64)
+        ll64 = estep._posterior_inplace(post64, logw)
+        want64 = embedding_bag(
+            idx_t, torch.from_numpy(post64.astype(np.float32)), off_t, mode="sum"
+        )
+        ll_b, counts_b, post_b = estep._torch_chunk(ch, m32, logw)
+        assert ll_b == ll64
+        np.testing.assert_array_equal(counts_b, want64.numpy().astype(np.float64))
+        np.testing.assert_array_equal(post_b, post64)

@@ -29,6 +29,10 @@ TORCH_MIN_RESPONSES = 2_000_000
 FAST_MIN_RESPONSES = 1_000_000
 #: Dense chunks are kept in memory between E-steps when all of them fit in this many bytes.
 DENSE_CACHE_BYTES = 256 * 2**20
+#: Torch chunks are processed in blocks of this many learners, whose float32 posterior (1 MB at
+#: 61 nodes) stays in a core's cache between its passes; the expected counts are carried from
+#: block to block so that they are the whole chunk's sums, bit for bit.
+CACHE_ROWS = 4096
 
 
 def quadrature(n_points: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
@@ -301,40 +305,68 @@ def _torch_ok() -> bool:
     return True
 
 
-def _torch_index(xc: sp.csr_matrix) -> tuple[Any, Any, Any, Any]:
+def _torch_index(xc: sp.csr_matrix) -> tuple[Any, Any, list[tuple]]:
+    """Embedding-bag indices of a chunk: the responses' columns and row offsets, and per block
+    of ``CACHE_ROWS`` rows the transposed bags (one per column) that start with a carry row."""
     import torch
 
-    xt = xc.T.tocsr()
-    return (
-        torch.from_numpy(xc.indices.astype(np.int64)),
-        torch.from_numpy(xc.indptr[:-1].astype(np.int64)),
-        torch.from_numpy(xt.indices.astype(np.int64)),
-        torch.from_numpy(xt.indptr[:-1].astype(np.int64)),
-    )
+    idx = torch.from_numpy(xc.indices.astype(np.int64))
+    blocks = []
+    for lo in range(0, xc.shape[0], CACHE_ROWS):
+        hi = min(xc.shape[0], lo + CACHE_ROWS)
+        a, b = int(xc.indptr[lo]), int(xc.indptr[hi])
+        xt = _row_block(xc, lo, hi).T.tocsr()  # columns × block rows, rows sorted per column
+        n_cols, rows = xt.shape
+        sizes = np.diff(xt.indptr)
+        starts = np.zeros(n_cols, dtype=np.int64)
+        np.cumsum(sizes[:-1] + 1, out=starts[1:])
+        bags = np.empty(xt.nnz + n_cols, dtype=np.int64)
+        bags[starts] = rows + np.arange(n_cols)  # the carry: row ``rows + c`` of the table
+        bags[np.repeat(starts + 1 - xt.indptr[:-1], sizes) + np.arange(xt.nnz)] = xt.indices
+        off = torch.from_numpy((xc.indptr[lo:hi] - a).astype(np.int64))
+        blocks.append((lo, hi, a, b, off, torch.from_numpy(bags), torch.from_numpy(starts)))
+    return idx, torch.from_numpy(xc.indptr[:-1].astype(np.int64)), blocks
 
 
-def _torch_chunk(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Float32 embedding-bag sums (multi-threaded, SIMD) for large sparse chunks."""
+def _carried_counts(blocks: list[tuple], post32: Any, carry: Any) -> Any:
+    """Σ over a chunk's rows of the posterior rows, per response column: block by block, each
+    column's bag adding its rows to the carried sum (the whole chunk's float32 sums, in order)."""
     import torch
     from torch.nn.functional import embedding_bag
 
-    idx, off, idx_t, off_t = ch.torch_idx
+    for lo, hi, _, _, _, bags, starts in blocks:
+        carry = embedding_bag(bags, torch.cat([post32[lo:hi], carry]), starts, mode="sum")
+    return carry
+
+
+def _torch_chunk(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Float32 embedding-bag sums (SIMD) for large sparse chunks; float64 posteriors."""
+    import torch
+    from torch.nn.functional import embedding_bag
+
+    idx, off, blocks = ch.torch_idx
     post = embedding_bag(idx, m32, off, mode="sum").numpy().astype(np.float64)
     loglik = _posterior_inplace(post, logw)
-    counts = embedding_bag(idx_t, torch.from_numpy(post.astype(np.float32)), off_t, mode="sum")
+    post32 = torch.from_numpy(post.astype(np.float32))
+    counts = _carried_counts(blocks, post32, torch.zeros_like(m32))
     return loglik, counts.numpy().astype(np.float64), post
 
 
 def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:
-    """Like ``_torch_chunk`` with the posterior normalization in (multi-threaded) float32."""
+    """Like ``_torch_chunk`` with the posterior normalization in float32, one cache-sized
+    block of learners at a time (``CACHE_ROWS``)."""
     import torch
     from torch.nn.functional import embedding_bag
 
-    idx, off, idx_t, off_t = ch.torch_idx
-    post = embedding_bag(idx, m32, off, mode="sum")
-    post += torch.from_numpy(logw.astype(np.float32))
-    lse = torch.logsumexp(post, dim=1, keepdim=True)
-    post -= lse
-    torch.exp_(post)
-    counts = embedding_bag(idx_t, post, off_t, mode="sum")
-    return float(lse.sum(dtype=torch.float64)), counts.numpy().astype(np.float64), None
+    idx, _, blocks = ch.torch_idx
+    lw = torch.from_numpy(logw.astype(np.float32))
+    lse = torch.empty((ch.x.shape[0], 1), dtype=torch.float32)
+    carry = torch.zeros_like(m32)
+    for lo, hi, a, b, off, bags, starts in blocks:
+        post = embedding_bag(idx[a:b], m32, off, mode="sum")
+        post += lw
+        torch.logsumexp(post, dim=1, keepdim=True, out=lse[lo:hi])
+        post -= lse[lo:hi]
+        torch.exp_(post)
+        carry = embedding_bag(bags, torch.cat([post, carry]), starts, mode="sum")
+    return float(lse.sum(dtype=torch.float64)), carry.numpy().astype(np.float64), None
