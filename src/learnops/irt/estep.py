@@ -9,6 +9,8 @@ abilities.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -160,8 +162,7 @@ class EStep:
         counts in float32; EM uses it on large problems before polishing in the default mode.
         """
         fast = fast and not abilities and callback is None
-        lp, l1p = item_logprobs(p, self.theta)
-        m = np.vstack([lp, l1p])
+        lp, l1p, m = item_tables(p, self.theta)
         m32 = None
         counts = np.zeros_like(m)
         loglik = 0.0
@@ -169,9 +170,7 @@ class EStep:
         for ch in self.chunks:
             if ch.torch_idx is not None:
                 if m32 is None:
-                    import torch
-
-                    m32 = torch.from_numpy(m.astype(np.float32))
+                    m32 = item_tables_f32(p, self.theta, m)
                 chunk_fn = _torch_chunk_fast if fast else _torch_chunk
                 ll_c, counts_c, post = chunk_fn(ch, m32, self.logw)
                 loglik += ll_c
@@ -193,6 +192,36 @@ class EStep:
             if callback is not None:
                 callback(ch, post)
         return loglik, counts[: self.n_items], counts[self.n_items :], ab
+
+
+_tables_lock = threading.Lock()
+_tables_last: list[Any] = [None, None, None]  # weak refs to (p, theta), and their tables
+
+
+def item_tables(p: Params, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log P, log(1 − P) and both stacked (2·items × nodes) at ``p``: computed once for all the
+    shards that run an E-step at the same ``p`` in this process (the last ``p`` is kept)."""
+    with _tables_lock:
+        ref_p, ref_theta, tables = _tables_last
+        if ref_p is not None and ref_p() is p and ref_theta() is theta:
+            return tables[:3]
+        lp, l1p = item_logprobs(p, theta)
+        tables = [lp, l1p, np.vstack([lp, l1p]), None]
+        _tables_last[:] = [weakref.ref(p), weakref.ref(theta), tables]
+        return lp, l1p, tables[2]
+
+
+def item_tables_f32(p: Params, theta: np.ndarray, m: np.ndarray) -> Any:
+    """The stacked table ``m`` as a float32 torch tensor, shared like ``item_tables``."""
+    import torch
+
+    with _tables_lock:
+        ref_p, ref_theta, tables = _tables_last
+        if ref_p is not None and ref_p() is p and ref_theta() is theta and tables[2] is m:
+            if tables[3] is None:
+                tables[3] = torch.from_numpy(m.astype(np.float32))
+            return tables[3]
+    return torch.from_numpy(m.astype(np.float32))
 
 
 def _sparse_chunk(ch: Chunk, m: np.ndarray, logw: np.ndarray) -> tuple[float, Any, np.ndarray]:
