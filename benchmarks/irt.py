@@ -246,6 +246,7 @@ def _workers_case(n_learners: int, workers: list[int], repeat: int) -> dict:
             f = irt.fit(s.responses, "2pl", engine=eng)
             seconds = time.perf_counter() - t0
             ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            eng.close()
             cpu = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
             fits.append({"workers": w, "run": run + 1, "seconds": round(seconds, 3),
                          "cpu_seconds": round(cpu, 3), "iterations": f.iterations,
