@@ -63,9 +63,11 @@ def item_terms(
     *,
     include_a_prior: bool = True,
     need: str = "all",
+    logprobs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Per item: expected complete-data log posterior, its gradient and Fisher information."""
-    lp, l1p = item_logprobs(p, theta)
+    """Per item: expected complete-data log posterior, its gradient and Fisher information
+    (``logprobs``: ``item_logprobs(p, theta)`` if already computed)."""
+    lp, l1p = logprobs if logprobs is not None else item_logprobs(p, theta)
     obj = np.einsum("iq,iq->i", r, lp) + np.einsum("iq,iq->i", w, l1p)
     pv, pg, pinfo = _prior_terms(p, pri, include_a_prior)
     obj = obj + pv
@@ -116,15 +118,17 @@ def mstep(
         return _mstep_1pl(p, r, w, theta, pri, max_inner, tol)
     k = 2 if p.g is None else 3
     ridge = 1e-9 * np.eye(k)
+    logprobs = None  # of the current p, from the line search that accepted it
     for _ in range(max_inner):
-        obj, grad, info = item_terms(p, r, w, theta, pri)
+        obj, grad, info = item_terms(p, r, w, theta, pri, logprobs=logprobs)
         step = np.linalg.solve(info + ridge, grad[:, :, None])[:, :, 0]
         big = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, MAX_STEP / np.maximum(big, 1e-300))[:, None]
         t = np.ones(len(p.a))
         for _ in range(40):
             cand = clip(add_step(p, step, t), pri)
-            new_obj, _, _ = item_terms(cand, r, w, theta, pri, need="obj")
+            logprobs = item_logprobs(cand, theta)
+            new_obj, _, _ = item_terms(cand, r, w, theta, pri, need="obj", logprobs=logprobs)
             bad = new_obj < obj - 1e-12 * np.abs(obj)
             if not bad.any():
                 break
@@ -133,6 +137,7 @@ def mstep(
             cand.a[bad], cand.d[bad] = p.a[bad], p.d[bad]
             if cand.g is not None:
                 cand.g[bad] = p.g[bad]
+            logprobs = None
         moved = np.abs(np.stack([cand.a - p.a, cand.d - p.d], axis=1)).max()
         p = cand
         if moved < tol:
