@@ -181,3 +181,20 @@ def test_fit_heap_uses_glibc_here():
     lib = parallel._glibc()
     assert lib is not None
     assert lib.mallopt(-2, 128 << 10) == 1  # M_TOP_PAD accepted
+
+
+def test_fits_run_inside_fit_heap(monkeypatch, tmp_path):
+    """``irt.fit`` and ``fit_partitioned`` set the heap up once each and release it after."""
+    from learnops.irt.partitioned import fit_partitioned, partition_responses
+
+    lib = _FakeLibc()
+    monkeypatch.setattr(parallel, "_glibc", lambda: lib)
+    df = _data()
+    irt.fit(df, "2pl", se="none", engine=parallel.LocalEngine(2))
+    assert [c[0] for c in lib.calls].count("malloc_trim") == 1
+    assert lib.calls[0] == ("mallopt", -3, parallel.FIT_MALLOC[-3])
+    lib.calls.clear()
+    df.to_parquet(tmp_path / "responses.parquet")
+    partition_responses(tmp_path / "responses.parquet", tmp_path / "parts", shards=3)
+    fit_partitioned(tmp_path / "parts", "2pl", se="none", engine=parallel.LocalEngine(2))
+    assert [c[0] for c in lib.calls].count("malloc_trim") == 1

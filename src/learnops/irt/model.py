@@ -17,6 +17,7 @@ from learnops.errors import LearnopsError
 from learnops.irt.data import data_warnings, encode, learner_column
 from learnops.irt.em import EMResult, run_em
 from learnops.irt.estep import EStep, design_matrix, quadrature
+from learnops.irt.parallel import keeps_heap
 from learnops.irt.params import Params, Priors
 from learnops.irt.scoring import item_params, probability
 from learnops.irt.se import transformed_se
@@ -146,6 +147,7 @@ def load(directory: str | Path) -> IrtFit:
     )
 
 
+@keeps_heap
 def fit(
     responses: pd.DataFrame,
     model: str = "2pl",
@@ -167,22 +169,6 @@ def fit(
     ``engine``, ``workers`` and ``dask_address``). The estimate is deterministic (the same for
     any engine and number of workers); ``seed`` is recorded only.
     """
-    from learnops.irt.parallel import fit_heap
-
-    with fit_heap():
-        return _fit(responses, model, config, seed, progress, priors, se, engine)
-
-
-def _fit(
-    responses: pd.DataFrame,
-    model: str,
-    config: IrtConfig | None,
-    seed: int,
-    progress: bool,
-    priors: bool,
-    se: str,
-    engine: Any,
-) -> IrtFit:
     cfg = config or IrtConfig()
     if model not in MODELS:
         raise LearnopsError(f"unknown IRT model {model!r} (use one of {', '.join(MODELS)})")

@@ -27,7 +27,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -141,6 +141,8 @@ def _pin_one_thread() -> None:
 FIT_MALLOC = {-3: 32 << 20, -1: 256 << 20, -2: 64 << 20}  # MMAP_THRESHOLD, TRIM_THRESHOLD, TOP_PAD
 AFTER_FIT_MALLOC = {-1: 64 << 20, -2: 128 << 10}
 _heap_lock = threading.Lock()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _heap_depth = [0]
 
 
@@ -178,6 +180,17 @@ def fit_heap(lib: Any = None) -> Iterator[None]:
                 for param, value in AFTER_FIT_MALLOC.items():
                     lib.mallopt(param, value)
                 lib.malloc_trim(0)
+
+
+def keeps_heap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorator: ``fn`` (a fit) runs inside ``fit_heap()``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with fit_heap():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 @contextlib.contextmanager

@@ -47,6 +47,7 @@ from learnops.irt.parallel import (
     Shard,
     ShardedEStep,
     ShardOut,
+    keeps_heap,
     lane_run,
 )
 from learnops.irt.se import louis_flops_from_hist
@@ -657,6 +658,7 @@ def count_warnings(summary: DatasetSummary) -> list[str]:
     return from_counts(summary.item_ids, summary.n, summary.k, single)
 
 
+@keeps_heap
 def fit_partitioned(
     dataset: str | Path,
     model: str = "2pl",
@@ -672,22 +674,6 @@ def fit_partitioned(
     engine's workers can read): each task reads its partition; the driver reduces sums and runs
     the M-steps. Same arguments and result as ``irt.fit`` (abilities sorted by learner id);
     ``engine`` defaults to the config's (``dask`` with ``dask_address`` for a cluster)."""
-    from learnops.irt.parallel import fit_heap
-
-    with fit_heap():
-        return _fit_partitioned(dataset, model, config, seed, progress, priors, se, engine)
-
-
-def _fit_partitioned(
-    dataset: str | Path,
-    model: str,
-    config: IrtConfig | None,
-    seed: int,
-    progress: bool,
-    priors: bool,
-    se: str,
-    engine: LocalEngine | DaskEngine | None,
-) -> IrtFit:
     from learnops.config import IrtConfig
     from learnops.irt.em import run_em_on, start_values
     from learnops.irt.estep import quadrature
