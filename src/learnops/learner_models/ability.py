@@ -286,7 +286,10 @@ def ability_trajectory(
     lcol = learner_column(responses)
     extra = pd.Index(list(learners), dtype=object).astype(str).unique()
     if getattr(model, "name", None) == "elo":
-        return _elo_trajectory(model, responses, until, extra, seq)
+        from learnops.learner_models.base import prepare
+
+        seq = prepare(responses) if seq is None else seq
+        return _EloEntries.of(seq, responses["timestamp"], extra, until).fill(model, seq)
     r_ts = _ns(responses["timestamp"])
     end = _end(r_ts, until)
     cols = [lcol, "item_id", "correct", "timestamp", *(
@@ -323,57 +326,78 @@ def _end(r_ts: np.ndarray, until: Any) -> int:
     return end + 1_000_000_000
 
 
-def _elo_trajectory(
-    model: Any, responses: pd.DataFrame, until: Any, extra: pd.Index, seq: Any
-) -> AbilityTrajectory:
-    """:func:`ability_trajectory` of an Elo model: its replay of the sorted answers (each
-    learner's θ from their own answers only, items frozen: the numbers ``model.predict`` gives
-    the table with its probes) written at each answer's entry, then a probe per learner (θ and
-    SE after all their answers; 0 and 1 for a learner without answers)."""
-    from learnops.learner_models.base import _index_dtype, prepare
+@dataclass
+class _EloEntries:
+    """Where an Elo replay writes each sorted answer of prepared answers in an
+    :class:`AbilityTrajectory`, made before the fit (it needs the answers' times, not the
+    model), so that the answers' table can go before the fit: learner ``code`` and
+    ``timestamp`` of every entry, the entry ``at`` of each sorted answer, and each learner's
+    ``probe`` entry (``where``: each answering learner's code in the trajectory)."""
 
-    if seq is None:
-        seq = prepare(responses)
-    seen = pd.Index(seq.learner_ids).astype(str)
-    ids = seen.append(extra.difference(seen)) if len(extra) else seen
-    learner_ids = ids.sort_values()
-    where = learner_ids.get_indexer(seen)  # each answering learner's code in the trajectory
-    per_learner = np.zeros(len(learner_ids), dtype=np.int64)
-    per_learner[where] = np.bincount(seq.learner, minlength=len(seen))
-    per_learner += 1  # the probe after the answers
-    size = int(per_learner.sum())
-    idx = _index_dtype(size)
-    block = np.zeros(len(learner_ids), dtype=idx)  # first entry of each learner's block
-    np.cumsum(per_learner[:-1], out=block[1:])
-    probe = block + (per_learner - 1).astype(idx)
-    code = np.repeat(np.arange(len(learner_ids), dtype=np.int32), per_learner)
-    del per_learner
-    at = block[where][seq.learner]  # sorted row -> its entry: its block's start + n_prior
-    at += seq.n_prior
-    del block
-    ts = np.empty(size, dtype=np.int64)
-    r_ts = _ns(responses["timestamp"])
-    end = _end(r_ts, until)
-    ts[at] = r_ts[seq.order]
-    del r_ts
-    ts[probe] = end
-    ability = np.empty(size)
-    se = np.empty(size)
-    theta, info = model.replay(seq, ability, se, at=at)
-    del at
-    ability[probe] = 0.0  # learners without answers: Elo's start
-    se[probe] = 1.0
-    ability[probe[where]] = theta
-    se[probe[where]] = 1.0 / np.sqrt(info)
-    # a learner's answers at one time: the entry of the first (earlier answers only)
-    first = np.r_[True, (code[1:] != code[:-1]) | (ts[1:] != ts[:-1])]
-    if not first.all():
-        code, ts, ability, se = code[first], ts[first], ability[first], se[first]
-    del first
-    np.maximum(se, 0.0, out=se)
-    return AbilityTrajectory(
-        learners=learner_ids, code=code, timestamp=ts, ability=ability, ability_se=se
-    )
+    learners: pd.Index
+    code: np.ndarray
+    timestamp: np.ndarray
+    at: np.ndarray | None
+    probe: np.ndarray
+    where: np.ndarray
+
+    @classmethod
+    def of(cls, seq: Any, times: Any, extra: pd.Index, until: Any) -> _EloEntries:
+        """The entries of ``seq`` (:func:`prepare` of a table whose ``timestamp`` column is
+        ``times``) and a probe for every learner of it and of ``extra`` (str ids) one second
+        after the last answer and ``until``: each learner's block holds their answers in sorted
+        order, then the probe."""
+        from learnops.learner_models.base import _index_dtype
+
+        seen = pd.Index(seq.learner_ids).astype(str)
+        ids = seen.append(extra.difference(seen)) if len(extra) else seen
+        learners = ids.sort_values()
+        where = learners.get_indexer(seen)
+        per_learner = np.zeros(len(learners), dtype=np.int64)
+        per_learner[where] = np.bincount(seq.learner, minlength=len(seen))
+        per_learner += 1  # the probe after the answers
+        size = int(per_learner.sum())
+        idx = _index_dtype(size)
+        block = np.zeros(len(learners), dtype=idx)  # first entry of each learner's block
+        np.cumsum(per_learner[:-1], out=block[1:])
+        probe = block + (per_learner - 1).astype(idx)
+        code = np.repeat(np.arange(len(learners), dtype=np.int32), per_learner)
+        del per_learner
+        at = block[where][seq.learner]  # sorted answer -> its entry: block start + n_prior
+        at += seq.n_prior
+        del block
+        ts = np.empty(size, dtype=np.int64)
+        r_ts = _ns(times)
+        ts[at] = r_ts[seq.order]
+        ts[probe] = _end(r_ts, until)
+        return cls(learners, code, ts, at, probe, where)
+
+    def fill(self, model: Any, seq: Any) -> AbilityTrajectory:
+        """The trajectory of the Elo ``model`` on ``seq``: its replay (each learner's θ from
+        their own answers only, items frozen: the numbers ``model.predict`` gives the table
+        with its probes) written at each answer's entry, then each probe (θ and SE after all
+        the learner's answers; 0 and 1 for a learner without answers). Done once: the entry
+        map is released."""
+        if self.at is None:
+            raise LearnopsError("the trajectory's entries were filled already")
+        ability = np.empty(self.code.size)
+        se = np.empty(self.code.size)
+        theta, info = model.replay(seq, ability, se, at=self.at)
+        self.at = None
+        ability[self.probe] = 0.0  # learners without answers: Elo's start
+        se[self.probe] = 1.0
+        ability[self.probe[self.where]] = theta
+        se[self.probe[self.where]] = 1.0 / np.sqrt(info)
+        code, ts = self.code, self.timestamp
+        # a learner's answers at one time: the entry of the first (earlier answers only)
+        first = np.r_[True, (code[1:] != code[:-1]) | (ts[1:] != ts[:-1])]
+        if not first.all():
+            code, ts, ability, se = code[first], ts[first], ability[first], se[first]
+        del first
+        np.maximum(se, 0.0, out=se)
+        return AbilityTrajectory(
+            learners=self.learners, code=code, timestamp=ts, ability=ability, ability_se=se
+        )
 
 
 def _ids(values: pd.Series) -> pd.Index:
@@ -416,13 +440,19 @@ def _with_probes(
 
 
 def ability_source(
-    responses: pd.DataFrame, learners: Any, until: Any, params: Params
+    responses: pd.DataFrame, learners: Any, until: Any, params: Params, consume: bool = False
 ) -> AbilityTrajectory | None:
     """The model ``irt.ability_model`` names, fitted on ``responses``, as an
     :class:`AbilityTrajectory` with probes for ``learners`` up to ``until`` (the decisions'
     learners and latest time): what :func:`supply_abilities` gives each decision, for decisions
     that come in chunks. None with ``irt`` (the logged values are kept) and when there are no
-    responses (a warning is logged, as in :func:`supply_abilities`)."""
+    responses (a warning is logged, as in :func:`supply_abilities`).
+
+    ``consume``: ``responses`` was read for this call alone, and Elo may empty it (drop its
+    columns) once its answers are prepared, so that its memory goes before the fit (the
+    streaming export's answers). Elo's memory, 5M answers: the prepared answers (19 bytes an
+    answer), the trajectory's entries (28 bytes, 4 more while it is filled) and, while its step
+    is tuned, the two sides' prepared answers (19 bytes)."""
     name = params.irt.ability_model
     if name == "irt":
         return None
@@ -439,8 +469,16 @@ def ability_source(
         from learnops.learner_models.base import prepare
 
         seq = prepare(responses)
-        model = _fit_elo(seq, _elo_validation(responses, params), params)
-        return ability_trajectory(model, responses, learners, until, seq=seq)
+        valid = _elo_validation(responses, params)
+        extra = pd.Index(list(learners), dtype=object).astype(str).unique()
+        entries = _EloEntries.of(seq, responses["timestamp"], extra, until)
+        del extra
+        if consume:  # the fit needs no column of the table any more
+            for col in list(responses.columns):
+                del responses[col]
+        model = _fit_elo(seq, valid, params)
+        del valid
+        return entries.fill(model, seq)
     model = fit_ability_model(name, responses, params)
     return ability_trajectory(model, responses, learners, until)
 

@@ -144,7 +144,7 @@ def prepare(responses: pd.DataFrame) -> Sequences:
 def _answers(correct: pd.Series) -> np.ndarray:
     """The 0/1 answers as int8; anything else (missing, not a number, not 0 or 1) is an error."""
     values = pd.to_numeric(correct, errors="coerce")
-    if values.dtype.kind in "biu":  # integers (or bools): 0/1 without a float copy
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "biu":  # no float copy
         v = values.to_numpy()
         ok = bool(((v == 0) | (v == 1)).all())
     else:
@@ -212,6 +212,23 @@ def item_index(seq: Sequences, known: pd.Index, what: str) -> np.ndarray:
         shown = ", ".join(map(str, unknown[:10])) + (", ..." if len(unknown) > 10 else "")
         raise LearnopsError(f"{what}: {len(unknown)} item(s) not seen in fitting: {shown}")
     return pos
+
+
+def item_values(seq: Sequences, values: pd.Series, what: str) -> np.ndarray:
+    """``values`` (indexed by item id) per item code of ``seq`` (NaN for an item no row
+    answers): ``values`` of each row's item is ``out[seq.item]``, without a per-row array.
+    An item answered by some row and missing from ``values`` is a clear error."""
+    pos = pd.Index(values.index).get_indexer(seq.item_names)
+    used = np.bincount(seq.item, minlength=seq.item_names.size) > 0
+    unknown = used & (pos < 0)
+    if unknown.any():
+        first = np.flatnonzero(unknown[seq.item])  # in order of first appearance in the rows
+        names = seq.item_names[pd.unique(seq.item[first])]
+        shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
+        raise LearnopsError(f"{what}: {len(names)} item(s) not seen in fitting: {shown}")
+    out = np.full(seq.item_names.size, np.nan)
+    out[pos >= 0] = values.to_numpy(float)[pos[pos >= 0]]
+    return out
 
 
 @dataclass

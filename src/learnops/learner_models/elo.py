@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from learnops.learner_models.base import Prediction, Sequences, item_index, prepare
+from learnops.learner_models.base import Prediction, Sequences, item_values, prepare
 
 
 @dataclass
@@ -45,24 +45,21 @@ class Elo:
 
     def fit_sequences(self, seq: Sequences) -> Elo:
         """:meth:`fit` on responses already through :func:`prepare` (e.g. once for a grid)."""
-        # items coded in order of first appearance in the sorted rows (the difficulty's index)
-        seen = pd.unique(seq.item)
-        remap = np.full(seq.item_names.size, -1, dtype=np.int32)
-        remap[seen] = np.arange(seen.size, dtype=np.int32)
-        item_codes = remap[seq.item]
-        del remap
-        b = np.zeros(seen.size)
-        n_item = np.zeros(seen.size)
+        # b and the counts by item code (no per-row recoding): each item's steps come in the
+        # same order whatever its code; the difficulty is indexed in order of first appearance
+        b = np.zeros(seq.item_names.size)
+        n_item = np.zeros(seq.item_names.size)
         theta = np.zeros(seq.learner_ids.size)
         for rows in _rounds(seq):
-            lrn, it, y = seq.learner[rows], item_codes[rows], seq.y[rows]
+            lrn, it, y = seq.learner[rows], seq.item[rows], seq.y[rows]
             resid = y - expit(theta[lrn] - b[it])
             theta[lrn] += self.step(seq.n_prior[rows]) * resid
             k_item = self.step(n_item[it])
             np.add.at(b, it, -k_item * resid)  # in row order: the rounding of sequential steps
             n_item += np.bincount(it, minlength=n_item.size)  # whole counts: exact in any order
+        seen = pd.unique(seq.item)
         item_ids = pd.Index(seq.item_names[seen], name="item_id")
-        self.difficulty = pd.Series(b, index=item_ids, name="difficulty")
+        self.difficulty = pd.Series(b[seen], index=item_ids, name="difficulty")
         return self
 
     def run(self, seq: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,8 +86,7 @@ class Elo:
         ``at[row]`` of ``th``/``se``/``p`` (default: the row's own position); returns (θ, the
         information 1 + Σ P(1 − P)) of every learner after all their rows. The numbers of
         :meth:`run`, which calls it."""
-        d = self.difficulty.to_numpy(float)
-        item = item_index(seq, pd.Index(self.difficulty.index), "Elo")
+        d = item_values(seq, self.difficulty, "Elo")  # per item code: no per-row array
         theta = np.zeros(seq.learner_ids.size)
         info = np.ones(seq.learner_ids.size)
         for rows in _rounds(seq):
@@ -98,7 +94,7 @@ class Elo:
             dest = rows if at is None else at[rows]
             th[dest] = theta[lrn]
             se[dest] = 1.0 / np.sqrt(info[lrn])
-            pr = expit(theta[lrn] - d[item[rows]])
+            pr = expit(theta[lrn] - d[seq.item[rows]])
             if p is not None:
                 p[dest] = pr
             theta[lrn] += self.step(seq.n_prior[rows]) * (seq.y[rows] - pr)
