@@ -314,8 +314,9 @@ class AbilitySource(Protocol):
 
 
 #: ``abilities(responses, learners, until)``: the ability source fitted on the window's answers
-#: (:data:`ABILITY_COLUMNS`, ids categorical) with every decision learner up to the last decision
-#: time ``until``, or None to keep the logged ability/ability_se.
+#: (:data:`ABILITY_COLUMNS`, ids categorical; read for this call alone, so it may consume them)
+#: with every decision learner up to the last decision time ``until``, or None to keep the
+#: logged ability/ability_se.
 Abilities = Callable[[pd.DataFrame, "set[str]", pd.Timestamp], "AbilitySource | None"]
 
 #: The response columns an ability model reads (the others are not read back).
@@ -373,18 +374,37 @@ def read_answers(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(ABILITY_COLUMNS), copy=False)
 
 
+def _release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
+    nothing): the streamed chunks' and the fit's freed memory stays resident otherwise, and the
+    next phase's peak would come on top of it."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is not None:
+        trim(0)
+
+
 def _supply_abilities(
     streamed: dict[str, _Streamed], abilities: Abilities, row_group_rows: int
 ) -> None:
     """Rewrite the streamed decisions with the abilities the source ``abilities`` fits on the
     streamed responses supplies as of each decision (same rows, same row groups), one row group
-    at a time: memory is the source (fitted on the answers' columns only) plus one row group."""
+    at a time: memory is the source (fitted on the answers' columns only) plus one row group.
+    The answers are read for ``abilities`` alone (it may consume them)."""
     import pyarrow.parquet as pq
 
     from learnops.contracts import DECISION_COLUMNS
 
     dec = streamed["decisions"]
+    _release_free_memory()  # the streaming's freed chunks: not under the fit's peak
     source = abilities(read_answers(streamed["responses"].tmp), dec.learners, dec.last)
+    _release_free_memory()  # the fit's working set: not under the rewrite's
     if source is None:
         return
     schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))

@@ -41,14 +41,16 @@ def learner_split_mask(
     if not 0.0 < frac < 1.0:
         raise ValueError(f"frac must be in (0, 1), got {frac}")
     keys = pd.Series(np.asarray(learners)).astype(str)
-    uniques = pd.unique(keys)
+    codes, uniques = pd.factorize(keys)  # uniques in order of appearance
     ns = f"{namespace}:{seed}"
-    u = {k: bucket(ns, k) for k in uniques}
-    mask = keys.map({k: v < frac for k, v in u.items()}).to_numpy(dtype=bool)
+    u = np.fromiter((bucket(ns, k) for k in uniques), dtype=float, count=len(uniques))
+    mask = (u < frac)[codes]
     if len(uniques) and (mask.all() or not mask.any()):  # tiny data: force both sides non-empty
-        order = sorted(uniques, key=u.__getitem__)
+        order = sorted(range(len(uniques)), key=u.__getitem__)  # by bucket, ties by appearance
         k = max(1, min(len(order) - 1, round(frac * len(order))))
-        mask = keys.isin(set(order[:k])).to_numpy()
+        held = np.zeros(len(uniques), dtype=bool)
+        held[order[:k]] = True
+        mask = held[codes]
     return mask
 
 

@@ -55,8 +55,8 @@ def _elo_validation(responses: pd.DataFrame, params: Params) -> np.ndarray:
     side = learner_split_mask(
         np.asarray(learners.cat.categories[uniq], dtype=object), cfg.val_split, params.seed, "elo"
     )
-    at = np.zeros(len(learners.cat.categories), dtype=np.int64)
-    at[uniq] = np.arange(uniq.size)
+    at = np.zeros(len(learners.cat.categories), dtype=np.int32)
+    at[uniq] = np.arange(uniq.size, dtype=np.int32)
     return side[at[codes]]
 
 
@@ -258,7 +258,10 @@ class AbilityTrajectory:
 
 
 def _ns(timestamps: Any) -> np.ndarray:
-    """Times (anything ``pd.to_datetime`` reads; naive = UTC) as int64 ns since the epoch."""
+    """Times (anything ``pd.to_datetime`` reads; naive = UTC) as int64 ns since the epoch (an
+    int64 array is taken as that already)."""
+    if isinstance(timestamps, np.ndarray) and timestamps.dtype == np.int64:
+        return timestamps
     t = pd.to_datetime(pd.Series(np.asarray(timestamps)) if not isinstance(timestamps, pd.Series)
                        else timestamps, utc=True)  # fmt: skip
     return t.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").view(np.int64)
@@ -284,7 +287,7 @@ def ability_trajectory(
     if responses.empty:
         raise LearnopsError("no responses to estimate abilities from")
     lcol = learner_column(responses)
-    extra = pd.Index(list(learners), dtype=object).astype(str).unique()
+    extra = _learner_ids(learners)
     if getattr(model, "name", None) == "elo":
         from learnops.learner_models.base import prepare
 
@@ -318,6 +321,13 @@ def ability_trajectory(
         ability=ability[keep],
         ability_se=np.maximum(se[keep], 0.0),
     )
+
+
+def _learner_ids(learners: Any) -> pd.Index:
+    """The distinct learner ids (str) of ``learners`` (a set, a list, an array or an Index)."""
+    if isinstance(learners, set | frozenset):
+        learners = list(learners)
+    return pd.Index(np.asarray(learners, dtype=object)).astype(str).unique()
 
 
 def _end(r_ts: np.ndarray, until: Any) -> int:
@@ -368,7 +378,9 @@ class _EloEntries:
         del block
         ts = np.empty(size, dtype=np.int64)
         r_ts = _ns(times)
-        ts[at] = r_ts[seq.order]
+        step = 1 << 20  # a slice at a time: no sorted copy of every time
+        for lo in range(0, seq.n, step):
+            ts[at[lo : lo + step]] = r_ts[seq.order[lo : lo + step]]
         ts[probe] = _end(r_ts, until)
         return cls(learners, code, ts, at, probe, where)
 
@@ -470,12 +482,12 @@ def ability_source(
 
         seq = prepare(responses)
         valid = _elo_validation(responses, params)
-        extra = pd.Index(list(learners), dtype=object).astype(str).unique()
-        entries = _EloEntries.of(seq, responses["timestamp"], extra, until)
-        del extra
-        if consume:  # the fit needs no column of the table any more
+        times = _ns(responses["timestamp"])
+        if consume:  # nothing else of the table is read any more
             for col in list(responses.columns):
                 del responses[col]
+        entries = _EloEntries.of(seq, times, _learner_ids(learners), until)
+        del times
         model = _fit_elo(seq, valid, params)
         del valid
         return entries.fill(model, seq)
