@@ -347,14 +347,19 @@ def test_prepare_refuses_answers_other_than_0_or_1(responses):
         prepare(responses.head(20).assign(correct=0.5))
 
 
-def test_tune_on_one_prepared_table_is_tune_on_the_two_tables(responses):
-    """Elo tuned on subsets of one prepared table (the export's path) gives the grid and the
-    difficulties of ``tune`` on the two sides as tables, to the bit."""
+@pytest.mark.parametrize("unseen", [False, True])
+def test_tune_on_one_prepared_table_is_tune_on_the_two_tables(responses, unseen):
+    """Elo tuned on the sides of one prepared table (the export's path) gives the grid and the
+    difficulties of ``tune`` on the two sides as tables, to the bit; also when a validation
+    learner answers an item no training learner answered (those answers are not scored)."""
     from learnops.data.splits import learner_split_mask
     from learnops.learner_models.elo import tune, tune_sequences
 
     grid_a, grid_b = (0.4, 0.8, 1.6), (0.0, 0.05)
     val = learner_split_mask(responses["learner_hash"], 0.3, 5, "elo")
+    if unseen:  # two answers of validation learners to a new item
+        responses = responses.copy()
+        responses.loc[np.flatnonzero(val)[[3, 40]], "item_id"] = "new-item"
     want, want_grid = tune(responses.loc[~val], responses.loc[val], grid_a, grid_b)
     seq = prepare(_categorical(responses))
     got, got_grid = tune_sequences(seq, val[seq.order], grid_a, grid_b)

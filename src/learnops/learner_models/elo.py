@@ -45,19 +45,24 @@ class Elo:
 
     def fit_sequences(self, seq: Sequences) -> Elo:
         """:meth:`fit` on responses already through :func:`prepare` (e.g. once for a grid)."""
+        return self._fit(seq, seq.rounds, pd.unique(seq.item))
+
+    def _fit(self, seq: Sequences, rounds: tuple[np.ndarray, np.ndarray], seen: np.ndarray) -> Elo:
+        """:meth:`fit_sequences` on the rows of ``rounds`` (:attr:`Sequences.rounds`, or those
+        of some learners: :func:`_select`); ``seen``: their item codes in order of first
+        appearance (the difficulty's index)."""
         # b and the counts by item code (no per-row recoding): each item's steps come in the
         # same order whatever its code; the difficulty is indexed in order of first appearance
         b = np.zeros(seq.item_names.size)
         n_item = np.zeros(seq.item_names.size)
         theta = np.zeros(seq.learner_ids.size)
-        for rows in _rounds(seq):
+        for rows in _rounds(rounds):
             lrn, it, y = seq.learner[rows], seq.item[rows], seq.y[rows]
             resid = y - expit(theta[lrn] - b[it])
             theta[lrn] += self.step(seq.n_prior[rows]) * resid
             k_item = self.step(n_item[it])
             np.add.at(b, it, -k_item * resid)  # in row order: the rounding of sequential steps
             n_item += np.bincount(it, minlength=n_item.size)  # whole counts: exact in any order
-        seen = pd.unique(seq.item)
         item_ids = pd.Index(seq.item_names[seen], name="item_id")
         self.difficulty = pd.Series(b[seen], index=item_ids, name="difficulty")
         return self
@@ -76,24 +81,28 @@ class Elo:
     def replay(
         self,
         seq: Sequences,
-        th: np.ndarray,
-        se: np.ndarray,
+        th: np.ndarray | None,
+        se: np.ndarray | None,
         at: np.ndarray | None = None,
         p: np.ndarray | None = None,
+        rounds: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run every learner's θ through their rows (items frozen), writing each sorted row's
-        θ before the answer and its SE (and P(correct) when ``p`` is given) at position
-        ``at[row]`` of ``th``/``se``/``p`` (default: the row's own position); returns (θ, the
-        information 1 + Σ P(1 − P)) of every learner after all their rows. The numbers of
+        θ before the answer and its SE (and P(correct)) at position ``at[row]`` of ``th``,
+        ``se`` and ``p`` (default: the row's own position; None: not written); returns (θ, the
+        information 1 + Σ P(1 − P)) of every learner after all their rows. ``rounds``: only the
+        rows of these rounds (default :attr:`Sequences.rounds`: all). The numbers of
         :meth:`run`, which calls it."""
         d = item_values(seq, self.difficulty, "Elo")  # per item code: no per-row array
         theta = np.zeros(seq.learner_ids.size)
         info = np.ones(seq.learner_ids.size)
-        for rows in _rounds(seq):
+        for rows in _rounds(seq.rounds if rounds is None else rounds):
             lrn = seq.learner[rows]
             dest = rows if at is None else at[rows]
-            th[dest] = theta[lrn]
-            se[dest] = 1.0 / np.sqrt(info[lrn])
+            if th is not None:
+                th[dest] = theta[lrn]
+            if se is not None:
+                se[dest] = 1.0 / np.sqrt(info[lrn])
             pr = expit(theta[lrn] - d[seq.item[rows]])
             if p is not None:
                 p[dest] = pr
@@ -108,13 +117,25 @@ class Elo:
         return Prediction(seq.unsort(p), seq.unsort(th), seq.unsort(se))
 
 
-def _rounds(seq: Sequences):
-    """Sorted-row indices of round k = 0, 1, …: every learner's k-th answer (one per learner)."""
-    order, bounds = seq.rounds
+def _rounds(rounds: tuple[np.ndarray, np.ndarray]):
+    """Sorted-row indices of round k = 0, 1, …: every learner's k-th answer (one per learner),
+    from :attr:`Sequences.rounds` (or :func:`_select`)."""
+    order, bounds = rounds
     lo = 0
     for hi in bounds:
         yield order[lo:hi]
         lo = hi
+
+
+def _select(seq: Sequences, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:attr:`Sequences.rounds` of the sorted rows where ``keep`` (whole learners) is true: the
+    rounds a sequences of those rows alone has (its n_prior are the same), in the same order."""
+    order, bounds = seq.rounds
+    sel = keep[order]
+    taken = np.cumsum(sel, dtype=np.int64)[bounds - 1] if bounds.size else bounds
+    del sel
+    taken = taken[: np.searchsorted(taken, taken[-1]) + 1] if taken.size else taken
+    return order[keep[order]], taken
 
 
 def tune(
@@ -139,8 +160,30 @@ def tune_sequences(
     """:func:`tune` on one prepared table: ``valid`` tells, per sorted row, whether its learner
     is a validation learner (whole learners on each side). The same grid and model as
     :func:`tune` on the two sides as tables (a side's sorted rows are the table's sorted rows
-    of its learners, in the same order), without a copy of the table."""
-    grid = _grid(_subset(seq, ~valid), _subset(seq, valid), alphas, betas)
+    of its learners, in the same order), without a copy of the rows: each side is read through
+    its rounds (4 bytes a row)."""
+    from learnops.evaluation.metrics import binary_log_loss
+
+    train = _select(seq, ~valid)
+    seen = pd.unique(seq.item[~valid])  # the training items, in order of first appearance
+    known = np.zeros(seq.item_names.size, dtype=bool)
+    known[seen] = True
+    if not known[seq.item[valid]].all():  # a validation item unseen in training: scored apart
+        grid = _grid(_subset(seq, ~valid), _subset(seq, valid), alphas, betas)
+        return _best(grid).fit_sequences(seq), grid
+    scored = _select(seq, valid)
+    rank = np.cumsum(valid, dtype=seq.order.dtype)  # a validation row's place in their order
+    rank -= 1
+    y = seq.y[valid].astype(float)
+    p = np.empty(y.size)
+    rows = []
+    for a in alphas:
+        for b in betas:
+            model = Elo(alpha=a, beta=b)._fit(seq, train, seen)
+            model.replay(seq, None, None, at=rank, p=p, rounds=scored)
+            rows.append({"alpha": a, "beta": b, "log_loss": binary_log_loss(y, p)})
+    del train, scored, rank, y, p
+    grid = pd.DataFrame(rows)
     return _best(grid).fit_sequences(seq), grid
 
 
