@@ -234,6 +234,55 @@ class _DayRowGroups:
         self.writer.close()
 
 
+class _Distinct:
+    """The distinct values of a text column over chunks, held as one Arrow array (the text's
+    bytes and an offset each: no Python object per value), compacted as the chunks come."""
+
+    def __init__(self) -> None:
+        self._parts: list[Any] = []
+        self._rows = 0  # values held in the parts
+        self._distinct = 0  # values of the first part, distinct after a compaction
+
+    def add(self, values: pd.Series) -> None:
+        """Add the values of one chunk."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        part = pc.unique(pa.array(values, type=pa.large_string()))
+        self._parts.append(part)
+        self._rows += len(part)
+        if self._rows > 2 * self._distinct + 100_000:
+            self._compact()
+
+    def _compact(self) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        whole = pa.chunked_array(self._parts, type=pa.large_string()).combine_chunks()
+        self._parts = [pc.unique(whole)]
+        self._rows = self._distinct = len(self._parts[0])
+
+    def array(self) -> Any:
+        """The distinct values (an Arrow large_string array, in order of first appearance)."""
+        self._compact()
+        return self._parts[0]
+
+    def index(self) -> pd.Index:
+        """The distinct values as a pandas Index of str."""
+        return pd.Index(pd.array(self.array(), dtype="str"))
+
+    def union_size(self, other: _Distinct) -> int:
+        """The number of values in this or ``other``."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        both = pa.chunked_array([self.array(), other.array()], type=pa.large_string())
+        return len(pc.unique(both.combine_chunks()))
+
+    def __len__(self) -> int:
+        return len(self.array())
+
+
 @dataclass
 class _Streamed:
     """One table streamed to a temporary file."""
@@ -242,8 +291,8 @@ class _Streamed:
     rows: int = 0
     last: pd.Timestamp | None = None
     """The latest timestamp (the last row's: rows come in time order)."""
-    learners: set[str] = field(default_factory=set)
-    items: set[str] = field(default_factory=set)
+    learners: _Distinct = field(default_factory=_Distinct)
+    items: _Distinct = field(default_factory=_Distinct)
 
 
 def _stream_table(
@@ -270,9 +319,9 @@ def _stream_table(
                 out.rows += len(df)
                 if len(df):
                     out.last = df["timestamp"].iloc[-1]
-                out.learners.update(df["learner_hash"].unique().tolist())
+                out.learners.add(df["learner_hash"])
                 if "item_id" in df:
-                    out.items.update(df["item_id"].unique().tolist())
+                    out.items.add(df["item_id"])
         finally:
             writer.close()
     except BaseException:
@@ -315,9 +364,9 @@ class AbilitySource(Protocol):
 
 #: ``abilities(responses, learners, until)``: the ability source fitted on the window's answers
 #: (:data:`ABILITY_COLUMNS`, ids categorical; read for this call alone, so it may consume them)
-#: with every decision learner up to the last decision time ``until``, or None to keep the
-#: logged ability/ability_se.
-Abilities = Callable[[pd.DataFrame, "set[str]", pd.Timestamp], "AbilitySource | None"]
+#: with every decision learner (``learners``: their distinct ids, an Index of str) up to the last
+#: decision time ``until``, or None to keep the logged ability/ability_se.
+Abilities = Callable[[pd.DataFrame, pd.Index, pd.Timestamp], "AbilitySource | None"]
 
 #: The response columns an ability model reads (the others are not read back).
 ABILITY_COLUMNS = ("learner_hash", "item_id", "module", "correct", "timestamp")
@@ -403,7 +452,7 @@ def _supply_abilities(
 
     dec = streamed["decisions"]
     _release_free_memory()  # the streaming's freed chunks: not under the fit's peak
-    source = abilities(read_answers(streamed["responses"].tmp), dec.learners, dec.last)
+    source = abilities(read_answers(streamed["responses"].tmp), dec.learners.index(), dec.last)
     _release_free_memory()  # the fit's working set: not under the rewrite's
     if source is None:
         return
@@ -484,12 +533,11 @@ def export(
     finally:
         for st in streamed.values():
             st.tmp.unlink(missing_ok=True)
-    learners = streamed["decisions"].learners | streamed["responses"].learners
     return Exported(
         window,
         paths,
         counts,
-        n_learners=len(learners),
+        n_learners=streamed["decisions"].learners.union_size(streamed["responses"].learners),
         n_items=len(streamed["responses"].items),
         written=written,
     )

@@ -325,6 +325,8 @@ def ability_trajectory(
 
 def _learner_ids(learners: Any) -> pd.Index:
     """The distinct learner ids (str) of ``learners`` (a set, a list, an array or an Index)."""
+    if isinstance(learners, pd.Index):
+        return learners.astype(str).unique()
     if isinstance(learners, set | frozenset):
         learners = list(learners)
     return pd.Index(np.asarray(learners, dtype=object)).astype(str).unique()
