@@ -131,7 +131,7 @@ def prepare(responses: pd.DataFrame) -> Sequences:
     return Sequences(
         order=order,
         learner=learner,
-        learner_ids=np.asarray(pd.Index(learner_ids).astype(str), dtype=object),
+        learner_ids=_str_objects(learner_ids),
         item=item,
         item_names=item_names,
         module=module,
@@ -139,6 +139,13 @@ def prepare(responses: pd.DataFrame) -> Sequences:
         y=y,
         n_prior=n_prior,
     )
+
+
+def _str_objects(ids: pd.Index | np.ndarray) -> np.ndarray:
+    """``ids`` (str) as an object array, reusing its str objects when it holds some already."""
+    if isinstance(ids, np.ndarray) and ids.dtype == object:
+        return ids
+    return np.asarray(pd.Index(ids).astype(str), dtype=object)
 
 
 def _answers(correct: pd.Series) -> np.ndarray:
@@ -163,10 +170,12 @@ def _item_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(values.dtype, pd.CategoricalDtype) and (values.cat.codes.to_numpy() < 0).any():
         raise LearnopsError("responses: an item id is missing")
     codes, names = _factorize_sorted(values)
-    return codes, np.asarray(pd.Index(names).astype(str), dtype=object)
+    return codes, _str_objects(names)
 
 
-def _factorize_sorted(values: pd.Series, missing: str | None = None) -> tuple[np.ndarray, pd.Index]:
+def _factorize_sorted(
+    values: pd.Series, missing: str | None = None
+) -> tuple[np.ndarray, pd.Index | np.ndarray]:
     """(code per row, the distinct ids as str, sorted): ``pd.factorize(values.astype(str),
     sort=True)`` with int32 codes; a categorical column is coded through the categories that
     occur, without a str per row (the compact tables of a large export). Missing values are
@@ -185,7 +194,8 @@ def _factorize_sorted(values: pd.Series, missing: str | None = None) -> tuple[np
     names = pd.Index(
         [missing if c == k else str(cat.categories[c]) for c in used.tolist()], dtype=object
     )
-    per_name, ids = pd.factorize(names.astype(str), sort=True)
+    # the names are str objects (the categories' own): sorted as str, kept as those objects
+    per_name, ids = pd.factorize(np.asarray(names, dtype=object), sort=True)
     remap = np.full(k + 1, -1, dtype=_index_dtype(k + 1))
     remap[used] = per_name
     return remap[codes], ids
