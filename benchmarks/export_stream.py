@@ -13,7 +13,9 @@ with a copy of an evenly spaced subset of the answers, so every learner keeps an
 export then runs in a fresh process, with ``irt.ability_model`` = ``--ability-model`` (elo and
 best_lr fit the model on the exported answers and rewrite the decisions' ability/ability_se as
 of each decision); its peak RSS is that process's ``VmHWM`` (the peak after the imports, before
-the export, is reported too) and the Parquet file is read back to count its rows and row groups.
+the export, is reported too; with elo/best_lr also the peak and the RSS when the model's fit
+starts, and the peak when it returns) and the Parquet file is read back to count its rows and
+row groups.
 Writes benchmarks/results/export_stream.json (irt, no responses: the default) or
 export_stream_<model>.json.
 """

@@ -495,13 +495,15 @@ def export(
     ``irt``; see :data:`Abilities`), replaces the decisions' ``ability``/``ability_se`` with the
     chosen model's estimate as of each decision. That model is fitted on every answer of the
     window, so its memory grows with the window's *responses*: only their
-    :data:`ABILITY_COLUMNS` are read back (:func:`read_answers`: ids categorical, about 17 bytes
-    a response), the model is fitted on them (Elo: some tens of bytes a response while it
-    fits; its prediction runs in batches of learners) and keeps each learner's estimate as of
-    each of their answers (:class:`~learnops.learner_models.ability.AbilityTrajectory`, 28
-    bytes an answer). The decisions are then rewritten one row group at a time (an as-of join
-    on that trajectory), so they never count more than one row group: peak memory is the
-    trajectory and the fit's working set, plus one row group of decisions."""
+    :data:`ABILITY_COLUMNS` are read back (:func:`read_answers`: ids categorical, about 21 bytes
+    a response), the model is fitted on them and keeps each learner's estimate as of each of
+    their answers (:class:`~learnops.learner_models.ability.AbilityTrajectory`, 28 bytes an
+    answer). Elo prepares the answers once in compact arrays (19 bytes an answer), lets the
+    table go, tunes its step reading each side of them through its rounds (4 bytes an answer)
+    and replays them straight into the trajectory: about 60 bytes an answer at its peak. The
+    decisions are then rewritten one row group at a time (an as-of join on that trajectory),
+    so they never count more than one row group: peak memory is the trajectory and the fit's
+    working set, plus one row group of decisions."""
     from learnops.contracts import DECISION_COLUMNS, RESPONSE_COLUMNS
 
     if chunk_rows < 1 or row_group_rows < 1:
