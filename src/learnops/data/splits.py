@@ -40,8 +40,10 @@ def learner_split_mask(
     """
     if not 0.0 < frac < 1.0:
         raise ValueError(f"frac must be in (0, 1), got {frac}")
-    keys = pd.Series(np.asarray(learners)).astype(str)
-    codes, uniques = pd.factorize(keys)  # uniques in order of appearance
+    values = np.asarray(learners)
+    codes, uniques = pd.factorize(values)  # uniques in order of appearance
+    if not all(type(k) is str for k in uniques):  # ids as str first (e.g. numbers)
+        codes, uniques = pd.factorize(pd.Series(values).astype(str))
     ns = f"{namespace}:{seed}"
     u = np.fromiter((bucket(ns, k) for k in uniques), dtype=float, count=len(uniques))
     mask = (u < frac)[codes]

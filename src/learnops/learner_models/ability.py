@@ -48,16 +48,16 @@ def _elo_validation(responses: pd.DataFrame, params: Params) -> np.ndarray:
     learners = responses[learner_column(responses)]
     if not isinstance(learners.dtype, pd.CategoricalDtype):
         return learner_split_mask(learners, cfg.val_split, params.seed, "elo")
-    # the side of each distinct learner (in order of appearance), then of each row: the same
-    # sides as of the rows, without a str per row
+    # the side of each learner that answers (a learner's side depends on the learner alone),
+    # then of each row: the same sides as of the rows, without a str per row nor a hash table
     codes = learners.cat.codes.to_numpy()
-    uniq = pd.unique(codes)
-    side = learner_split_mask(
-        np.asarray(learners.cat.categories[uniq], dtype=object), cfg.val_split, params.seed, "elo"
+    k = len(learners.cat.categories)
+    used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=k))
+    side = np.zeros(k + 1, dtype=bool)  # a missing learner (code -1): the last, never valid
+    side[used] = learner_split_mask(
+        np.asarray(learners.cat.categories[used], dtype=object), cfg.val_split, params.seed, "elo"
     )
-    at = np.zeros(len(learners.cat.categories), dtype=np.int32)
-    at[uniq] = np.arange(uniq.size, dtype=np.int32)
-    return side[at[codes]]
+    return side[codes]
 
 
 def _fit_elo(seq: Any, valid: np.ndarray, params: Params) -> Any:
