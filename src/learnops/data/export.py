@@ -34,7 +34,7 @@ from learnops.config import ExportConfig
 from learnops.data.schemas import validate_decisions, validate_responses
 from learnops.data.store import EventStore
 from learnops.errors import LearnopsError, NoTrainingData
-from learnops.io import write_bytes
+from learnops.io import release_free_memory, write_bytes
 
 #: Sort key of each exported table: time, then the row id (a total order, so the bytes are stable).
 SORT_KEYS: dict[str, list[str]] = {
@@ -423,22 +423,6 @@ def read_answers(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(ABILITY_COLUMNS), copy=False)
 
 
-def _release_free_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
-    nothing): the streamed chunks' and the fit's freed memory stays resident otherwise, and the
-    next phase's peak would come on top of it."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
-    if trim is not None:
-        trim(0)
-
-
 def _supply_abilities(
     streamed: dict[str, _Streamed], abilities: Abilities, row_group_rows: int
 ) -> None:
@@ -451,9 +435,9 @@ def _supply_abilities(
     from learnops.contracts import DECISION_COLUMNS
 
     dec = streamed["decisions"]
-    _release_free_memory()  # the streaming's freed chunks: not under the fit's peak
+    release_free_memory()  # the streaming's freed chunks: not under the fit's peak
     source = abilities(read_answers(streamed["responses"].tmp), dec.learners.index(), dec.last)
-    _release_free_memory()  # the fit's working set: not under the rewrite's
+    release_free_memory()  # the fit's working set: not under the rewrite's
     if source is None:
         return
     schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))

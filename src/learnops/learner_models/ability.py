@@ -480,6 +480,7 @@ def ability_source(
         )
         return None
     if name == "elo":  # one compact preparation of the answers for the fit and the replay
+        from learnops.io import release_free_memory
         from learnops.learner_models.base import prepare
 
         seq = prepare(responses)
@@ -488,10 +489,12 @@ def ability_source(
         if consume:  # nothing else of the table is read any more
             for col in list(responses.columns):
                 del responses[col]
+        release_free_memory()  # the table's and the preparation's freed blocks
         entries = _EloEntries.of(seq, times, _learner_ids(learners), until)
         del times
         model = _fit_elo(seq, valid, params)
         del valid
+        release_free_memory()  # the tuning's
         return entries.fill(model, seq)
     model = fit_ability_model(name, responses, params)
     return ability_trajectory(model, responses, learners, until)
