@@ -234,55 +234,6 @@ class _DayRowGroups:
         self.writer.close()
 
 
-class _Distinct:
-    """The distinct values of a text column over chunks, held as one Arrow array (the text's
-    bytes and an offset each: no Python object per value), compacted as the chunks come."""
-
-    def __init__(self) -> None:
-        self._parts: list[Any] = []
-        self._rows = 0  # values held in the parts
-        self._distinct = 0  # values of the first part, distinct after a compaction
-
-    def add(self, values: pd.Series) -> None:
-        """Add the values of one chunk."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        part = pc.unique(pa.array(values, type=pa.large_string()))
-        self._parts.append(part)
-        self._rows += len(part)
-        if self._rows > 2 * self._distinct + 100_000:
-            self._compact()
-
-    def _compact(self) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        whole = pa.chunked_array(self._parts, type=pa.large_string()).combine_chunks()
-        self._parts = [pc.unique(whole)]
-        self._rows = self._distinct = len(self._parts[0])
-
-    def array(self) -> Any:
-        """The distinct values (an Arrow large_string array, in order of first appearance)."""
-        self._compact()
-        return self._parts[0]
-
-    def index(self) -> pd.Index:
-        """The distinct values as a pandas Index of str."""
-        return pd.Index(pd.array(self.array(), dtype="str"))
-
-    def union_size(self, other: _Distinct) -> int:
-        """The number of values in this or ``other``."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        both = pa.chunked_array([self.array(), other.array()], type=pa.large_string())
-        return len(pc.unique(both.combine_chunks()))
-
-    def __len__(self) -> int:
-        return len(self.array())
-
-
 @dataclass
 class _Streamed:
     """One table streamed to a temporary file."""
@@ -291,8 +242,9 @@ class _Streamed:
     rows: int = 0
     last: pd.Timestamp | None = None
     """The latest timestamp (the last row's: rows come in time order)."""
-    learners: _Distinct = field(default_factory=_Distinct)
-    items: _Distinct = field(default_factory=_Distinct)
+    learners: set[str] = field(default_factory=set)
+    """The distinct learner hashes, less those of ``known`` (given to :func:`_stream_table`)."""
+    items: set[str] = field(default_factory=set)
 
 
 def _stream_table(
@@ -301,9 +253,11 @@ def _stream_table(
     columns: list[str],
     target: Path,
     row_group_rows: int,
+    known: set[str] | None = None,
 ) -> _Streamed:
     """Validate each chunk and append it to a temporary file beside ``target``; the file is
-    removed when anything fails."""
+    removed when anything fails. Learners of ``known`` (another table's) are not collected
+    again: one str per learner of both tables."""
     import tempfile
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -319,9 +273,10 @@ def _stream_table(
                 out.rows += len(df)
                 if len(df):
                     out.last = df["timestamp"].iloc[-1]
-                out.learners.add(df["learner_hash"])
+                new = df["learner_hash"].unique().tolist()
+                out.learners.update(new if known is None else [x for x in new if x not in known])
                 if "item_id" in df:
-                    out.items.add(df["item_id"])
+                    out.items.update(df["item_id"].unique().tolist())
         finally:
             writer.close()
     except BaseException:
@@ -436,7 +391,9 @@ def _supply_abilities(
 
     dec = streamed["decisions"]
     release_free_memory()  # the streaming's freed chunks: not under the fit's peak
-    source = abilities(read_answers(streamed["responses"].tmp), dec.learners.index(), dec.last)
+    learners = pd.Index(list(dec.learners), dtype=object)
+    source = abilities(read_answers(streamed["responses"].tmp), learners, dec.last)
+    del learners
     release_free_memory()  # the fit's working set: not under the rewrite's
     if source is None:
         return
@@ -503,7 +460,10 @@ def export(
     try:
         for name, (read, validate, columns) in specs.items():
             chunks = read(window.since, window.until, cfg.limit, chunk_rows=chunk_rows)
-            streamed[name] = _stream_table(chunks, validate, columns, paths[name], row_group_rows)
+            known = streamed["decisions"].learners if name == "responses" else None
+            streamed[name] = _stream_table(
+                chunks, validate, columns, paths[name], row_group_rows, known
+            )
         counts = {name: st.rows for name, st in streamed.items()}
         if not any(counts.values()):
             raise NoTrainingData(f"no decisions or responses in {window.days()} (inclusive)")
@@ -523,7 +483,7 @@ def export(
         window,
         paths,
         counts,
-        n_learners=streamed["decisions"].learners.union_size(streamed["responses"].learners),
+        n_learners=len(streamed["decisions"].learners) + len(streamed["responses"].learners),
         n_items=len(streamed["responses"].items),
         written=written,
     )

@@ -325,11 +325,12 @@ def ability_trajectory(
 
 def _learner_ids(learners: Any) -> pd.Index:
     """The distinct learner ids (str) of ``learners`` (a set, a list, an array or an Index)."""
-    if isinstance(learners, pd.Index):
-        return learners.astype(str).unique()
     if isinstance(learners, set | frozenset):
         learners = list(learners)
-    return pd.Index(np.asarray(learners, dtype=object)).astype(str).unique()
+    ids = pd.Index(np.asarray(learners, dtype=object), dtype=object)
+    if not all(type(x) is str for x in ids):  # str ids are kept as those objects
+        ids = ids.astype(str)
+    return ids.unique()
 
 
 def _end(r_ts: np.ndarray, until: Any) -> int:
@@ -361,8 +362,9 @@ class _EloEntries:
         order, then the probe."""
         from learnops.learner_models.base import _index_dtype
 
-        seen = pd.Index(seq.learner_ids).astype(str)
-        ids = seen.append(extra.difference(seen)) if len(extra) else seen
+        seen = pd.Index(seq.learner_ids, dtype=object)  # str objects: no copy of the ids
+        extra = pd.Index(extra, dtype=object)
+        ids = seen.append(extra.difference(seen, sort=False)) if len(extra) else seen
         learners = ids.sort_values()
         where = learners.get_indexer(seen)
         per_learner = np.zeros(len(learners), dtype=np.int64)
