@@ -222,3 +222,18 @@ def test_read_answers_is_compact(sim, tmp_path):
     whole = pd.read_parquet(tmp_path / "responses.parquet")
     for col in ABILITY_COLUMNS:
         assert got[col].astype(object).tolist() == whole[col].astype(object).tolist()
+
+
+def test_learners_are_counted_once_across_both_tables(sim, tmp_path):
+    """n_learners: the learners of either table (some with decisions only, some with answers
+    only), each counted once."""
+    from learnops.data.export import export
+
+    decisions, responses, quiet, _ = sim
+    answer_only = sorted(set(responses["learner_hash"]))[:4]
+    decisions = decisions.loc[~decisions["learner_hash"].isin(answer_only)]
+    store = _store(tmp_path, decisions, responses)
+    res = export(store, ALL, tmp_path / "out", chunk_rows=400)
+    both = pd.concat([decisions["learner_hash"], responses["learner_hash"]])
+    assert res.n_learners == both.nunique()
+    assert set(quiet) <= set(decisions["learner_hash"]) and len(answer_only) == 4
