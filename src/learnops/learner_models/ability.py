@@ -280,7 +280,7 @@ def ability_trajectory(
     time): the rows and probe :func:`ability_asof` gives ``model.predict``, so its answers are
     the same to the bit. Elo replays the prepared answers (``seq``: :func:`prepare` of
     ``responses``, made when not given) straight into the trajectory's arrays: 28 bytes an
-    entry, plus 4 a row while it runs. The other models predict the whole table with its probes
+    entry. The other models predict the whole table with its probes
     (``model.predict``: some tens of bytes per response)."""
     from learnops.data.splits import learner_column
 
@@ -344,13 +344,14 @@ class _EloEntries:
     """Where an Elo replay writes each sorted answer of prepared answers in an
     :class:`AbilityTrajectory`, made before the fit (it needs the answers' times, not the
     model), so that the answers' table can go before the fit: learner ``code`` and
-    ``timestamp`` of every entry, the entry ``at`` of each sorted answer, and each learner's
-    ``probe`` entry (``where``: each answering learner's code in the trajectory)."""
+    ``timestamp`` of every entry, the first entry ``start`` of each answering learner (their
+    k-th answer's entry is ``start + k``) and each learner's ``probe`` entry (``where``: each
+    answering learner's code in the trajectory)."""
 
     learners: pd.Index
     code: np.ndarray
     timestamp: np.ndarray
-    at: np.ndarray | None
+    start: np.ndarray
     probe: np.ndarray
     where: np.ndarray
 
@@ -377,29 +378,26 @@ class _EloEntries:
         probe = block + (per_learner - 1).astype(idx)
         code = np.repeat(np.arange(len(learners), dtype=np.int32), per_learner)
         del per_learner
-        at = block[where][seq.learner]  # sorted answer -> its entry: block start + n_prior
-        at += seq.n_prior
+        start = block[where]  # per answering learner: the entry of their first answer
         del block
         ts = np.empty(size, dtype=np.int64)
         r_ts = _ns(times)
-        step = 1 << 20  # a slice at a time: no sorted copy of every time
+        step = 1 << 20  # a slice at a time: no per-answer array
         for lo in range(0, seq.n, step):
-            ts[at[lo : lo + step]] = r_ts[seq.order[lo : lo + step]]
+            hi = lo + step
+            at = start[seq.learner[lo:hi]] + seq.n_prior[lo:hi]
+            ts[at] = r_ts[seq.order[lo:hi]]
         ts[probe] = _end(r_ts, until)
-        return cls(learners, code, ts, at, probe, where)
+        return cls(learners, code, ts, start, probe, where)
 
     def fill(self, model: Any, seq: Any) -> AbilityTrajectory:
         """The trajectory of the Elo ``model`` on ``seq``: its replay (each learner's θ from
         their own answers only, items frozen: the numbers ``model.predict`` gives the table
         with its probes) written at each answer's entry, then each probe (θ and SE after all
-        the learner's answers; 0 and 1 for a learner without answers). Done once: the entry
-        map is released."""
-        if self.at is None:
-            raise LearnopsError("the trajectory's entries were filled already")
+        the learner's answers; 0 and 1 for a learner without answers)."""
         ability = np.empty(self.code.size)
         se = np.empty(self.code.size)
-        theta, info = model.replay(seq, ability, se, at=self.at)
-        self.at = None
+        theta, info = model.replay(seq, ability, se, start=self.start)
         ability[self.probe] = 0.0  # learners without answers: Elo's start
         se[self.probe] = 1.0
         ability[self.probe[self.where]] = theta
@@ -467,7 +465,7 @@ def ability_source(
     ``consume``: ``responses`` was read for this call alone, and Elo may empty it (drop its
     columns) once its answers are prepared, so that its memory goes before the fit (the
     streaming export's answers). Elo's memory, 5M answers: the prepared answers (19 bytes an
-    answer), the trajectory's entries (28 bytes, 4 more while it is filled) and, while its step
+    answer), the trajectory's entries (28 bytes) and, while its step
     is tuned, the two sides' prepared answers (19 bytes)."""
     name = params.irt.ability_model
     if name == "irt":

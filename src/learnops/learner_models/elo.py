@@ -83,13 +83,14 @@ class Elo:
         seq: Sequences,
         th: np.ndarray | None,
         se: np.ndarray | None,
-        at: np.ndarray | None = None,
         p: np.ndarray | None = None,
         rounds: tuple[np.ndarray, np.ndarray] | None = None,
+        start: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run every learner's θ through their rows (items frozen), writing each sorted row's
-        θ before the answer and its SE (and P(correct)) at position ``at[row]`` of ``th``,
-        ``se`` and ``p`` (default: the row's own position; None: not written); returns (θ, the
+        θ before the answer and its SE (and P(correct)) in ``th``, ``se`` and ``p`` (None: not
+        written) at the row's own position, or with ``start`` (per learner code) at
+        ``start[learner] + n_prior``: the learner's k-th row at ``start + k``; returns (θ, the
         information 1 + Σ P(1 − P)) of every learner after all their rows. ``rounds``: only the
         rows of these rounds (default :attr:`Sequences.rounds`: all). The numbers of
         :meth:`run`, which calls it."""
@@ -98,7 +99,7 @@ class Elo:
         info = np.ones(seq.learner_ids.size)
         for rows in _rounds(seq.rounds if rounds is None else rounds):
             lrn = seq.learner[rows]
-            dest = rows if at is None else at[rows]
+            dest = rows if start is None else start[lrn] + seq.n_prior[rows]
             if th is not None:
                 th[dest] = theta[lrn]
             if se is not None:
@@ -172,17 +173,18 @@ def tune_sequences(
         grid = _grid(_subset(seq, ~valid), _subset(seq, valid), alphas, betas)
         return _best(grid).fit_sequences(seq), grid
     scored = _select(seq, valid)
-    rank = np.cumsum(valid, dtype=seq.order.dtype)  # a validation row's place in their order
-    rank -= 1
+    # a validation learner's first place in the validation rows (their k-th row: start + k)
+    start = np.zeros(seq.learner_ids.size, dtype=seq.n_prior.dtype)
+    np.cumsum(np.bincount(seq.learner[valid], minlength=start.size)[:-1], out=start[1:])
     y = seq.y[valid].astype(float)
     p = np.empty(y.size)
     rows = []
     for a in alphas:
         for b in betas:
             model = Elo(alpha=a, beta=b)._fit(seq, train, seen)
-            model.replay(seq, None, None, at=rank, p=p, rounds=scored)
+            model.replay(seq, None, None, p=p, rounds=scored, start=start)
             rows.append({"alpha": a, "beta": b, "log_loss": binary_log_loss(y, p)})
-    del train, scored, rank, y, p
+    del train, scored, start, y, p
     grid = pd.DataFrame(rows)
     return _best(grid).fit_sequences(seq), grid
 
