@@ -45,7 +45,7 @@ class Elo:
 
     def fit_sequences(self, seq: Sequences) -> Elo:
         """:meth:`fit` on responses already through :func:`prepare` (e.g. once for a grid)."""
-        return self._fit(seq, seq.rounds, pd.unique(seq.item))
+        return self._fit(seq, seq.rounds, _first_seen(seq.item, seq.item_names.size))
 
     def _fit(self, seq: Sequences, rounds: tuple[np.ndarray, np.ndarray], seen: np.ndarray) -> Elo:
         """:meth:`fit_sequences` on the rows of ``rounds`` (:attr:`Sequences.rounds`, or those
@@ -131,12 +131,26 @@ def _rounds(rounds: tuple[np.ndarray, np.ndarray]):
 def _select(seq: Sequences, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:attr:`Sequences.rounds` of the sorted rows where ``keep`` (whole learners) is true: the
     rounds a sequences of those rows alone has (its n_prior are the same), in the same order."""
-    order, bounds = seq.rounds
-    sel = keep[order]
-    taken = np.cumsum(sel, dtype=np.int64)[bounds - 1] if bounds.size else bounds
-    del sel
-    taken = taken[: np.searchsorted(taken, taken[-1]) + 1] if taken.size else taken
-    return order[keep[order]], taken
+    order, _ = seq.rounds
+    bounds = np.cumsum(np.bincount(seq.n_prior[keep]))  # the rows of each round, kept
+    return order[keep[order]], bounds
+
+
+def _first_seen(codes: np.ndarray, size: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """The distinct values of ``codes`` (0..size-1; only where ``keep``) in order of first
+    appearance (``pd.unique``), a slice at a time (its hash table sized by the slice)."""
+    seen = np.zeros(size, dtype=bool)
+    out = []
+    step = 1 << 20
+    for lo in range(0, codes.size, step):
+        part = (
+            codes[lo : lo + step] if keep is None else codes[lo : lo + step][keep[lo : lo + step]]
+        )
+        new = pd.unique(part)
+        new = new[~seen[new]]
+        seen[new] = True
+        out.append(new)
+    return np.concatenate(out) if out else np.zeros(0, dtype=codes.dtype)
 
 
 def tune(
@@ -166,7 +180,7 @@ def tune_sequences(
     from learnops.evaluation.metrics import binary_log_loss
 
     train = _select(seq, ~valid)
-    seen = pd.unique(seq.item[~valid])  # the training items, in order of first appearance
+    seen = _first_seen(seq.item, seq.item_names.size, ~valid)  # training items, as they come
     known = np.zeros(seq.item_names.size, dtype=bool)
     known[seen] = True
     if not known[seq.item[valid]].all():  # a validation item unseen in training: scored apart
