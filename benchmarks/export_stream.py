@@ -13,7 +13,9 @@ with a copy of an evenly spaced subset of the answers, so every learner keeps an
 export then runs in a fresh process, with ``irt.ability_model`` = ``--ability-model`` (elo and
 best_lr fit the model on the exported answers and rewrite the decisions' ability/ability_se as
 of each decision); its peak RSS is that process's ``VmHWM`` (the peak after the imports, before
-the export, is reported too) and the Parquet file is read back to count its rows and row groups.
+the export, is reported too; with elo/best_lr also the peak and the RSS when the model's fit
+starts, and the peak when it returns) and the Parquet file is read back to count its rows and
+row groups.
 Writes benchmarks/results/export_stream.json (irt, no responses: the default) or
 export_stream_<model>.json.
 """
@@ -47,11 +49,14 @@ import pandas, pyarrow, pandera, sqlalchemy, psycopg  # imported before the base
 if sys.argv[4] != "irt":
     import scipy.special, sklearn.linear_model  # the models' imports, before the baseline
 
+def status_mb(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+
 def hwm_mb():
     # VmHWM: this process's peak RSS (ru_maxrss would count the parent's RSS before exec)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+    return status_mb("VmHWM")
 
 base = hwm_mb()
 store = EventStore(sys.argv[1], create=False)
@@ -60,9 +65,10 @@ supply = _abilities(Params(irt={"ability_model": sys.argv[4]}))
 fit = {}
 
 def abilities(*args):  # the ability model's fit and trajectory, timed
-    t0, hwm0 = time.perf_counter(), hwm_mb()
+    t0, hwm0, rss0 = time.perf_counter(), hwm_mb(), status_mb("VmRSS")
     source = supply(*args)
     fit.update(ability_fit_seconds=time.perf_counter() - t0, peak_rss_before_fit_mb=hwm0,
+               rss_before_fit_mb=rss0, peak_rss_after_fit_mb=hwm_mb(),
                trajectory_mb=getattr(source, "nbytes", 0) / 2**20)
     return source
 res = export(store, ExportConfig(last_days=None, min_data_points=1), sys.argv[2],

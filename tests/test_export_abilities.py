@@ -49,10 +49,34 @@ def _params(name: str) -> Params:
     return Params(irt={**TINY_IRT, "ability_model": name}, learner_models=FAST)
 
 
+def _whole_table_abilities(decisions, responses, params):
+    """The decisions with the abilities of the former whole-table path (reference kept here):
+    Elo tuned on the two sides as tables (``elo.tune``), static IRT / Best-LR fitted on the
+    table, then ``ability_asof`` (one ``model.predict`` of the table with its probes and a
+    ``merge_asof``)."""
+    from learnops.data.splits import learner_split_mask
+    from learnops.learner_models.ability import ability_asof, fit_ability_model
+    from learnops.learner_models.elo import tune
+
+    if responses.empty:
+        return decisions
+    if params.irt.ability_model == "elo":
+        cfg = params.learner_models
+        val = learner_split_mask(responses["learner_hash"], cfg.val_split, params.seed, "elo")
+        model, _ = tune(responses.loc[~val], responses.loc[val], cfg.elo_alpha, cfg.elo_beta)
+    else:
+        model = fit_ability_model(params.irt.ability_model, responses, params)
+    est = ability_asof(model, responses, decisions)
+    out = decisions.copy()
+    out["ability"] = est["ability"].to_numpy(float)
+    out["ability_se"] = np.maximum(est["ability_se"].to_numpy(float), 0.0)
+    return out
+
+
 def _whole_table_reference(store, params, out, row_group_rows):
     """The export as it was before the ability model streamed (reference kept here): the
-    streamed tables read back whole, ``supply_abilities`` on them, the decisions rewritten in
-    one piece through the same row-group writer."""
+    streamed tables read back whole, :func:`_whole_table_abilities` on them, the decisions
+    rewritten in one piece through the same row-group writer."""
     from learnops.contracts import DECISION_COLUMNS
     from learnops.data.export import (
         SORT_KEYS,
@@ -62,12 +86,11 @@ def _whole_table_reference(store, params, out, row_group_rows):
         sort_rows,
     )
     from learnops.data.schemas import validate_decisions
-    from learnops.learner_models.ability import supply_abilities
 
     export(store, ALL, out, chunk_rows=400, row_group_rows=row_group_rows)  # logged abilities
     decisions = pd.read_parquet(out / "decisions.parquet")
     responses = pd.read_parquet(out / "responses.parquet")
-    supplied = validate_decisions(supply_abilities(decisions, responses, params))
+    supplied = validate_decisions(_whole_table_abilities(decisions, responses, params))
     supplied = sort_rows(supplied, SORT_KEYS["decisions"])
     schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))
     writer = _DayRowGroups(out / "decisions.parquet", schema, row_group_rows)
@@ -90,7 +113,6 @@ def test_streamed_abilities_are_the_whole_table_bytes(sim, tmp_path, name, monke
     store = _store(tmp_path, decisions, responses)
     params = _params(name)
     want = _whole_table_reference(store, params, tmp_path / "old", row_group_rows=150)
-    monkeypatch.setattr(ab, "BATCH_ROWS", 500)  # Elo: its abilities in batches of learners
 
     read_back = []  # the decisions are never read back whole: one row group at a time
     real = pq.ParquetFile.read_row_group
@@ -114,9 +136,8 @@ def test_streamed_abilities_are_the_whole_table_bytes(sim, tmp_path, name, monke
     n = len(decisions)
     assert res.counts["decisions"] == n and sum(read_back) == n and max(read_back) <= 150
     assert len(read_back) > 5
-    # Elo predicts batches of learners (about BATCH_ROWS answers each); Best-LR the whole table
-    assert sum(batches) == len(responses)
-    assert len(batches) > 3 if name == "elo" else len(batches) == 1
+    # Elo replays its compact sequences (no table with probes); Best-LR predicts the whole table
+    assert batches == ([] if name == "elo" else [len(responses)])
 
     dec = pd.read_parquet(tmp_path / "new" / "decisions.parquet")
     logged = pd.read_parquet(tmp_path / "old" / "decisions.parquet")  # the reference's output
@@ -201,3 +222,18 @@ def test_read_answers_is_compact(sim, tmp_path):
     whole = pd.read_parquet(tmp_path / "responses.parquet")
     for col in ABILITY_COLUMNS:
         assert got[col].astype(object).tolist() == whole[col].astype(object).tolist()
+
+
+def test_learners_are_counted_once_across_both_tables(sim, tmp_path):
+    """n_learners: the learners of either table (some with decisions only, some with answers
+    only), each counted once."""
+    from learnops.data.export import export
+
+    decisions, responses, quiet, _ = sim
+    answer_only = sorted(set(responses["learner_hash"]))[:4]
+    decisions = decisions.loc[~decisions["learner_hash"].isin(answer_only)]
+    store = _store(tmp_path, decisions, responses)
+    res = export(store, ALL, tmp_path / "out", chunk_rows=400)
+    both = pd.concat([decisions["learner_hash"], responses["learner_hash"]])
+    assert res.n_learners == both.nunique()
+    assert set(quiet) <= set(decisions["learner_hash"]) and len(answer_only) == 4

@@ -299,3 +299,71 @@ def test_ability_command_writes_one_row_per_learner_and_refuses_unknown_models(r
     )
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and len(lines) == 1 and "ability model must be one of" in lines[0]
+
+
+def _categorical(responses: pd.DataFrame) -> pd.DataFrame:
+    """``responses`` as the export reads answers back: ids categorical (with a category that
+    occurs in no row), ``correct`` int8."""
+    out = responses.copy()
+    for col in ("learner_hash", "item_id", "module"):
+        values = out[col].astype(str)
+        out[col] = pd.Categorical(values, categories=["zz-unused", *sorted(set(values))])
+    out["correct"] = out["correct"].astype(np.int8)
+    return out
+
+
+def test_prepare_is_compact_and_the_same_on_categorical_ids(responses):
+    plain = prepare(responses)
+    cat = prepare(_categorical(responses))
+    n = len(responses)
+    for seq in (plain, cat):
+        assert seq.learner.dtype == np.int32 and seq.item.dtype == np.int32
+        assert seq.order.dtype == np.int32 and seq.n_prior.dtype == np.int32
+        assert seq.y.dtype == np.int8 and seq.module.dtype == np.int16
+        assert seq.item_names.dtype == object and seq.learner_ids.dtype == object
+        assert sum(getattr(seq, a).nbytes for a in ("order", "learner", "item", "module", "y",
+                                                    "n_prior")) == 19 * n  # fmt: skip
+    for name in ("order", "learner", "learner_ids", "item_ids", "module", "module_ids", "y",
+                 "n_prior", "start"):  # fmt: skip
+        np.testing.assert_array_equal(getattr(cat, name), getattr(plain, name), err_msg=name)
+    assert "zz-unused" not in set(cat.learner_ids) | set(cat.item_names)
+    # the sorted rows by hand: learner, then time; a learner's first row has no earlier rows
+    rows = responses.iloc[plain.order]
+    assert (rows["learner_hash"].to_numpy() == plain.learner_ids[plain.learner]).all()
+    assert (rows["item_id"].astype(str).to_numpy() == plain.item_ids).all()
+    assert (rows["correct"].to_numpy() == plain.y).all()
+    assert (plain.n_prior == rows.groupby("learner_hash", sort=False).cumcount().to_numpy()).all()
+
+
+def test_prepare_refuses_answers_other_than_0_or_1(responses):
+    from learnops.errors import LearnopsError
+
+    for bad in (2, -1):
+        df = responses.head(20).copy()
+        df.loc[3, "correct"] = bad
+        with pytest.raises(LearnopsError, match="correct must be 0 or 1"):
+            prepare(df)
+    with pytest.raises(LearnopsError, match="correct must be 0 or 1"):
+        prepare(responses.head(20).assign(correct=0.5))
+
+
+@pytest.mark.parametrize("unseen", [False, True])
+def test_tune_on_one_prepared_table_is_tune_on_the_two_tables(responses, unseen):
+    """Elo tuned on the sides of one prepared table (the export's path) gives the grid and the
+    difficulties of ``tune`` on the two sides as tables, to the bit; also when a validation
+    learner answers an item no training learner answered (those answers are not scored)."""
+    from learnops.data.splits import learner_split_mask
+    from learnops.learner_models.elo import tune, tune_sequences
+
+    grid_a, grid_b = (0.4, 0.8, 1.6), (0.0, 0.05)
+    val = learner_split_mask(responses["learner_hash"], 0.3, 5, "elo")
+    if unseen:  # two answers of validation learners to a new item
+        responses = responses.copy()
+        responses.loc[np.flatnonzero(val)[[3, 40]], "item_id"] = "new-item"
+    want, want_grid = tune(responses.loc[~val], responses.loc[val], grid_a, grid_b)
+    seq = prepare(_categorical(responses))
+    got, got_grid = tune_sequences(seq, val[seq.order], grid_a, grid_b)
+    pd.testing.assert_frame_equal(got_grid, want_grid, check_exact=True)
+    assert (got.alpha, got.beta) == (want.alpha, want.beta)
+    pd.testing.assert_series_equal(got.difficulty, want.difficulty, check_exact=True)
+    assert want_grid["log_loss"].nunique() == len(want_grid)  # the grid points do differ

@@ -1,4 +1,5 @@
-"""Table reading (CSV/Parquet by extension) and atomic file writes."""
+"""Table reading (CSV/Parquet by extension), atomic file writes, and giving freed memory back
+to the system between the phases of a large job."""
 
 from __future__ import annotations
 
@@ -198,3 +199,20 @@ def write_table(path: str | Path, df: pd.DataFrame, *, digits: int | None = None
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
+    nothing). Between the phases of a large job (the streaming export, then its ability fit):
+    freed medium-sized blocks stay resident otherwise, and the next phase's large arrays (mapped
+    apart) would come on top of them."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is not None:
+        trim(0)

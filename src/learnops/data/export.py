@@ -34,7 +34,7 @@ from learnops.config import ExportConfig
 from learnops.data.schemas import validate_decisions, validate_responses
 from learnops.data.store import EventStore
 from learnops.errors import LearnopsError, NoTrainingData
-from learnops.io import write_bytes
+from learnops.io import release_free_memory, write_bytes
 
 #: Sort key of each exported table: time, then the row id (a total order, so the bytes are stable).
 SORT_KEYS: dict[str, list[str]] = {
@@ -243,6 +243,7 @@ class _Streamed:
     last: pd.Timestamp | None = None
     """The latest timestamp (the last row's: rows come in time order)."""
     learners: set[str] = field(default_factory=set)
+    """The distinct learner hashes, less those of ``known`` (given to :func:`_stream_table`)."""
     items: set[str] = field(default_factory=set)
 
 
@@ -252,9 +253,11 @@ def _stream_table(
     columns: list[str],
     target: Path,
     row_group_rows: int,
+    known: set[str] | None = None,
 ) -> _Streamed:
     """Validate each chunk and append it to a temporary file beside ``target``; the file is
-    removed when anything fails."""
+    removed when anything fails. Learners of ``known`` (another table's) are not collected
+    again: one str per learner of both tables."""
     import tempfile
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +273,8 @@ def _stream_table(
                 out.rows += len(df)
                 if len(df):
                     out.last = df["timestamp"].iloc[-1]
-                out.learners.update(df["learner_hash"].unique().tolist())
+                new = df["learner_hash"].unique().tolist()
+                out.learners.update(new if known is None else [x for x in new if x not in known])
                 if "item_id" in df:
                     out.items.update(df["item_id"].unique().tolist())
         finally:
@@ -314,9 +318,10 @@ class AbilitySource(Protocol):
 
 
 #: ``abilities(responses, learners, until)``: the ability source fitted on the window's answers
-#: (:data:`ABILITY_COLUMNS`, ids categorical) with every decision learner up to the last decision
-#: time ``until``, or None to keep the logged ability/ability_se.
-Abilities = Callable[[pd.DataFrame, "set[str]", pd.Timestamp], "AbilitySource | None"]
+#: (:data:`ABILITY_COLUMNS`, ids categorical; read for this call alone, so it may consume them)
+#: with every decision learner (``learners``: their distinct ids, an Index of str) up to the last
+#: decision time ``until``, or None to keep the logged ability/ability_se.
+Abilities = Callable[[pd.DataFrame, pd.Index, pd.Timestamp], "AbilitySource | None"]
 
 #: The response columns an ability model reads (the others are not read back).
 ABILITY_COLUMNS = ("learner_hash", "item_id", "module", "correct", "timestamp")
@@ -378,13 +383,18 @@ def _supply_abilities(
 ) -> None:
     """Rewrite the streamed decisions with the abilities the source ``abilities`` fits on the
     streamed responses supplies as of each decision (same rows, same row groups), one row group
-    at a time: memory is the source (fitted on the answers' columns only) plus one row group."""
+    at a time: memory is the source (fitted on the answers' columns only) plus one row group.
+    The answers are read for ``abilities`` alone (it may consume them)."""
     import pyarrow.parquet as pq
 
     from learnops.contracts import DECISION_COLUMNS
 
     dec = streamed["decisions"]
-    source = abilities(read_answers(streamed["responses"].tmp), dec.learners, dec.last)
+    release_free_memory()  # the streaming's freed chunks: not under the fit's peak
+    learners = pd.Index(list(dec.learners), dtype=object)
+    source = abilities(read_answers(streamed["responses"].tmp), learners, dec.last)
+    del learners
+    release_free_memory()  # the fit's working set: not under the rewrite's
     if source is None:
         return
     schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))
@@ -426,13 +436,15 @@ def export(
     ``irt``; see :data:`Abilities`), replaces the decisions' ``ability``/``ability_se`` with the
     chosen model's estimate as of each decision. That model is fitted on every answer of the
     window, so its memory grows with the window's *responses*: only their
-    :data:`ABILITY_COLUMNS` are read back (:func:`read_answers`: ids categorical, about 17 bytes
-    a response), the model is fitted on them (Elo: some tens of bytes a response while it
-    fits; its prediction runs in batches of learners) and keeps each learner's estimate as of
-    each of their answers (:class:`~learnops.learner_models.ability.AbilityTrajectory`, 28
-    bytes an answer). The decisions are then rewritten one row group at a time (an as-of join
-    on that trajectory), so they never count more than one row group: peak memory is the
-    trajectory and the fit's working set, plus one row group of decisions."""
+    :data:`ABILITY_COLUMNS` are read back (:func:`read_answers`: ids categorical, about 21 bytes
+    a response), the model is fitted on them and keeps each learner's estimate as of each of
+    their answers (:class:`~learnops.learner_models.ability.AbilityTrajectory`, 28 bytes an
+    answer). Elo prepares the answers once in compact arrays (19 bytes an answer), lets the
+    table go, tunes its step reading each side of them through its rounds (4 bytes an answer)
+    and replays them straight into the trajectory: about 60 bytes an answer at its peak. The
+    decisions are then rewritten one row group at a time (an as-of join on that trajectory),
+    so they never count more than one row group: peak memory is the trajectory and the fit's
+    working set, plus one row group of decisions."""
     from learnops.contracts import DECISION_COLUMNS, RESPONSE_COLUMNS
 
     if chunk_rows < 1 or row_group_rows < 1:
@@ -448,7 +460,10 @@ def export(
     try:
         for name, (read, validate, columns) in specs.items():
             chunks = read(window.since, window.until, cfg.limit, chunk_rows=chunk_rows)
-            streamed[name] = _stream_table(chunks, validate, columns, paths[name], row_group_rows)
+            known = streamed["decisions"].learners if name == "responses" else None
+            streamed[name] = _stream_table(
+                chunks, validate, columns, paths[name], row_group_rows, known
+            )
         counts = {name: st.rows for name, st in streamed.items()}
         if not any(counts.values()):
             raise NoTrainingData(f"no decisions or responses in {window.days()} (inclusive)")
@@ -464,12 +479,11 @@ def export(
     finally:
         for st in streamed.values():
             st.tmp.unlink(missing_ok=True)
-    learners = streamed["decisions"].learners | streamed["responses"].learners
     return Exported(
         window,
         paths,
         counts,
-        n_learners=len(learners),
+        n_learners=len(streamed["decisions"].learners) + len(streamed["responses"].learners),
         n_items=len(streamed["responses"].items),
         written=written,
     )

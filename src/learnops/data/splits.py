@@ -40,15 +40,19 @@ def learner_split_mask(
     """
     if not 0.0 < frac < 1.0:
         raise ValueError(f"frac must be in (0, 1), got {frac}")
-    keys = pd.Series(np.asarray(learners)).astype(str)
-    uniques = pd.unique(keys)
+    values = np.asarray(learners)
+    codes, uniques = pd.factorize(values)  # uniques in order of appearance
+    if not all(type(k) is str for k in uniques):  # ids as str first (e.g. numbers)
+        codes, uniques = pd.factorize(pd.Series(values).astype(str))
     ns = f"{namespace}:{seed}"
-    u = {k: bucket(ns, k) for k in uniques}
-    mask = keys.map({k: v < frac for k, v in u.items()}).to_numpy(dtype=bool)
+    u = np.fromiter((bucket(ns, k) for k in uniques), dtype=float, count=len(uniques))
+    mask = (u < frac)[codes]
     if len(uniques) and (mask.all() or not mask.any()):  # tiny data: force both sides non-empty
-        order = sorted(uniques, key=u.__getitem__)
+        order = sorted(range(len(uniques)), key=u.__getitem__)  # by bucket, ties by appearance
         k = max(1, min(len(order) - 1, round(frac * len(order))))
-        mask = keys.isin(set(order[:k])).to_numpy()
+        held = np.zeros(len(uniques), dtype=bool)
+        held[order[:k]] = True
+        mask = held[codes]
     return mask
 
 

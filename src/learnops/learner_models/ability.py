@@ -25,9 +25,8 @@ ABILITY_MODELS = ("irt", "elo", "best_lr")
 def fit_ability_model(name: str, responses: pd.DataFrame, params: Params) -> Any:
     """The learner model ``name`` (irt | elo | best_lr) fitted on ``responses``; Elo's step is
     tuned on ``learner_models.val_split`` of the learners."""
-    from learnops.data.splits import learner_column, learner_split_mask
+    from learnops.learner_models.base import prepare
     from learnops.learner_models.best_lr import BestLr
-    from learnops.learner_models.elo import tune
     from learnops.learner_models.irt_static import StaticIrt
 
     cfg = params.learner_models
@@ -35,27 +34,40 @@ def fit_ability_model(name: str, responses: pd.DataFrame, params: Params) -> Any
         known = ", ".join(ABILITY_MODELS)
         raise LearnopsError(f"ability model must be one of {known}, not {name!r}")
     if name == "elo":
-        learners = responses[learner_column(responses)]
-        if isinstance(learners.dtype, pd.CategoricalDtype):
-            # the side of each distinct learner (in order of appearance), then of each row: the
-            # same sides as of the rows, without a str per row
-            codes = learners.cat.codes.to_numpy()
-            uniq = pd.unique(codes)
-            side = learner_split_mask(
-                np.asarray(learners.cat.categories[uniq], dtype=object),
-                cfg.val_split,
-                params.seed,
-                "elo",
-            )
-            at = np.zeros(len(learners.cat.categories), dtype=np.int64)
-            at[uniq] = np.arange(uniq.size)
-            val = side[at[codes]]
-        else:
-            val = learner_split_mask(learners, cfg.val_split, params.seed, "elo")
-        model, _ = tune(responses.loc[~val], responses.loc[val], cfg.elo_alpha, cfg.elo_beta)
-        return model
+        return _fit_elo(prepare(responses), _elo_validation(responses, params), params)
     irt = StaticIrt(params.irt, params.seed).fit(responses)
     return irt if name == "irt" else BestLr(irt, C=cfg.C, fit_irt=False).fit(responses)
+
+
+def _elo_validation(responses: pd.DataFrame, params: Params) -> np.ndarray:
+    """Per row of ``responses``, whether its learner is one of the validation learners Elo's
+    step is tuned on (``learner_models.val_split``, seeded by learner)."""
+    from learnops.data.splits import learner_column, learner_split_mask
+
+    cfg = params.learner_models
+    learners = responses[learner_column(responses)]
+    if not isinstance(learners.dtype, pd.CategoricalDtype):
+        return learner_split_mask(learners, cfg.val_split, params.seed, "elo")
+    # the side of each learner that answers (a learner's side depends on the learner alone),
+    # then of each row: the same sides as of the rows, without a str per row nor a hash table
+    codes = learners.cat.codes.to_numpy()
+    k = len(learners.cat.categories)
+    used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=k))
+    side = np.zeros(k + 1, dtype=bool)  # a missing learner (code -1): the last, never valid
+    side[used] = learner_split_mask(
+        np.asarray(learners.cat.categories[used], dtype=object), cfg.val_split, params.seed, "elo"
+    )
+    return side[codes]
+
+
+def _fit_elo(seq: Any, valid: np.ndarray, params: Params) -> Any:
+    """Elo tuned on the prepared answers ``seq`` (:func:`~learnops.learner_models.elo.tune` on
+    the validation learners ``valid``, per input row), refitted on all of them."""
+    from learnops.learner_models.elo import tune_sequences
+
+    cfg = params.learner_models
+    model, _ = tune_sequences(seq, valid[seq.order], cfg.elo_alpha, cfg.elo_beta)
+    return model
 
 
 def ability_asof(model: Any, responses: pd.DataFrame, queries: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +177,9 @@ def supply_abilities(
     """``decisions`` with ``ability``/``ability_se`` from the model ``irt.ability_model`` names,
     as of each decision's time (the learner's answers strictly before it; the model fitted on
     ``responses``). With ``irt`` (the default), and when there are no responses to estimate from
-    (a warning is logged), the logged values are kept: ``decisions`` itself is returned."""
+    (a warning is logged), the logged values are kept: ``decisions`` itself is returned. The
+    estimates come from :func:`ability_source`'s trajectory (what the streaming export writes;
+    the numbers of :func:`ability_asof`, in compact arrays)."""
     name = params.irt.ability_model
     if name == "irt" or decisions.empty:
         return decisions
@@ -178,11 +192,17 @@ def supply_abilities(
             name,
         )
         return decisions
-    model = fit_ability_model(name, responses, params)
-    est = ability_asof(model, responses, decisions)
+    from learnops.data.splits import learner_column
+
+    lcol = learner_column(responses)
+    if lcol not in decisions.columns or "timestamp" not in decisions.columns:
+        raise LearnopsError(f"decisions: need columns {lcol} and timestamp")
+    until = pd.Timestamp(int(_ns(decisions["timestamp"]).max()), tz="UTC")
+    source = ability_source(responses, decisions[lcol], until, params)
+    ability, se = source.asof(decisions[lcol], decisions["timestamp"])
     out = decisions.copy()
-    out["ability"] = est["ability"].to_numpy(float)
-    out["ability_se"] = np.maximum(est["ability_se"].to_numpy(float), 0.0)
+    out["ability"] = ability
+    out["ability_se"] = np.maximum(se, 0.0)
     return out
 
 
@@ -238,10 +258,13 @@ class AbilityTrajectory:
 
 
 def _ns(timestamps: Any) -> np.ndarray:
-    """Times (anything ``pd.to_datetime`` reads; naive = UTC) as int64 ns since the epoch."""
+    """Times (anything ``pd.to_datetime`` reads; naive = UTC) as int64 ns since the epoch (an
+    int64 array is taken as that already)."""
+    if isinstance(timestamps, np.ndarray) and timestamps.dtype == np.int64:
+        return timestamps
     t = pd.to_datetime(pd.Series(np.asarray(timestamps)) if not isinstance(timestamps, pd.Series)
                        else timestamps, utc=True)  # fmt: skip
-    return t.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").astype(np.int64)
+    return t.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").view(np.int64)
 
 
 def ability_trajectory(
@@ -249,31 +272,43 @@ def ability_trajectory(
     responses: pd.DataFrame,
     learners: Any = (),
     until: Any = None,
+    seq: Any = None,
 ) -> AbilityTrajectory:
     """The :class:`AbilityTrajectory` of ``model`` on ``responses`` (learner column, item_id,
     correct, timestamp[, module]; ids may be categorical), with a probe for every learner of
     ``responses`` and of ``learners`` after the last answer and ``until`` (the latest query
     time): the rows and probe :func:`ability_asof` gives ``model.predict``, so its answers are
-    the same to the bit. Memory: the model's prediction of every row (``model.predict``: some
-    tens of bytes per response) and 28 bytes per entry kept."""
+    the same to the bit. Elo replays the prepared answers (``seq``: :func:`prepare` of
+    ``responses``, made when not given) straight into the trajectory's arrays: 28 bytes an
+    entry. The other models predict the whole table with its probes
+    (``model.predict``: some tens of bytes per response)."""
     from learnops.data.splits import learner_column
 
     if responses.empty:
         raise LearnopsError("no responses to estimate abilities from")
     lcol = learner_column(responses)
+    extra = _learner_ids(learners)
+    if getattr(model, "name", None) == "elo":
+        from learnops.learner_models.base import prepare
+
+        seq = prepare(responses) if seq is None else seq
+        return _EloEntries.of(seq, responses["timestamp"], extra, until).fill(model, seq)
+    r_ts = _ns(responses["timestamp"])
+    end = _end(r_ts, until)
     cols = [lcol, "item_id", "correct", "timestamp", *(
         ["module"] if "module" in responses.columns else [])]  # fmt: skip
     r = responses[cols]
-    r_ts = _ns(r["timestamp"])
-    end = int(r_ts.max()) if until is None else max(int(r_ts.max()), int(_ns([until])[0]))
-    end += 1_000_000_000  # one second after the last answer or query
     seen = _ids(r[lcol])
-    extra = pd.Index(list(learners), dtype=object).astype(str).unique()
     ids = seen.append(extra.difference(seen)) if len(extra) else seen
     learner_ids = ids.sort_values()
     code = np.concatenate([_codes(r[lcol], learner_ids), learner_ids.get_indexer(ids)])
     code = code.astype(np.int32)
-    ability, se = _predict_abilities(model, r, lcol, ids, end, code)
+    table = _with_probes(r, lcol, ids, end, r.iloc[[0]])
+    pred = model.predict(table)
+    del table
+    ability = np.asarray(pred.ability, dtype=float)
+    se = np.asarray(pred.ability_se, dtype=float)
+    del pred
     ts = np.concatenate([r_ts, np.full(len(ids), end, dtype=np.int64)])
     order = np.lexsort((ts, code))  # stable: equal times keep the table's order
     code, ts = code[order], ts[order]
@@ -286,6 +321,97 @@ def ability_trajectory(
         ability=ability[keep],
         ability_se=np.maximum(se[keep], 0.0),
     )
+
+
+def _learner_ids(learners: Any) -> pd.Index:
+    """The distinct learner ids (str) of ``learners`` (a set, a list, an array or an Index)."""
+    if isinstance(learners, set | frozenset):
+        learners = list(learners)
+    ids = pd.Index(np.asarray(learners, dtype=object), dtype=object)
+    if not all(type(x) is str for x in ids):  # str ids are kept as those objects
+        ids = ids.astype(str)
+    return ids.unique()
+
+
+def _end(r_ts: np.ndarray, until: Any) -> int:
+    """The probes' time (ns): one second after the last answer (``r_ts``) and ``until``."""
+    end = int(r_ts.max()) if until is None else max(int(r_ts.max()), int(_ns([until])[0]))
+    return end + 1_000_000_000
+
+
+@dataclass
+class _EloEntries:
+    """Where an Elo replay writes each sorted answer of prepared answers in an
+    :class:`AbilityTrajectory`, made before the fit (it needs the answers' times, not the
+    model), so that the answers' table can go before the fit: learner ``code`` and
+    ``timestamp`` of every entry, the first entry ``start`` of each answering learner (their
+    k-th answer's entry is ``start + k``) and each learner's ``probe`` entry (``where``: each
+    answering learner's code in the trajectory)."""
+
+    learners: pd.Index
+    code: np.ndarray
+    timestamp: np.ndarray
+    start: np.ndarray
+    probe: np.ndarray
+    where: np.ndarray
+
+    @classmethod
+    def of(cls, seq: Any, times: Any, extra: pd.Index, until: Any) -> _EloEntries:
+        """The entries of ``seq`` (:func:`prepare` of a table whose ``timestamp`` column is
+        ``times``) and a probe for every learner of it and of ``extra`` (str ids) one second
+        after the last answer and ``until``: each learner's block holds their answers in sorted
+        order, then the probe."""
+        from learnops.learner_models.base import _index_dtype
+
+        seen = pd.Index(seq.learner_ids, dtype=object)  # str objects: no copy of the ids
+        extra = pd.Index(extra, dtype=object)
+        ids = seen.append(extra.difference(seen, sort=False)) if len(extra) else seen
+        learners = ids.sort_values()
+        where = learners.get_indexer(seen)
+        per_learner = np.zeros(len(learners), dtype=np.int64)
+        per_learner[where] = np.bincount(seq.learner, minlength=len(seen))
+        per_learner += 1  # the probe after the answers
+        size = int(per_learner.sum())
+        idx = _index_dtype(size)
+        block = np.zeros(len(learners), dtype=idx)  # first entry of each learner's block
+        np.cumsum(per_learner[:-1], out=block[1:])
+        probe = block + (per_learner - 1).astype(idx)
+        code = np.repeat(np.arange(len(learners), dtype=np.int32), per_learner)
+        del per_learner
+        start = block[where]  # per answering learner: the entry of their first answer
+        del block
+        ts = np.empty(size, dtype=np.int64)
+        r_ts = _ns(times)
+        step = 1 << 20  # a slice at a time: no per-answer array
+        for lo in range(0, seq.n, step):
+            hi = lo + step
+            at = start[seq.learner[lo:hi]] + seq.n_prior[lo:hi]
+            ts[at] = r_ts[seq.order[lo:hi]]
+        ts[probe] = _end(r_ts, until)
+        return cls(learners, code, ts, start, probe, where)
+
+    def fill(self, model: Any, seq: Any) -> AbilityTrajectory:
+        """The trajectory of the Elo ``model`` on ``seq``: its replay (each learner's θ from
+        their own answers only, items frozen: the numbers ``model.predict`` gives the table
+        with its probes) written at each answer's entry, then each probe (θ and SE after all
+        the learner's answers; 0 and 1 for a learner without answers)."""
+        ability = np.empty(self.code.size)
+        se = np.empty(self.code.size)
+        theta, info = model.replay(seq, ability, se, start=self.start)
+        ability[self.probe] = 0.0  # learners without answers: Elo's start
+        se[self.probe] = 1.0
+        ability[self.probe[self.where]] = theta
+        se[self.probe[self.where]] = 1.0 / np.sqrt(info)
+        code, ts = self.code, self.timestamp
+        # a learner's answers at one time: the entry of the first (earlier answers only)
+        first = np.r_[True, (code[1:] != code[:-1]) | (ts[1:] != ts[:-1])]
+        if not first.all():
+            code, ts, ability, se = code[first], ts[first], ability[first], se[first]
+        del first
+        np.maximum(se, 0.0, out=se)
+        return AbilityTrajectory(
+            learners=self.learners, code=code, timestamp=ts, ability=ability, ability_se=se
+        )
 
 
 def _ids(values: pd.Series) -> pd.Index:
@@ -302,45 +428,6 @@ def _codes(values: pd.Series, ids: pd.Index) -> np.ndarray:
         return np.where(cat.codes.to_numpy() >= 0, where[cat.codes.to_numpy()], -1)
     codes, uniq = pd.factorize(values)
     return ids.get_indexer(pd.Index(uniq).astype(str))[codes]
-
-
-#: Answers per batch of learners when Elo's abilities are predicted batch by batch.
-BATCH_ROWS = 500_000
-
-
-def _predict_abilities(
-    model: Any, r: pd.DataFrame, lcol: str, ids: pd.Index, end: int, code: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(ability, ability_se) ``model.predict`` gives the rows of ``r`` followed by a probe per
-    learner of ``ids`` (``code``: each of those rows' learner code). Elo predicts a learner
-    from that learner's answers only (item difficulties frozen, every step elementwise), so its
-    prediction runs in batches of about :data:`BATCH_ROWS` answers, learner by learner: the
-    same numbers in bounded memory. The other models run on the whole table (static IRT's
-    cumulative sums span learners, so a batch would change the last bits)."""
-    first = r.iloc[[0]]
-    if getattr(model, "name", None) != "elo" or len(r) <= BATCH_ROWS:
-        table = _with_probes(r, lcol, ids, end, first)
-        pred = model.predict(table)
-        del table
-        return np.asarray(pred.ability, dtype=float), np.asarray(pred.ability_se, dtype=float)
-    n = len(r)
-    r_code, p_code = code[:n], code[n:]
-    per_learner = np.bincount(code, minlength=len(ids))
-    cuts = np.searchsorted(np.cumsum(per_learner), np.arange(BATCH_ROWS, code.size, BATCH_ROWS))
-    bounds = np.unique(np.r_[0, cuts + 1, len(ids)])
-    ability = np.empty(code.size)
-    se = np.empty(code.size)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        rows = np.flatnonzero((r_code >= lo) & (r_code < hi))
-        probes = np.flatnonzero((p_code >= lo) & (p_code < hi))
-        table = _with_probes(r.iloc[rows], lcol, ids[probes], end, first)
-        pred = model.predict(table)
-        del table
-        at = np.r_[rows, n + probes]
-        ability[at] = pred.ability
-        se[at] = pred.ability_se
-        del pred
-    return ability, se
 
 
 def _with_probes(
@@ -367,13 +454,19 @@ def _with_probes(
 
 
 def ability_source(
-    responses: pd.DataFrame, learners: Any, until: Any, params: Params
+    responses: pd.DataFrame, learners: Any, until: Any, params: Params, consume: bool = False
 ) -> AbilityTrajectory | None:
     """The model ``irt.ability_model`` names, fitted on ``responses``, as an
     :class:`AbilityTrajectory` with probes for ``learners`` up to ``until`` (the decisions'
     learners and latest time): what :func:`supply_abilities` gives each decision, for decisions
     that come in chunks. None with ``irt`` (the logged values are kept) and when there are no
-    responses (a warning is logged, as in :func:`supply_abilities`)."""
+    responses (a warning is logged, as in :func:`supply_abilities`).
+
+    ``consume``: ``responses`` was read for this call alone, and Elo may empty it (drop its
+    columns) once its answers are prepared, so that its memory goes before the fit (the
+    streaming export's answers). Elo's memory, 5M answers: the prepared answers (19 bytes an
+    answer), the trajectory's entries (28 bytes) and, while its step
+    is tuned, the two sides' prepared answers (19 bytes)."""
     name = params.irt.ability_model
     if name == "irt":
         return None
@@ -386,6 +479,23 @@ def ability_source(
             name,
         )
         return None
+    if name == "elo":  # one compact preparation of the answers for the fit and the replay
+        from learnops.io import release_free_memory
+        from learnops.learner_models.base import prepare
+
+        seq = prepare(responses)
+        valid = _elo_validation(responses, params)
+        times = _ns(responses["timestamp"])
+        if consume:  # nothing else of the table is read any more
+            for col in list(responses.columns):
+                del responses[col]
+        release_free_memory()  # the table's and the preparation's freed blocks
+        entries = _EloEntries.of(seq, times, _learner_ids(learners), until)
+        del times
+        model = _fit_elo(seq, valid, params)
+        del valid
+        release_free_memory()  # the tuning's
+        return entries.fill(model, seq)
     model = fit_ability_model(name, responses, params)
     return ability_trajectory(model, responses, learners, until)
 
@@ -425,7 +535,7 @@ def holdout_metrics(
     table = responses.loc[keep].reset_index(drop=True)
     seq = prepare(table)
     learners = table[learner_column(table)].astype(str).to_numpy()
-    rows = pd.DataFrame({"learner": learners, "correct": seq.unsort(seq.y)})
+    rows = pd.DataFrame({"learner": learners, "correct": seq.unsort(seq.y.astype(float))})
     rows["p_irt"] = ref.predict(table).p
     rows["p_candidate"] = model.predict(table).p
     rows = rows.loc[mask[keep]].reset_index(drop=True)

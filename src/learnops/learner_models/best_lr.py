@@ -60,7 +60,7 @@ class BestLr:
         s, f = prior_counts(seq)
         sm, fm = prior_counts(seq, seq.module)
         dense = np.column_stack([logit, theta, difficulty, np.log1p(s), np.log1p(f)])
-        m = self.modules.get_indexer(seq.module_ids[seq.module])
+        m = self.modules.get_indexer(seq.module_ids)[seq.module]
         ok = m >= 0
         rows = np.flatnonzero(ok)
         k = len(self.modules)
@@ -73,7 +73,7 @@ class BestLr:
     def design(self, responses: pd.DataFrame):
         """The sparse design of ``responses`` in sorted order, and the sorted 0/1 answers."""
         seq = prepare(responses)
-        return self.features(seq)[0], seq.y
+        return self.features(seq)[0], seq.y.astype(float)
 
     def fit(self, responses: pd.DataFrame) -> BestLr:
         """Fit the IRT part (unless ``fit_irt`` is False), then the logistic regression."""

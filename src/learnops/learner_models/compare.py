@@ -159,8 +159,8 @@ def evaluate_split(
             "response_id": table["response_id"].astype(str).to_numpy()
             if "response_id" in table.columns
             else np.arange(len(table)).astype(str),
-            "correct": seq.unsort(seq.y),
-            "n_prior": seq.unsort(seq.n_prior),
+            "correct": seq.unsort(seq.y.astype(float)),
+            "n_prior": seq.unsort(seq.n_prior.astype(np.int64)),
         }
     )
     for m, model in models.items():

@@ -89,7 +89,7 @@ class StaticIrt:
             it = items[lo:hi]
             p = probability(params, np.repeat(it, nodes.size), np.tile(nodes, hi - lo))
             p = np.clip(p.reshape(hi - lo, nodes.size), 1e-12, 1 - 1e-12)
-            y = seq.y[lo:hi, None]
+            y = seq.y[lo:hi, None].astype(float)
             ll = y * np.log(p) + (1 - y) * np.log1p(-p)
             before = np.cumsum(ll, axis=0) - ll  # likelihood of the block's earlier rows
             before -= before[seq.start[lo:hi] - lo]  # ... of the same learner only
@@ -119,7 +119,8 @@ def _fingerprint(seq: Sequences) -> tuple:
     h = hashlib.sha256()
     h.update(seq.learner.tobytes())
     h.update(seq.y.tobytes())
-    h.update(pd.util.hash_array(seq.item_ids).tobytes())
+    h.update(seq.item.tobytes())
+    h.update("\0".join(seq.item_names.tolist()).encode())
     return (seq.n, h.hexdigest())
 
 

@@ -29,7 +29,7 @@ class Pfa:
         Answers in a module unseen in fitting get an all-zero row (P = 0.5)."""
         import scipy.sparse as sp
 
-        m = modules.get_indexer(seq.module_ids[seq.module])
+        m = modules.get_indexer(seq.module_ids)[seq.module]
         s, f = prior_counts(seq, seq.module)
         ok = m >= 0
         rows = np.flatnonzero(ok)

@@ -105,7 +105,10 @@ def _abilities(params: Params):
         return None
     from learnops.learner_models.ability import ability_source
 
-    return lambda responses, learners, until: ability_source(responses, learners, until, params)
+    # the export reads the answers back for this call alone: the model may consume them
+    return lambda responses, learners, until: ability_source(
+        responses, learners, until, params, consume=True
+    )
 
 
 def run(params: Params) -> ExportResult:
