@@ -178,7 +178,9 @@ def test_fit_heap_uses_glibc_here():
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("not a glibc system: fit_heap is a no-op")
-    lib = parallel._glibc()
+    from learnops.io import glibc
+
+    lib = glibc()
     assert lib is not None
     assert lib.mallopt(-2, 128 << 10) == 1  # M_TOP_PAD accepted
 
@@ -188,7 +190,7 @@ def test_fits_run_inside_fit_heap(monkeypatch, tmp_path):
     from learnops.irt.partitioned import fit_partitioned, partition_responses
 
     lib = _FakeLibc()
-    monkeypatch.setattr(parallel, "_glibc", lambda: lib)
+    monkeypatch.setattr("learnops.io.glibc", lambda: lib)
     df = _data()
     irt.fit(df, "2pl", se="none", engine=parallel.LocalEngine(2))
     assert [c[0] for c in lib.calls].count("malloc_trim") == 1

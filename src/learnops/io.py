@@ -3,6 +3,7 @@ to the system between the phases of a large job."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -201,18 +202,27 @@ def write_table(path: str | Path, df: pd.DataFrame, *, digits: int | None = None
             df.to_csv(tmp, index=False)
 
 
+@functools.cache
+def glibc() -> Any:
+    """The C library if it is glibc (``malloc_trim`` and ``mallopt``, argument types set), else
+    None."""
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL(None)
+        lib.gnu_get_libc_version  # noqa: B018  (glibc only)
+        lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return None
+    return lib
+
+
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
     nothing). Between the phases of a large job (the streaming export, then its ability fit):
     freed medium-sized blocks stay resident otherwise, and the next phase's large arrays (mapped
     apart) would come on top of them."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
-    if trim is not None:
-        trim(0)
+    lib = glibc()
+    if lib is not None:
+        lib.malloc_trim(0)

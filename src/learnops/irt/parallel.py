@@ -146,26 +146,13 @@ _R = TypeVar("_R")
 _heap_depth = [0]
 
 
-@functools.cache
-def _glibc() -> Any:
-    """The C library if it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
-    import ctypes
-
-    try:
-        lib = ctypes.CDLL(None)
-        lib.gnu_get_libc_version  # noqa: B018  (glibc only)
-        lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-        lib.malloc_trim.argtypes = [ctypes.c_size_t]
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        return None
-    return lib
-
-
 @contextlib.contextmanager
 def fit_heap(lib: Any = None) -> Iterator[None]:
     """glibc's heap kept for reuse while a fit runs (``FIT_MALLOC``), released after it
     (``AFTER_FIT_MALLOC`` and ``malloc_trim``); nested uses act once, elsewhere a no-op."""
-    lib = lib or _glibc()
+    from learnops.io import glibc
+
+    lib = lib or glibc()
     with _heap_lock:
         _heap_depth[0] += 1
         if lib is not None and _heap_depth[0] == 1:
