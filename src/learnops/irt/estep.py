@@ -162,17 +162,15 @@ class EStep:
         counts in float32; EM uses it on large problems before polishing in the default mode.
         """
         fast = fast and not abilities and callback is None
-        lp, l1p, m = item_tables(p, self.theta)
-        m32 = None
+        tables = item_tables(p, self.theta)
+        lp, l1p, m = tables.lp, tables.l1p, tables.m
         counts = np.zeros_like(m)
         loglik = 0.0
         ab = np.empty((self.n_learners, 2)) if abilities else None
         for ch in self.chunks:
             if ch.torch_idx is not None:
-                if m32 is None:
-                    m32 = item_tables_f32(p, self.theta, m)
                 chunk_fn = _torch_chunk_fast if fast else _torch_chunk
-                ll_c, counts_c, post = chunk_fn(ch, m32, self.logw)
+                ll_c, counts_c, post = chunk_fn(ch, tables.m32(), self.logw)
                 loglik += ll_c
                 counts += counts_c
             elif ch.dense:
@@ -194,34 +192,39 @@ class EStep:
         return loglik, counts[: self.n_items], counts[self.n_items :], ab
 
 
+@dataclass
+class ItemTables:
+    """log P, log(1 − P) and both stacked (2·items × nodes) at one ``p``; ``m32()`` is the
+    stacked table as a float32 torch tensor, made on first use."""
+
+    lp: np.ndarray
+    l1p: np.ndarray
+    m: np.ndarray
+    _m32: Any = None
+
+    def m32(self) -> Any:
+        if self._m32 is None:  # threads racing here make equal tensors: either one will do
+            import torch
+
+            self._m32 = torch.from_numpy(self.m.astype(np.float32))
+        return self._m32
+
+
 _tables_lock = threading.Lock()
-_tables_last: list[Any] = [None, None, None]  # weak refs to (p, theta), and their tables
+_tables_last: list[Any] = [None, None, None]  # weak refs to the last (p, theta), their tables
 
 
-def item_tables(p: Params, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log P, log(1 − P) and both stacked (2·items × nodes) at ``p``: computed once for all the
-    shards that run an E-step at the same ``p`` in this process (the last ``p`` is kept)."""
+def item_tables(p: Params, theta: np.ndarray) -> ItemTables:
+    """The item tables at ``p``: computed once for all the shards that run an E-step at the
+    same ``p`` in this process (the last ``p``'s are kept)."""
     with _tables_lock:
         ref_p, ref_theta, tables = _tables_last
         if ref_p is not None and ref_p() is p and ref_theta() is theta:
-            return tables[:3]
+            return tables
         lp, l1p = item_logprobs(p, theta)
-        tables = [lp, l1p, np.vstack([lp, l1p]), None]
+        tables = ItemTables(lp, l1p, np.vstack([lp, l1p]))
         _tables_last[:] = [weakref.ref(p), weakref.ref(theta), tables]
-        return lp, l1p, tables[2]
-
-
-def item_tables_f32(p: Params, theta: np.ndarray, m: np.ndarray) -> Any:
-    """The stacked table ``m`` as a float32 torch tensor, shared like ``item_tables``."""
-    import torch
-
-    with _tables_lock:
-        ref_p, ref_theta, tables = _tables_last
-        if ref_p is not None and ref_p() is p and ref_theta() is theta and tables[2] is m:
-            if tables[3] is None:
-                tables[3] = torch.from_numpy(m.astype(np.float32))
-            return tables[3]
-    return torch.from_numpy(m.astype(np.float32))
+        return tables
 
 
 def _sparse_chunk(ch: Chunk, m: np.ndarray, logw: np.ndarray) -> tuple[float, Any, np.ndarray]:

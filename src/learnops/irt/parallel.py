@@ -141,9 +141,9 @@ def _pin_one_thread() -> None:
 FIT_MALLOC = {-3: 32 << 20, -1: 256 << 20, -2: 64 << 20}  # MMAP_THRESHOLD, TRIM_THRESHOLD, TOP_PAD
 AFTER_FIT_MALLOC = {-1: 64 << 20, -2: 128 << 10}
 _heap_lock = threading.Lock()
+_heap_depth = [0]
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-_heap_depth = [0]
 
 
 @contextlib.contextmanager
