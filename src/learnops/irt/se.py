@@ -601,7 +601,6 @@ def louis_exact_cov(
 
     if model == "1pl":  # common slope: a_j = a for all j (Jᵀ I J), plus its prior once
         full = _symmetric_from_upper(information(keep=False), n_items, k)
-        del acc
         info = np.empty((1 + n_items, 1 + n_items))
         info[1:, 1:] = full[:, 1, :, 1]
         col = full[:, 0].sum(axis=0)  # (I, k): Σ_j info[(j, a), (j', t)]
