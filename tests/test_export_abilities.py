@@ -15,12 +15,13 @@ ALL = ExportConfig(last_days=None, min_data_points=1)
 FAST = {"elo_alpha": [0.4, 0.8], "elo_beta": [0.0, 0.05]}
 NO_ANSWERS = 3  # learners whose answers are left out of the store (decisions only)
 TIES = 40  # decisions moved to the very time of one of their learner's answers
+SAME_TIME = 30  # answers moved to the time of their learner's previous answer
 
 
 @pytest.fixture(scope="module")
 def sim():
-    """A small simulation with learners that only have decisions and decisions at the very
-    time of an answer of theirs."""
+    """A small simulation with learners that only have decisions, decisions at the very time
+    of an answer of theirs, and learners with several answers at one time."""
     from learnops.data.simulate import simulate
 
     s = simulate(SMALL_SIM.model_copy(update={"days": 4, "n_learners": 50}), seed=11)
@@ -28,6 +29,11 @@ def sim():
     quiet = sorted(dec["learner_hash"].unique())[:NO_ANSWERS]
     resp = resp.loc[~resp["learner_hash"].isin(quiet)].reset_index(drop=True)
     rng = np.random.default_rng(0)
+    by_time = resp.sort_values(["learner_hash", "timestamp"], kind="stable").index.to_numpy()
+    same = resp.loc[by_time, "learner_hash"].to_numpy()
+    later = np.flatnonzero(same[1:] == same[:-1]) + 1
+    for k in rng.choice(later, SAME_TIME, replace=False):
+        resp.loc[by_time[k], "timestamp"] = resp.loc[by_time[k - 1], "timestamp"]
     rows = rng.choice(np.flatnonzero(dec["learner_hash"].isin(resp["learner_hash"])), TIES, False)
     for i in rows:
         theirs = resp.loc[resp["learner_hash"] == dec.at[i, "learner_hash"], "timestamp"]
@@ -222,6 +228,11 @@ def test_read_answers_is_compact(sim, tmp_path):
     whole = pd.read_parquet(tmp_path / "responses.parquet")
     for col in ABILITY_COLUMNS:
         assert got[col].astype(object).tolist() == whole[col].astype(object).tolist()
+    # learner ids already in memory (the export's, from streaming): the same str objects
+    known = {v: v for v in whole["learner_hash"].unique().tolist()}
+    shared = read_answers(tmp_path / "responses.parquet", known)
+    pd.testing.assert_frame_equal(shared, got)
+    assert all(v is known[v] for v in shared["learner_hash"].cat.categories)
 
 
 def test_learners_are_counted_once_across_both_tables(sim, tmp_path):
@@ -237,3 +248,56 @@ def test_learners_are_counted_once_across_both_tables(sim, tmp_path):
     both = pd.concat([decisions["learner_hash"], responses["learner_hash"]])
     assert res.n_learners == both.nunique()
     assert set(quiet) <= set(decisions["learner_hash"]) and len(answer_only) == 4
+
+
+class _AsTable:
+    """A fitted model seen as an unknown model: the whole-table path of
+    ``ability_trajectory`` (the table with its probes predicted in one piece)."""
+
+    name = "as_table"
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict(self, responses):
+        return self.model.predict(responses)
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_elo_replays_the_trajectory_of_the_table_prediction(sim, tmp_path, compact):
+    """Elo's trajectory comes from one replay of its prepared answers, with no table or probe
+    predicted: bit for bit the trajectory of predicting the table with its probes (learners with
+    several answers at one time, learners with decisions only, plain or categorical ids)."""
+    from learnops.data.export import export, read_answers
+    from learnops.learner_models.ability import (
+        ability_source,
+        ability_trajectory,
+        fit_ability_model,
+    )
+
+    decisions, responses, quiet, _ = sim
+    if compact:  # the export's answers: ids categorical, correct int8
+        export(_store(tmp_path, decisions, responses), ALL, tmp_path, chunk_rows=400)
+        responses = read_answers(tmp_path / "responses.parquet")
+    assert responses.duplicated(["learner_hash", "timestamp"]).sum() >= SAME_TIME
+    params = _params("elo")
+    model = fit_ability_model("elo", responses, params)
+    learners = set(decisions["learner_hash"]) | {"zz-new", "00-new"}
+    until = decisions["timestamp"].max()
+    want = ability_trajectory(_AsTable(model), responses, learners, until)
+    handed = responses.copy()  # the export hands its answers over: their columns are dropped
+    for got in (
+        ability_trajectory(model, responses, learners, until),
+        ability_source(responses, learners, until, params),  # the export's: fit and replay
+        ability_source(handed, learners, until, params, consume=True),
+    ):
+        assert got.learners.equals(want.learners)
+        for col in ("code", "timestamp", "ability", "ability_se"):
+            a, b = getattr(got, col), getattr(want, col)
+            assert a.dtype == b.dtype and np.array_equal(a, b), col
+    assert handed.columns.empty and len(responses.columns) >= 4
+    # the learners without answers get Elo's start: θ 0, SE 1
+    none = want.learners.get_indexer([*quiet, "zz-new", "00-new"])
+    at = np.isin(want.code, none)
+    assert at.sum() == len(none)
+    assert (want.ability[at] == 0.0).all() and (want.ability_se[at] == 1.0).all()

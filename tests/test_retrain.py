@@ -110,3 +110,34 @@ def test_failed_training_marks_the_version_failed(params, monkeypatch):
     last = _registry(params).list("mlp")[-1]
     assert last.status == "failed" and "disk full" in last.error
     assert _registry(params).production("mlp").version == prod
+
+
+def test_retrain_takes_abilities_from_the_streamed_export(params, monkeypatch):
+    """With ``irt.ability_model: elo`` the decision model trains on the export's streamed
+    abilities: the table of the former path (both tables read back whole, then
+    ``supply_abilities``), value for value; the IRT model gets the answers as exported."""
+    import pandas as pd
+
+    import learnops.lifecycle.retrain as rt
+    from learnops.data.export import export
+    from learnops.learner_models.ability import supply_abilities
+
+    monkeypatch.delenv("LEARNOPS_DB_URL", raising=False)
+    elo = params.model_copy(
+        update={
+            "irt": params.irt.model_copy(update={"ability_model": "elo"}),
+            "learner_models": params.learner_models.model_copy(
+                update={"elo_alpha": (0.4, 0.8), "elo_beta": (0.0, 0.05)}
+            ),
+        }
+    )
+    tables = {}
+    monkeypatch.setattr(rt, "_retrain_one", lambda reg, p, kind, table, *a, **k: tables.update(
+        {kind: table.copy()}))  # fmt: skip
+    retrain(elo, auto_deploy=False)
+    store = EventStore(elo.db_url)
+    logged = export(store, rt._export_config(elo, None, None), params.path("retrain-ref"))
+    want = supply_abilities(logged.decisions, logged.responses, elo)
+    assert not want["ability"].equals(logged.decisions["ability"])  # the model's, not the log's
+    pd.testing.assert_frame_equal(tables["mlp"], want, check_exact=True)
+    pd.testing.assert_frame_equal(tables["irt"], logged.responses, check_exact=True)

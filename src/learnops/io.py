@@ -219,10 +219,14 @@ def glibc() -> Any:
 
 
 def release_free_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere
-    nothing). Between the phases of a large job (the streaming export, then its ability fit):
-    freed medium-sized blocks stay resident otherwise, and the next phase's large arrays (mapped
-    apart) would come on top of them."""
+    """Give freed memory back to the system: Arrow's pool (its allocator keeps freed buffers)
+    and the C heap's free pages (glibc ``malloc_trim``; elsewhere nothing). Between the phases
+    of a large job (the streaming export, then its ability fit): freed medium-sized blocks stay
+    resident otherwise, and the next phase's large arrays (mapped apart) would come on top of
+    them."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
     lib = glibc()
     if lib is not None:
         lib.malloc_trim(0)

@@ -243,7 +243,6 @@ class _Streamed:
     last: pd.Timestamp | None = None
     """The latest timestamp (the last row's: rows come in time order)."""
     learners: set[str] = field(default_factory=set)
-    """The distinct learner hashes, less those of ``known`` (given to :func:`_stream_table`)."""
     items: set[str] = field(default_factory=set)
 
 
@@ -253,11 +252,11 @@ def _stream_table(
     columns: list[str],
     target: Path,
     row_group_rows: int,
-    known: set[str] | None = None,
+    ids: dict[str, str] | None = None,
 ) -> _Streamed:
     """Validate each chunk and append it to a temporary file beside ``target``; the file is
-    removed when anything fails. Learners of ``known`` (another table's) are not collected
-    again: one str per learner of both tables."""
+    removed when anything fails. ``ids``: the learner ids seen so far (each id to its one str
+    object, shared by the tables: a learner hash takes about 110 bytes a copy)."""
     import tempfile
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -273,8 +272,10 @@ def _stream_table(
                 out.rows += len(df)
                 if len(df):
                     out.last = df["timestamp"].iloc[-1]
-                new = df["learner_hash"].unique().tolist()
-                out.learners.update(new if known is None else [x for x in new if x not in known])
+                learners = df["learner_hash"].unique().tolist()
+                if ids is not None:
+                    learners = [ids.setdefault(v, v) for v in learners]
+                out.learners.update(learners)
                 if "item_id" in df:
                     out.items.update(df["item_id"].unique().tolist())
         finally:
@@ -318,20 +319,21 @@ class AbilitySource(Protocol):
 
 
 #: ``abilities(responses, learners, until)``: the ability source fitted on the window's answers
-#: (:data:`ABILITY_COLUMNS`, ids categorical; read for this call alone, so it may consume them)
-#: with every decision learner (``learners``: their distinct ids, an Index of str) up to the last
-#: decision time ``until``, or None to keep the logged ability/ability_se.
-Abilities = Callable[[pd.DataFrame, pd.Index, pd.Timestamp], "AbilitySource | None"]
+#: (:data:`ABILITY_COLUMNS`, ids categorical) with every decision learner up to the last decision
+#: time ``until``, or None to keep the logged ability/ability_se. The answers are handed over:
+#: the function may drop their columns once read (the export reads them for it alone).
+Abilities = Callable[[pd.DataFrame, "set[str]", pd.Timestamp], "AbilitySource | None"]
 
 #: The response columns an ability model reads (the others are not read back).
 ABILITY_COLUMNS = ("learner_hash", "item_id", "module", "correct", "timestamp")
 
 
-def read_answers(path: str | Path) -> pd.DataFrame:
+def read_answers(path: str | Path, learner_ids: dict[str, str] | None = None) -> pd.DataFrame:
     """The :data:`ABILITY_COLUMNS` of a responses Parquet file, compactly and one row group at a
     time: ids categorical (sorted categories; read dictionary-encoded, never a str per row),
     ``correct`` int8, ``timestamp`` datetime64[ns, UTC] — about 17 bytes a response plus the
-    distinct ids."""
+    distinct ids (``learner_ids``: learner ids already in memory, each to its str object, which
+    the learner categories then share)."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -350,10 +352,11 @@ def read_answers(path: str | Path) -> pd.DataFrame:
             for c in ids:
                 col = group.column(c).combine_chunks()
                 local = seen[c]
-                mapping = np.array(
-                    [local.setdefault(v, len(local)) for v in col.dictionary.to_pylist()],
-                    dtype=np.int32,
-                )
+                values = col.dictionary.to_pylist()
+                if c == "learner_hash" and learner_ids is not None:
+                    values = [learner_ids.get(v, v) for v in values]
+                mapping = [local.setdefault(v, len(local)) for v in values]
+                mapping = np.array(mapping, dtype=np.int32)
                 index = col.indices.fill_null(-1).to_numpy().astype(np.int64)
                 codes[c][at : at + m] = np.where(index >= 0, mapping[np.maximum(index, 0)], -1)
             correct[at : at + m] = group.column("correct").to_numpy().astype(np.int8)
@@ -379,24 +382,30 @@ def read_answers(path: str | Path) -> pd.DataFrame:
 
 
 def _supply_abilities(
-    streamed: dict[str, _Streamed], abilities: Abilities, row_group_rows: int
+    streamed: dict[str, _Streamed],
+    abilities: Abilities,
+    row_group_rows: int,
+    ids: dict[str, str] | None = None,
 ) -> None:
     """Rewrite the streamed decisions with the abilities the source ``abilities`` fits on the
     streamed responses supplies as of each decision (same rows, same row groups), one row group
     at a time: memory is the source (fitted on the answers' columns only) plus one row group.
-    The answers are read for ``abilities`` alone (it may consume them)."""
+    ``ids``: the streamed learner ids (:func:`_stream_table`), emptied once the answers are
+    read."""
     import pyarrow.parquet as pq
 
     from learnops.contracts import DECISION_COLUMNS
 
     dec = streamed["decisions"]
-    release_free_memory()  # the streaming's freed chunks: not under the fit's peak
-    learners = pd.Index(list(dec.learners), dtype=object)
-    source = abilities(read_answers(streamed["responses"].tmp), learners, dec.last)
-    del learners
-    release_free_memory()  # the fit's working set: not under the rewrite's
+    release_free_memory()  # the streaming's buffers, before the answers and the model's arrays
+    answers = read_answers(streamed["responses"].tmp, ids)
+    if ids is not None:
+        ids.clear()  # the learner ids stay, in the streamed tables' sets and the answers
+    source = abilities(answers, dec.learners, dec.last)
+    del answers
     if source is None:
         return
+    release_free_memory()  # the fit's working set, before the decisions are rewritten
     schema = _arrow_schema(validate_decisions, list(DECISION_COLUMNS))
     src = pq.ParquetFile(dec.tmp)
     out = dec.tmp.with_name(dec.tmp.name + ".abilities")
@@ -436,15 +445,17 @@ def export(
     ``irt``; see :data:`Abilities`), replaces the decisions' ``ability``/``ability_se`` with the
     chosen model's estimate as of each decision. That model is fitted on every answer of the
     window, so its memory grows with the window's *responses*: only their
-    :data:`ABILITY_COLUMNS` are read back (:func:`read_answers`: ids categorical, about 21 bytes
-    a response), the model is fitted on them and keeps each learner's estimate as of each of
-    their answers (:class:`~learnops.learner_models.ability.AbilityTrajectory`, 28 bytes an
-    answer). Elo prepares the answers once in compact arrays (19 bytes an answer), lets the
-    table go, tunes its step reading each side of them through its rounds (4 bytes an answer)
-    and replays them straight into the trajectory: about 60 bytes an answer at its peak. The
-    decisions are then rewritten one row group at a time (an as-of join on that trajectory),
-    so they never count more than one row group: peak memory is the trajectory and the fit's
-    working set, plus one row group of decisions."""
+    :data:`ABILITY_COLUMNS` are read back (:func:`read_answers`: ids categorical, about 17 bytes
+    a response, the learner ids sharing the streamed tables' str objects), the model is fitted
+    on them and keeps each learner's estimate as of each of their answers
+    (:class:`~learnops.learner_models.ability.AbilityTrajectory`, 28 bytes an answer). Elo
+    takes the answers over (their columns are dropped once coded) and works on compact
+    sequences: about 20 bytes an answer, 13 more for the rounds of the tuning grid and of the
+    refit and replay, which writes the trajectory in place. Freed memory is given back to the
+    system before and after the fit (:func:`~learnops.io.release_free_memory`). The decisions are
+    then rewritten one row group at a time (an as-of join on that trajectory), so they never
+    count more than one row group: peak memory is the trajectory and the fit's working set,
+    plus one row group of decisions."""
     from learnops.contracts import DECISION_COLUMNS, RESPONSE_COLUMNS
 
     if chunk_rows < 1 or row_group_rows < 1:
@@ -457,12 +468,12 @@ def export(
         "responses": (store.iter_responses, validate_responses, list(RESPONSE_COLUMNS)),
     }
     streamed: dict[str, _Streamed] = {}
+    ids: dict[str, str] = {}  # each learner id once, whichever table it comes from
     try:
         for name, (read, validate, columns) in specs.items():
             chunks = read(window.since, window.until, cfg.limit, chunk_rows=chunk_rows)
-            known = streamed["decisions"].learners if name == "responses" else None
             streamed[name] = _stream_table(
-                chunks, validate, columns, paths[name], row_group_rows, known
+                chunks, validate, columns, paths[name], row_group_rows, ids
             )
         counts = {name: st.rows for name, st in streamed.items()}
         if not any(counts.values()):
@@ -474,16 +485,18 @@ def export(
                     f"{cfg.min_data_points} ({window.days()}, inclusive)"
                 )
         if abilities is not None and counts["decisions"]:
-            _supply_abilities(streamed, abilities, row_group_rows)
+            _supply_abilities(streamed, abilities, row_group_rows, ids)
+        ids.clear()
         written = {name: _install(st.tmp, paths[name]) for name, st in streamed.items()}
     finally:
         for st in streamed.values():
             st.tmp.unlink(missing_ok=True)
+    learners = streamed["decisions"].learners | streamed["responses"].learners
     return Exported(
         window,
         paths,
         counts,
-        n_learners=len(streamed["decisions"].learners) + len(streamed["responses"].learners),
+        n_learners=len(learners),
         n_items=len(streamed["responses"].items),
         written=written,
     )

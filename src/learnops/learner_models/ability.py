@@ -9,6 +9,7 @@ probe appended after it (a probe at the end is read by nothing, so it changes no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,40 +35,35 @@ def fit_ability_model(name: str, responses: pd.DataFrame, params: Params) -> Any
         known = ", ".join(ABILITY_MODELS)
         raise LearnopsError(f"ability model must be one of {known}, not {name!r}")
     if name == "elo":
-        return _fit_elo(prepare(responses), _elo_validation(responses, params), params)
+        from learnops.learner_models.elo import tune_sequences
+
+        valid = _elo_validation(responses, params)
+        seq = prepare(responses)
+        model, _ = tune_sequences(seq, valid[seq.order], cfg.elo_alpha, cfg.elo_beta)
+        return model
     irt = StaticIrt(params.irt, params.seed).fit(responses)
     return irt if name == "irt" else BestLr(irt, C=cfg.C, fit_irt=False).fit(responses)
 
 
 def _elo_validation(responses: pd.DataFrame, params: Params) -> np.ndarray:
     """Per row of ``responses``, whether its learner is one of the validation learners Elo's
-    step is tuned on (``learner_models.val_split``, seeded by learner)."""
+    step is tuned on (``learner_models.val_split`` of the learners, by a seeded hash)."""
     from learnops.data.splits import learner_column, learner_split_mask
 
     cfg = params.learner_models
     learners = responses[learner_column(responses)]
     if not isinstance(learners.dtype, pd.CategoricalDtype):
         return learner_split_mask(learners, cfg.val_split, params.seed, "elo")
-    # the side of each learner that answers (a learner's side depends on the learner alone),
-    # then of each row: the same sides as of the rows, without a str per row nor a hash table
+    # the side of each distinct learner (in order of appearance), then of each row: the same
+    # sides as of the rows, without a str per row
     codes = learners.cat.codes.to_numpy()
-    k = len(learners.cat.categories)
-    used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=k))
-    side = np.zeros(k + 1, dtype=bool)  # a missing learner (code -1): the last, never valid
-    side[used] = learner_split_mask(
-        np.asarray(learners.cat.categories[used], dtype=object), cfg.val_split, params.seed, "elo"
+    uniq = pd.unique(codes)
+    side = learner_split_mask(
+        np.asarray(learners.cat.categories[uniq], dtype=object), cfg.val_split, params.seed, "elo"
     )
-    return side[codes]
-
-
-def _fit_elo(seq: Any, valid: np.ndarray, params: Params) -> Any:
-    """Elo tuned on the prepared answers ``seq`` (:func:`~learnops.learner_models.elo.tune` on
-    the validation learners ``valid``, per input row), refitted on all of them."""
-    from learnops.learner_models.elo import tune_sequences
-
-    cfg = params.learner_models
-    model, _ = tune_sequences(seq, valid[seq.order], cfg.elo_alpha, cfg.elo_beta)
-    return model
+    at = np.zeros(len(learners.cat.categories), dtype=np.int64)
+    at[uniq] = np.arange(uniq.size)
+    return side[at[codes]]
 
 
 def ability_asof(model: Any, responses: pd.DataFrame, queries: pd.DataFrame) -> pd.DataFrame:
@@ -230,13 +226,19 @@ class AbilityTrajectory:
         """Bytes held by the entry arrays (the learner ids not counted)."""
         return sum(a.nbytes for a in (self.code, self.timestamp, self.ability, self.ability_se))
 
+    @cached_property
+    def starts(self) -> np.ndarray:
+        """Each learner's first entry, and the number of entries last (made once, on first
+        use: the decisions query the trajectory a row group at a time)."""
+        return np.searchsorted(self.code, np.arange(len(self.learners) + 1), side="left")
+
     def asof(self, learners: Any, timestamps: Any) -> tuple[np.ndarray, np.ndarray]:
         """(ability, ability_se) per query (learner id, time): the learner's first entry at or
         after the time (so a decision at the very time of an answer does not see that answer);
         NaN for a learner without entries. What :func:`ability_asof` gives, query by query."""
         t = _ns(timestamps)
         code = self.learners.get_indexer(pd.Index(np.asarray(learners, dtype=object)).astype(str))
-        starts = np.searchsorted(self.code, np.arange(len(self.learners) + 1), side="left")
+        starts = self.starts
         known = code >= 0
         lo = np.where(known, starts[np.maximum(code, 0)], 0)
         hi = np.where(known, starts[np.maximum(code, 0) + 1], 0)
@@ -258,13 +260,15 @@ class AbilityTrajectory:
 
 
 def _ns(timestamps: Any) -> np.ndarray:
-    """Times (anything ``pd.to_datetime`` reads; naive = UTC) as int64 ns since the epoch (an
-    int64 array is taken as that already)."""
-    if isinstance(timestamps, np.ndarray) and timestamps.dtype == np.int64:
-        return timestamps
+    """Times (anything ``pd.to_datetime`` reads; naive = UTC) as int64 ns since the epoch (a
+    view, not a copy, of a column already in ns)."""
+    if isinstance(timestamps, pd.Series) and timestamps.dtype == "datetime64[ns, UTC]":
+        return timestamps.array.asi8
     t = pd.to_datetime(pd.Series(np.asarray(timestamps)) if not isinstance(timestamps, pd.Series)
                        else timestamps, utc=True)  # fmt: skip
-    return t.astype("datetime64[ns, UTC]").to_numpy("datetime64[ns]").view(np.int64)
+    if t.dtype != "datetime64[ns, UTC]":
+        t = t.astype("datetime64[ns, UTC]")
+    return t.array.asi8
 
 
 def ability_trajectory(
@@ -272,43 +276,36 @@ def ability_trajectory(
     responses: pd.DataFrame,
     learners: Any = (),
     until: Any = None,
-    seq: Any = None,
 ) -> AbilityTrajectory:
     """The :class:`AbilityTrajectory` of ``model`` on ``responses`` (learner column, item_id,
     correct, timestamp[, module]; ids may be categorical), with a probe for every learner of
     ``responses`` and of ``learners`` after the last answer and ``until`` (the latest query
     time): the rows and probe :func:`ability_asof` gives ``model.predict``, so its answers are
-    the same to the bit. Elo replays the prepared answers (``seq``: :func:`prepare` of
-    ``responses``, made when not given) straight into the trajectory's arrays: 28 bytes an
-    entry. The other models predict the whole table with its probes
-    (``model.predict``: some tens of bytes per response)."""
+    the same to the bit. Memory: 28 bytes per entry kept, and the model's prediction of every
+    row (``model.predict``: some tens of bytes per response); Elo replays the prepared answers
+    instead (:class:`_EloEntries`: the same numbers without a prediction per row)."""
     from learnops.data.splits import learner_column
 
     if responses.empty:
         raise LearnopsError("no responses to estimate abilities from")
-    lcol = learner_column(responses)
-    extra = _learner_ids(learners)
     if getattr(model, "name", None) == "elo":
         from learnops.learner_models.base import prepare
 
-        seq = prepare(responses) if seq is None else seq
-        return _EloEntries.of(seq, responses["timestamp"], extra, until).fill(model, seq)
-    r_ts = _ns(responses["timestamp"])
-    end = _end(r_ts, until)
+        return _elo_trajectory(model, prepare(responses), responses["timestamp"], learners, until)
+    lcol = learner_column(responses)
     cols = [lcol, "item_id", "correct", "timestamp", *(
         ["module"] if "module" in responses.columns else [])]  # fmt: skip
     r = responses[cols]
+    r_ts = _ns(r["timestamp"])
+    end = int(r_ts.max()) if until is None else max(int(r_ts.max()), int(_ns([until])[0]))
+    end += 1_000_000_000  # one second after the last answer or query
     seen = _ids(r[lcol])
+    extra = pd.Index(list(learners), dtype=object).astype(str).unique()
     ids = seen.append(extra.difference(seen)) if len(extra) else seen
     learner_ids = ids.sort_values()
     code = np.concatenate([_codes(r[lcol], learner_ids), learner_ids.get_indexer(ids)])
     code = code.astype(np.int32)
-    table = _with_probes(r, lcol, ids, end, r.iloc[[0]])
-    pred = model.predict(table)
-    del table
-    ability = np.asarray(pred.ability, dtype=float)
-    se = np.asarray(pred.ability_se, dtype=float)
-    del pred
+    ability, se = _predict_abilities(model, r, lcol, ids, end, code)
     ts = np.concatenate([r_ts, np.full(len(ids), end, dtype=np.int64)])
     order = np.lexsort((ts, code))  # stable: equal times keep the table's order
     code, ts = code[order], ts[order]
@@ -321,97 +318,6 @@ def ability_trajectory(
         ability=ability[keep],
         ability_se=np.maximum(se[keep], 0.0),
     )
-
-
-def _learner_ids(learners: Any) -> pd.Index:
-    """The distinct learner ids (str) of ``learners`` (a set, a list, an array or an Index)."""
-    if isinstance(learners, set | frozenset):
-        learners = list(learners)
-    ids = pd.Index(np.asarray(learners, dtype=object), dtype=object)
-    if not all(type(x) is str for x in ids):  # str ids are kept as those objects
-        ids = ids.astype(str)
-    return ids.unique()
-
-
-def _end(r_ts: np.ndarray, until: Any) -> int:
-    """The probes' time (ns): one second after the last answer (``r_ts``) and ``until``."""
-    end = int(r_ts.max()) if until is None else max(int(r_ts.max()), int(_ns([until])[0]))
-    return end + 1_000_000_000
-
-
-@dataclass
-class _EloEntries:
-    """Where an Elo replay writes each sorted answer of prepared answers in an
-    :class:`AbilityTrajectory`, made before the fit (it needs the answers' times, not the
-    model), so that the answers' table can go before the fit: learner ``code`` and
-    ``timestamp`` of every entry, the first entry ``start`` of each answering learner (their
-    k-th answer's entry is ``start + k``) and each learner's ``probe`` entry (``where``: each
-    answering learner's code in the trajectory)."""
-
-    learners: pd.Index
-    code: np.ndarray
-    timestamp: np.ndarray
-    start: np.ndarray
-    probe: np.ndarray
-    where: np.ndarray
-
-    @classmethod
-    def of(cls, seq: Any, times: Any, extra: pd.Index, until: Any) -> _EloEntries:
-        """The entries of ``seq`` (:func:`prepare` of a table whose ``timestamp`` column is
-        ``times``) and a probe for every learner of it and of ``extra`` (str ids) one second
-        after the last answer and ``until``: each learner's block holds their answers in sorted
-        order, then the probe."""
-        from learnops.learner_models.base import _index_dtype
-
-        seen = pd.Index(seq.learner_ids, dtype=object)  # str objects: no copy of the ids
-        extra = pd.Index(extra, dtype=object)
-        ids = seen.append(extra.difference(seen, sort=False)) if len(extra) else seen
-        learners = ids.sort_values()
-        where = learners.get_indexer(seen)
-        per_learner = np.zeros(len(learners), dtype=np.int64)
-        per_learner[where] = np.bincount(seq.learner, minlength=len(seen))
-        per_learner += 1  # the probe after the answers
-        size = int(per_learner.sum())
-        idx = _index_dtype(size)
-        block = np.zeros(len(learners), dtype=idx)  # first entry of each learner's block
-        np.cumsum(per_learner[:-1], out=block[1:])
-        probe = block + (per_learner - 1).astype(idx)
-        code = np.repeat(np.arange(len(learners), dtype=np.int32), per_learner)
-        del per_learner
-        start = block[where]  # per answering learner: the entry of their first answer
-        del block
-        ts = np.empty(size, dtype=np.int64)
-        r_ts = _ns(times)
-        step = 1 << 20  # a slice at a time: no per-answer array
-        for lo in range(0, seq.n, step):
-            hi = lo + step
-            at = start[seq.learner[lo:hi]] + seq.n_prior[lo:hi]
-            ts[at] = r_ts[seq.order[lo:hi]]
-        ts[probe] = _end(r_ts, until)
-        return cls(learners, code, ts, start, probe, where)
-
-    def fill(self, model: Any, seq: Any) -> AbilityTrajectory:
-        """The trajectory of the Elo ``model`` on ``seq``: its replay (each learner's θ from
-        their own answers only, items frozen: the numbers ``model.predict`` gives the table
-        with its probes) written at each answer's entry, then each probe (θ and SE after all
-        the learner's answers; 0 and 1 for a learner without answers)."""
-        ability = np.empty(self.code.size)
-        se = np.empty(self.code.size)
-        theta, info = model.replay(seq, ability, se, start=self.start)
-        ability[self.probe] = 0.0  # learners without answers: Elo's start
-        se[self.probe] = 1.0
-        ability[self.probe[self.where]] = theta
-        se[self.probe[self.where]] = 1.0 / np.sqrt(info)
-        code, ts = self.code, self.timestamp
-        # a learner's answers at one time: the entry of the first (earlier answers only)
-        first = np.r_[True, (code[1:] != code[:-1]) | (ts[1:] != ts[:-1])]
-        if not first.all():
-            code, ts, ability, se = code[first], ts[first], ability[first], se[first]
-        del first
-        np.maximum(se, 0.0, out=se)
-        return AbilityTrajectory(
-            learners=self.learners, code=code, timestamp=ts, ability=ability, ability_se=se
-        )
 
 
 def _ids(values: pd.Series) -> pd.Index:
@@ -428,6 +334,162 @@ def _codes(values: pd.Series, ids: pd.Index) -> np.ndarray:
         return np.where(cat.codes.to_numpy() >= 0, where[cat.codes.to_numpy()], -1)
     codes, uniq = pd.factorize(values)
     return ids.get_indexer(pd.Index(uniq).astype(str))[codes]
+
+
+def _predict_abilities(
+    model: Any, r: pd.DataFrame, lcol: str, ids: pd.Index, end: int, code: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ability, ability_se) ``model.predict`` gives the rows of ``r`` followed by a probe per
+    learner of ``ids``, on the whole table (static IRT's cumulative sums span learners, so a
+    batch of learners would change the last bits; Elo does not come here:
+    :func:`_elo_trajectory`)."""
+    table = _with_probes(r, lcol, ids, end, r.iloc[[0]])
+    pred = model.predict(table)
+    del table
+    return np.asarray(pred.ability, dtype=float), np.asarray(pred.ability_se, dtype=float)
+
+
+def _elo_trajectory(
+    model: Any, seq: Any, timestamps: pd.Series, learners: Any, until: Any
+) -> AbilityTrajectory:
+    """:func:`ability_trajectory` of an Elo ``model`` from its answers already prepared
+    (``seq``; ``timestamps``: the answers' times in the table's row order): see
+    :class:`_EloEntries`."""
+    from learnops.learner_models.elo import Rounds
+
+    entries = _EloEntries.of(seq.order, seq.learner, seq.learner_ids, timestamps, learners, until)
+    return entries.replay(model, entries.in_rounds(Rounds.of(seq, keep_rows=True)))
+
+
+#: Answers per slice when entries are laid out or an index array is permuted in place.
+_SLICE = 1 << 20
+
+
+def _slices(n: int):
+    """(lo, hi) of consecutive slices of ``_SLICE`` answers covering ``range(n)``."""
+    for lo in range(0, n, _SLICE):
+        yield lo, min(lo + _SLICE, n)
+
+
+@dataclass
+class _EloEntries:
+    """The layout of an Elo :class:`AbilityTrajectory`, before its estimates.
+
+    Elo's estimate before an answer depends on the learner's earlier answers only (items
+    frozen, every step elementwise), and a probe after the learner's last answer reads their
+    final θ and information, so one replay of the sorted answers (:meth:`replay`) writes every
+    entry in place: the numbers of :func:`ability_trajectory`'s prediction of the table with its
+    probes, without the table, the probes or a prediction per answer (28 bytes an entry, plus 4
+    an answer for ``dest``)."""
+
+    learners: pd.Index
+    code: np.ndarray
+    timestamp: np.ndarray
+    probes: np.ndarray
+    """The entry of each learner's probe (by learner code)."""
+    to_code: np.ndarray
+    """The learner code of each of the sequences' learner codes."""
+    dest: np.ndarray | None
+    """The entry of each sorted answer: the first answer of a learner at a time; a later
+    answer at the same time goes to a spare slot after the last entry."""
+    dest_in_rounds: bool = False
+    """``dest`` follows the rounds (:meth:`in_rounds`), not the sorted answers."""
+
+    @classmethod
+    def of(
+        cls,
+        order: np.ndarray,
+        learner: np.ndarray,
+        learner_ids: np.ndarray,
+        timestamps: pd.Series,
+        learners: Any,
+        until: Any,
+    ) -> _EloEntries:
+        """The entries of prepared answers (their ``order``, ``learner`` codes and
+        ``learner_ids``; ``timestamps`` in the table's row order) with a probe for each of
+        their learners and of ``learners`` after the last answer and ``until``: the entries
+        :func:`ability_trajectory` keeps."""
+        stamps = _ns(timestamps)
+        end = int(stamps.max()) if until is None else max(int(stamps.max()), int(_ns([until])[0]))
+        end += 1_000_000_000  # one second after the last answer or query
+        seen = pd.Index(learner_ids, dtype=object)  # sorted, as str
+        extra = pd.Index(list(learners), dtype=object)
+        if pd.api.types.infer_dtype(extra, skipna=False) not in ("string", "empty"):
+            extra = pd.Index(np.asarray(extra.astype(str), dtype=object))  # ids as text
+        new = extra[seen.get_indexer(extra) < 0].unique()  # str ids as they are: no copy
+        ids = seen.append(new).sort_values() if len(new) else seen
+        to_code = ids.get_indexer(seen).astype(np.int32)
+        n, n_learners = order.size, len(ids)
+        # an entry at the first answer of each (learner, time) in the sorted answers (learner,
+        # time, then row: a decision at that time sees none of them), then the learner's probe;
+        # made a slice of answers at a time (no whole array of sorted times or codes)
+        first = np.empty(n, dtype=bool)
+        per_learner = np.zeros(n_learners, dtype=np.int64)
+        for lo, hi in _slices(n):
+            at = slice(max(lo - 1, 0), hi)
+            ts, lrn = stamps[order[at]], learner[at]
+            starts = (ts[1:] != ts[:-1]) | (lrn[1:] != lrn[:-1])
+            first[lo:hi] = starts if lo else np.r_[True, starts]
+            per_learner += np.bincount(to_code[learner[lo:hi][first[lo:hi]]], minlength=n_learners)
+        probes = np.cumsum(per_learner)
+        del per_learner
+        probes += np.arange(n_learners)  # each learner's probe follows their answers
+        n_entries = int(probes[-1]) + 1 if n_learners else 0
+        # every answer's entry (of its learner and time): the entries of the answers and the
+        # probes before it
+        dest = np.cumsum(first, dtype=order.dtype)
+        code = np.empty(n_entries, dtype=np.int32)
+        timestamp = np.empty(n_entries, dtype=np.int64)
+        for lo, hi in _slices(n):
+            code_of = to_code[learner[lo:hi]]
+            d = dest[lo:hi]
+            d += code_of - 1
+            code[d] = code_of  # the answers of one entry share learner and time
+            timestamp[d] = stamps[order[lo:hi]]
+        del stamps
+        code[probes] = np.arange(n_learners, dtype=np.int32)
+        timestamp[probes] = end
+        dest[~first] = n_entries  # a later answer at the same time: the spare slot
+        return cls(ids, code, timestamp, probes, to_code, dest)
+
+    def in_rounds(self, rounds: Any) -> Any:
+        """Put ``dest`` in the order of ``rounds`` (the answers'
+        :class:`~learnops.learner_models.elo.Rounds`, with their rows), in the rows' own array:
+        returns the rounds without their rows."""
+        import dataclasses
+
+        rows = rounds.rows
+        for lo, hi in _slices(rows.size):
+            rows[lo:hi] = self.dest[rows[lo:hi]]
+        self.dest, self.dest_in_rounds = rows, True
+        return dataclasses.replace(rounds, rows=None)
+
+    def replay(self, model: Any, rounds: Any) -> AbilityTrajectory:
+        """The trajectory: ``model`` (Elo, fitted) replayed through ``rounds`` (the answers'
+        :class:`~learnops.learner_models.elo.Rounds`: with their rows unless :meth:`in_rounds`
+        put ``dest`` in their order), each answer's estimate written at its entry, and the
+        learner's final estimate at their probe (no answer: θ 0, SE 1)."""
+        at = self.dest if self.dest_in_rounds else self.dest[rounds.rows]
+        self.dest = None
+        n_entries = self.code.size
+        ability = np.empty(n_entries + 1)  # a spare last slot
+        se = np.empty(n_entries + 1)
+        theta, info = model.replay(rounds, theta=ability, se=se, at=at)
+        del at
+        final = np.zeros(len(self.learners))
+        final[self.to_code] = theta
+        ability[self.probes] = final
+        final[:] = 1.0
+        final[self.to_code] = info
+        se[self.probes] = 1.0 / np.sqrt(final)
+        np.maximum(se, 0.0, out=se)
+        return AbilityTrajectory(
+            learners=self.learners,
+            code=self.code,
+            timestamp=self.timestamp,
+            ability=ability[:n_entries],
+            ability_se=se[:n_entries],
+        )
 
 
 def _with_probes(
@@ -460,13 +522,9 @@ def ability_source(
     :class:`AbilityTrajectory` with probes for ``learners`` up to ``until`` (the decisions'
     learners and latest time): what :func:`supply_abilities` gives each decision, for decisions
     that come in chunks. None with ``irt`` (the logged values are kept) and when there are no
-    responses (a warning is logged, as in :func:`supply_abilities`).
-
-    ``consume``: ``responses`` was read for this call alone, and Elo may empty it (drop its
-    columns) once its answers are prepared, so that its memory goes before the fit (the
-    streaming export's answers). Elo's memory, 5M answers: the prepared answers (19 bytes an
-    answer), the trajectory's entries (28 bytes) and, while its step
-    is tuned, the two sides' prepared answers (19 bytes)."""
+    responses (a warning is logged, as in :func:`supply_abilities`). ``consume``: the caller
+    hands ``responses`` over, and Elo drops its columns as soon as it has read them (their
+    memory is freed while the model is fitted; the table is left without columns)."""
     name = params.irt.ability_model
     if name == "irt":
         return None
@@ -479,25 +537,54 @@ def ability_source(
             name,
         )
         return None
-    if name == "elo":  # one compact preparation of the answers for the fit and the replay
-        from learnops.io import release_free_memory
-        from learnops.learner_models.base import prepare
-
-        seq = prepare(responses)
-        valid = _elo_validation(responses, params)
-        times = _ns(responses["timestamp"])
-        if consume:  # nothing else of the table is read any more
-            for col in list(responses.columns):
-                del responses[col]
-        release_free_memory()  # the table's and the preparation's freed blocks
-        entries = _EloEntries.of(seq, times, _learner_ids(learners), until)
-        del times
-        model = _fit_elo(seq, valid, params)
-        del valid
-        release_free_memory()  # the tuning's
-        return entries.fill(model, seq)
+    if name == "elo":
+        return _elo_source(responses, learners, until, params, consume)
     model = fit_ability_model(name, responses, params)
     return ability_trajectory(model, responses, learners, until)
+
+
+def export_abilities(params: Params) -> Any:
+    """What the export takes as ``abilities`` (:data:`learnops.data.export.Abilities`): None
+    with ``irt.ability_model: irt`` (the logged ability/ability_se are kept), otherwise
+    :func:`ability_source` with ``params``, the answers handed over (``consume``)."""
+    if params.irt.ability_model == "irt":
+        return None
+    return lambda responses, learners, until: ability_source(
+        responses, learners, until, params, consume=True
+    )
+
+
+def _elo_source(
+    responses: pd.DataFrame, learners: Any, until: Any, params: Params, consume: bool = False
+) -> AbilityTrajectory:
+    """:func:`ability_source` with Elo: the answers prepared once for the tuning, the refit and
+    the trajectory, each array dropped once used, and with ``consume`` each column of
+    ``responses`` too (the same numbers as fitting and predicting the tables; see
+    :class:`_EloEntries`)."""
+    from learnops.io import release_free_memory
+    from learnops.learner_models.base import prepare
+    from learnops.learner_models.elo import Rounds, best, grid_sequences
+
+    cfg = params.learner_models
+    valid = _elo_validation(responses, params)  # its Python objects before the sequences
+    seq = prepare(responses)
+    if consume:  # what the sequences hold: all but the times
+        for col in responses.columns.drop("timestamp"):
+            del responses[col]
+    valid = valid[seq.order]
+    grid = grid_sequences(seq, valid, cfg.elo_alpha, cfg.elo_beta)
+    del valid
+    release_free_memory()  # the grid's working set, before the trajectory's arrays
+    rounds = Rounds.of(seq, keep_rows=True)  # what the refit and the replay read of the answers
+    order, learner, ids = seq.order, seq.learner, seq.learner_ids
+    del seq
+    entries = _EloEntries.of(order, learner, ids, responses["timestamp"], learners, until)
+    del order, learner
+    if consume:
+        del responses["timestamp"]
+    rounds = entries.in_rounds(rounds)
+    model = best(grid).fit_rounds(rounds)
+    return entries.replay(model, rounds)
 
 
 def known_items(model: Any) -> set[str]:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from learnops.learner_models.base import Prediction, Sequences, item_values, prepare
+from learnops.learner_models.base import Prediction, Sequences, prepare, unknown_items
 
 
 @dataclass
@@ -43,28 +43,29 @@ class Elo:
         """Estimate item difficulties by running Elo through ``responses`` (round by round)."""
         return self.fit_sequences(prepare(responses))
 
-    def fit_sequences(self, seq: Sequences) -> Elo:
-        """:meth:`fit` on responses already through :func:`prepare` (e.g. once for a grid)."""
-        return self._fit(seq, seq.rounds, _first_seen(seq.item, seq.item_names.size))
+    def fit_sequences(self, seq: Sequences, rounds: Rounds | None = None) -> Elo:
+        """:meth:`fit` on responses already through :func:`prepare`; ``rounds``: their
+        :class:`Rounds` when already made (:meth:`fit_rounds`)."""
+        return self.fit_rounds(rounds if rounds is not None else Rounds.of(seq))
 
-    def _fit(self, seq: Sequences, rounds: tuple[np.ndarray, np.ndarray], seen: np.ndarray) -> Elo:
-        """:meth:`fit_sequences` on the rows of ``rounds`` (:attr:`Sequences.rounds`, or those
-        of some learners: :func:`_select`); ``seen``: their item codes in order of first
-        appearance (the difficulty's index)."""
-        # b and the counts by item code (no per-row recoding): each item's steps come in the
-        # same order whatever its code; the difficulty is indexed in order of first appearance
-        b = np.zeros(seq.item_names.size)
-        n_item = np.zeros(seq.item_names.size)
-        theta = np.zeros(seq.learner_ids.size)
-        for rows in _rounds(rounds):
-            lrn, it, y = seq.learner[rows], seq.item[rows], seq.y[rows]
-            resid = y - expit(theta[lrn] - b[it])
-            theta[lrn] += self.step(seq.n_prior[rows]) * resid
+    def fit_rounds(self, r: Rounds) -> Elo:
+        """:meth:`fit` on answers regrouped in :class:`Rounds` (made once, they serve a whole
+        grid of steps)."""
+        b = np.zeros(r.item_ids.size)
+        n_item = np.zeros(r.item_ids.size)
+        theta = np.zeros(r.n_learners)
+        lo = 0
+        for k, hi in enumerate(r.bounds.tolist()):
+            lrn, it = r.learner[lo:hi], r.item[lo:hi]
+            resid = r.y[lo:hi] - expit(theta[lrn] - b[it])
+            theta[lrn] += self.step(k) * resid  # every learner's k-th answer: n = k
             k_item = self.step(n_item[it])
-            np.add.at(b, it, -k_item * resid)  # in row order: the rounding of sequential steps
-            n_item += np.bincount(it, minlength=n_item.size)  # whole counts: exact in any order
-        item_ids = pd.Index(seq.item_names[seen], name="item_id")
-        self.difficulty = pd.Series(b[seen], index=item_ids, name="difficulty")
+            np.add.at(b, it, -k_item * resid)  # row by row: the rounding of sequential steps
+            n_item += np.bincount(it, minlength=n_item.size)  # exact counts
+            lo = hi
+        self.difficulty = pd.Series(
+            b, index=pd.Index(r.item_ids, name="item_id"), name="difficulty"
+        )
         return self
 
     def run(self, seq: Sequences) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,41 +76,49 @@ class Elo:
         p = np.empty(seq.n)
         th = np.empty(seq.n)
         se = np.empty(seq.n)
-        self.replay(seq, th, se, p=p)
+        self.replay(Rounds.of(seq, keep_rows=True), p=p, theta=th, se=se)
         return p, th, se
 
     def replay(
         self,
-        seq: Sequences,
-        th: np.ndarray | None,
-        se: np.ndarray | None,
+        rounds: Rounds,
         p: np.ndarray | None = None,
-        rounds: tuple[np.ndarray, np.ndarray] | None = None,
-        start: np.ndarray | None = None,
+        theta: np.ndarray | None = None,
+        se: np.ndarray | None = None,
+        at: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Run every learner's θ through their rows (items frozen), writing each sorted row's
-        θ before the answer and its SE (and P(correct)) in ``th``, ``se`` and ``p`` (None: not
-        written) at the row's own position, or with ``start`` (per learner code) at
-        ``start[learner] + n_prior``: the learner's k-th row at ``start + k``; returns (θ, the
-        information 1 + Σ P(1 − P)) of every learner after all their rows. ``rounds``: only the
-        rows of these rounds (default :attr:`Sequences.rounds`: all). The numbers of
-        :meth:`run`, which calls it."""
-        d = item_values(seq, self.difficulty, "Elo")  # per item code: no per-row array
-        theta = np.zeros(seq.learner_ids.size)
-        info = np.ones(seq.learner_ids.size)
-        for rows in _rounds(seq.rounds if rounds is None else rounds):
-            lrn = seq.learner[rows]
-            dest = rows if start is None else start[lrn] + seq.n_prior[rows]
-            if th is not None:
-                th[dest] = theta[lrn]
+        """:meth:`run` on ``rounds``: every learner's θ from 0 through their answers, items
+        frozen, writing P(correct), θ before each answer and its SE into those of ``p``,
+        ``theta``, ``se`` given, at ``at[i]`` for the answer at position ``i`` of the rounds
+        (default: its sorted row, ``rounds.rows``). Returns every learner's θ and information
+        (1 + Σ P(1 − P)) after their last answer: what an answer after it would read."""
+        b = self.difficulties(rounds.item_ids)
+        dest = rounds.rows if at is None else at
+        theta_l = np.zeros(rounds.n_learners)
+        info = np.ones(rounds.n_learners)
+        lo = 0
+        for k, hi in enumerate(rounds.bounds.tolist()):
+            lrn = rounds.learner[lo:hi]
+            t = theta_l[lrn]
+            if theta is not None:
+                theta[dest[lo:hi]] = t
             if se is not None:
-                se[dest] = 1.0 / np.sqrt(info[lrn])
-            pr = expit(theta[lrn] - d[seq.item[rows]])
+                se[dest[lo:hi]] = 1.0 / np.sqrt(info[lrn])
+            pr = expit(t - b[rounds.item[lo:hi]])
             if p is not None:
-                p[dest] = pr
-            theta[lrn] += self.step(seq.n_prior[rows]) * (seq.y[rows] - pr)
+                p[dest[lo:hi]] = pr
+            theta_l[lrn] += self.step(k) * (rounds.y[lo:hi] - pr)  # n = k in round k
             info[lrn] += pr * (1 - pr)
-        return theta, info
+            lo = hi
+        return theta_l, info
+
+    def difficulties(self, item_ids: np.ndarray) -> np.ndarray:
+        """The fitted difficulty of each of ``item_ids``; items not seen in fitting are a clear
+        error."""
+        pos = pd.Index(self.difficulty.index).get_indexer(item_ids)
+        if (pos < 0).any():
+            raise unknown_items(item_ids[pos < 0], "Elo")
+        return self.difficulty.to_numpy(float)[pos]
 
     def predict(self, responses: pd.DataFrame) -> Prediction:
         """P(correct) of every row from the learner's earlier rows (items frozen)."""
@@ -118,39 +127,85 @@ class Elo:
         return Prediction(seq.unsort(p), seq.unsort(th), seq.unsort(se))
 
 
-def _rounds(rounds: tuple[np.ndarray, np.ndarray]):
-    """Sorted-row indices of round k = 0, 1, …: every learner's k-th answer (one per learner),
-    from :attr:`Sequences.rounds` (or :func:`_select`)."""
-    order, bounds = rounds
-    lo = 0
-    for hi in bounds:
-        yield order[lo:hi]
-        lo = hi
+@dataclass(frozen=True)
+class Rounds:
+    """Sorted rows regrouped in rounds: round *k* holds every learner's *k*-th answer (the
+    rows' sorted order within a round), as contiguous compact arrays: what each step of Elo
+    reads, gathered once (about 13 bytes a row; 17 with ``rows``)."""
 
+    learner: np.ndarray
+    """Learner code per position (int32)."""
+    item: np.ndarray
+    """Item code per position (int32), an index into ``item_ids``."""
+    item_ids: np.ndarray
+    """The items in order of first appearance in the sorted rows (str)."""
+    y: np.ndarray
+    """0/1 answer per position (int8)."""
+    bounds: np.ndarray
+    """End of each round (round k: positions ``bounds[k-1]:bounds[k]``)."""
+    n_learners: int
+    rows: np.ndarray | None = None
+    """The sorted row at each position (``keep_rows``), else None."""
 
-def _select(seq: Sequences, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:attr:`Sequences.rounds` of the sorted rows where ``keep`` (whole learners) is true: the
-    rounds a sequences of those rows alone has (its n_prior are the same), in the same order."""
-    order, _ = seq.rounds
-    bounds = np.cumsum(np.bincount(seq.n_prior[keep]))  # the rows of each round, kept
-    return order[keep[order]], bounds
-
-
-def _first_seen(codes: np.ndarray, size: int, keep: np.ndarray | None = None) -> np.ndarray:
-    """The distinct values of ``codes`` (0..size-1; only where ``keep``) in order of first
-    appearance (``pd.unique``), a slice at a time (its hash table sized by the slice)."""
-    seen = np.zeros(size, dtype=bool)
-    out = []
-    step = 1 << 20
-    for lo in range(0, codes.size, step):
-        part = (
-            codes[lo : lo + step] if keep is None else codes[lo : lo + step][keep[lo : lo + step]]
+    @classmethod
+    def of(cls, seq: Sequences, keep: np.ndarray | None = None, keep_rows: bool = False) -> Rounds:
+        """The rounds of ``seq``'s sorted rows (only those where ``keep`` is true: whole
+        learners, whose answer counts stay the sorted sequences' ``n_prior``)."""
+        rows = None if keep is None else np.flatnonzero(keep).astype(seq.order.dtype, copy=False)
+        n_prior = seq.n_prior if rows is None else seq.n_prior[rows]
+        # stable: each round keeps the sorted order (a narrow key sorts by radix)
+        key = n_prior.astype(np.int16) if n_prior.size and n_prior.max() < 2**15 else n_prior
+        order = np.argsort(key, kind="stable").astype(seq.order.dtype, copy=False)
+        del key
+        bounds = np.cumsum(np.bincount(n_prior)) if n_prior.size else np.zeros(0, np.int64)
+        del n_prior
+        # item codes in order of first appearance in the sorted rows (the difficulty's order)
+        seen = pd.unique(seq.item if rows is None else seq.item[rows])
+        if rows is not None:
+            order = rows[order]
+            del rows
+        remap = np.full(seq.item_names.size, -1, dtype=np.int32)
+        remap[seen] = np.arange(seen.size, dtype=np.int32)
+        item = remap[seq.item[order]]
+        del remap
+        return cls(
+            learner=seq.learner[order],
+            item=item,
+            item_ids=seq.item_names[seen],
+            y=seq.y[order],
+            bounds=bounds,
+            n_learners=seq.learner_ids.size,
+            rows=order if keep_rows else None,
         )
-        new = pd.unique(part)
-        new = new[~seen[new]]
-        seen[new] = True
-        out.append(new)
-    return np.concatenate(out) if out else np.zeros(0, dtype=codes.dtype)
+
+
+def _valid_subset(seq: Sequences, valid: np.ndarray, known: np.ndarray) -> Sequences:
+    """The rows of the validation learners (``valid`` per sorted row) to items ``known``
+    (bool per item code), as sequences of their own (answers to other items left out of the
+    learners' histories)."""
+    return seq.subset(valid & known[seq.item])
+
+
+def _grid(
+    rounds: Rounds,
+    valid: Sequences,
+    alphas: tuple[float, ...],
+    betas: tuple[float, ...],
+) -> pd.DataFrame:
+    """(alpha, beta, log_loss) of Elo fitted on the training answers (their ``rounds``) for
+    every step of the grid, scored on ``valid`` (answers to items seen in training only)."""
+    from learnops.evaluation.metrics import binary_log_loss
+
+    rows = []
+    y = valid.y.astype(float)
+    valid_rounds = Rounds.of(valid, keep_rows=True)
+    p = np.empty(valid.n)
+    for a in alphas:
+        for b in betas:
+            model = Elo(alpha=a, beta=b).fit_rounds(rounds)
+            model.replay(valid_rounds, p=p)
+            rows.append({"alpha": a, "beta": b, "log_loss": binary_log_loss(y, p)})
+    return pd.DataFrame(rows)
 
 
 def tune(
@@ -164,89 +219,45 @@ def tune(
     (alpha, beta, log_loss)."""
     seq_valid = prepare(valid)
     seq_train = prepare(train)  # once for the whole grid
-    grid = _grid(seq_train, seq_valid, alphas, betas)
-    del seq_train, seq_valid
-    return _best(grid).fit(pd.concat([train, valid], ignore_index=True)), grid
+    rounds = Rounds.of(seq_train)
+    known = pd.Index(rounds.item_ids).get_indexer(seq_valid.item_names) >= 0
+    valid_kept = _valid_subset(seq_valid, np.ones(seq_valid.n, bool), known)
+    del seq_valid
+    grid = _grid(rounds, valid_kept, alphas, betas)
+    del seq_train, rounds, valid_kept
+    return best(grid).fit(pd.concat([train, valid], ignore_index=True)), grid
 
 
 def tune_sequences(
-    seq: Sequences, valid: np.ndarray, alphas: tuple[float, ...], betas: tuple[float, ...]
-) -> tuple[Elo, pd.DataFrame]:
-    """:func:`tune` on one prepared table: ``valid`` tells, per sorted row, whether its learner
-    is a validation learner (whole learners on each side). The same grid and model as
-    :func:`tune` on the two sides as tables (a side's sorted rows are the table's sorted rows
-    of its learners, in the same order), without a copy of the rows: each side is read through
-    its rounds (4 bytes a row)."""
-    from learnops.evaluation.metrics import binary_log_loss
-
-    train = _select(seq, ~valid)
-    seen = _first_seen(seq.item, seq.item_names.size, ~valid)  # training items, as they come
-    known = np.zeros(seq.item_names.size, dtype=bool)
-    known[seen] = True
-    if not known[seq.item[valid]].all():  # a validation item unseen in training: scored apart
-        grid = _grid(_subset(seq, ~valid), _subset(seq, valid), alphas, betas)
-        return _best(grid).fit_sequences(seq), grid
-    scored = _select(seq, valid)
-    # a validation learner's first place in the validation rows (their k-th row: start + k)
-    start = np.zeros(seq.learner_ids.size, dtype=seq.n_prior.dtype)
-    np.cumsum(np.bincount(seq.learner[valid], minlength=start.size)[:-1], out=start[1:])
-    y = seq.y[valid].astype(float)
-    p = np.empty(y.size)
-    rows = []
-    for a in alphas:
-        for b in betas:
-            model = Elo(alpha=a, beta=b)._fit(seq, train, seen)
-            model.replay(seq, None, None, p=p, rounds=scored, start=start)
-            rows.append({"alpha": a, "beta": b, "log_loss": binary_log_loss(y, p)})
-    del train, scored, start, y, p
-    grid = pd.DataFrame(rows)
-    return _best(grid).fit_sequences(seq), grid
-
-
-def _grid(
-    seq_train: Sequences,
-    seq_valid: Sequences,
+    seq: Sequences,
+    valid: np.ndarray,
     alphas: tuple[float, ...],
     betas: tuple[float, ...],
+    rounds: Rounds | None = None,
+) -> tuple[Elo, pd.DataFrame]:
+    """:func:`tune` on prepared answers: ``valid`` marks (per sorted row) the validation
+    learners, whose rows are all validation rows; the others are the training rows. The best
+    model is refitted on all of ``seq`` (``rounds``: its :class:`Rounds`, when already made).
+    The same numbers as :func:`tune` on the two sides as tables, in a fraction of the memory:
+    no table is copied, and both sides are rows of ``seq``."""
+    grid = grid_sequences(seq, valid, alphas, betas)
+    return best(grid).fit_sequences(seq, rounds), grid
+
+
+def grid_sequences(
+    seq: Sequences, valid: np.ndarray, alphas: tuple[float, ...], betas: tuple[float, ...]
 ) -> pd.DataFrame:
-    """(alpha, beta, log_loss on ``seq_valid``) of Elo fitted on ``seq_train``, per grid point."""
-    from learnops.evaluation.metrics import binary_log_loss
-
-    rows = []
-    for a in alphas:
-        for b in betas:
-            model = Elo(alpha=a, beta=b).fit_sequences(seq_train)
-            known = pd.Index(model.difficulty.index)
-            keep = (known.get_indexer(seq_valid.item_names) >= 0)[seq_valid.item]
-            scored = seq_valid if keep.all() else _subset(seq_valid, keep)
-            p, _, _ = model.run(scored)
-            y = scored.y.astype(float)
-            rows.append({"alpha": a, "beta": b, "log_loss": binary_log_loss(y, p)})
-    return pd.DataFrame(rows)
+    """The grid (alpha, beta, log_loss) of :func:`tune_sequences`: Elo fitted on the training
+    learners' rows of ``seq`` for every step, scored on the validation learners' rows
+    (``valid``) to items seen in training."""
+    train_rounds = Rounds.of(seq, ~valid)
+    known = np.zeros(seq.item_names.size, bool)
+    known[pd.Index(seq.item_names).get_indexer(train_rounds.item_ids)] = True
+    valid_kept = _valid_subset(seq, valid, known)
+    return _grid(train_rounds, valid_kept, alphas, betas)
 
 
-def _best(grid: pd.DataFrame) -> Elo:
-    """The (unfitted) Elo of the grid point with the lowest log-loss."""
-    best = grid.loc[grid["log_loss"].idxmin()]
-    return Elo(alpha=float(best["alpha"]), beta=float(best["beta"]))
-
-
-def _subset(seq: Sequences, keep: np.ndarray) -> Sequences:
-    """The sorted rows where ``keep`` is true (as their own sequences; counts recomputed)."""
-    idx = np.flatnonzero(keep).astype(seq.order.dtype, copy=False)
-    learner = seq.learner[idx]
-    n = idx.size
-    first = np.r_[True, learner[1:] != learner[:-1]] if n else np.zeros(0, bool)
-    pos = np.arange(n, dtype=seq.n_prior.dtype)
-    start = np.maximum.accumulate(np.where(first, pos, 0)) if n else pos
-    return Sequences(
-        order=pos.copy(),
-        learner=learner,
-        learner_ids=seq.learner_ids,
-        item=seq.item[idx],
-        item_names=seq.item_names,
-        module=seq.module[idx],
-        module_ids=seq.module_ids,
-        y=seq.y[idx],
-        n_prior=pos - start,
-    )
+def best(grid: pd.DataFrame) -> Elo:
+    """The (unfitted) model of the grid's lowest log-loss (the first on ties)."""
+    row = grid.loc[grid["log_loss"].idxmin()]
+    return Elo(alpha=float(row["alpha"]), beta=float(row["beta"]))

@@ -431,6 +431,7 @@ def retrain(
     and production untouched. Versions left ``training`` by a retrain that died (their lease
     expired) are marked ``failed`` ("interrupted") first."""
     from learnops.data.export import export
+    from learnops.learner_models.ability import export_abilities
 
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
@@ -441,14 +442,13 @@ def retrain(
     outcomes: list[RetrainOutcome] = []
     with registry.training_lock(), tempfile.TemporaryDirectory(prefix="learnops-retrain-") as tmp:
         registry.recover_interrupted(holding_lock=True)
-        exported = export(store, cfg, Path(tmp) / "data")
+        # the decisions' ability/ability_se from irt.ability_model, as the export stage does
+        # (streamed: the model fitted on the answers' columns only)
+        abilities = export_abilities(params) if "mlp" in models else None
+        exported = export(store, cfg, Path(tmp) / "data", abilities=abilities)
         window = (exported.window.since, exported.window.until)
         for model_type in models:
             table = exported.decisions if model_type == "mlp" else exported.responses
-            if model_type == "mlp":  # ability/ability_se from irt.ability_model (as in export)
-                from learnops.learner_models.ability import supply_abilities
-
-                table = supply_abilities(table, exported.responses, params)
             outcomes.append(
                 _retrain_one(
                     registry,

@@ -100,15 +100,11 @@ def module_coverage(responses: pd.DataFrame) -> pd.DataFrame:
 
 def _abilities(params: Params):
     """None with ``irt.ability_model: irt`` (the logged ability/ability_se are kept); otherwise
-    the function that replaces them with the chosen learner model's, as of each decision."""
-    if params.irt.ability_model == "irt":
-        return None
-    from learnops.learner_models.ability import ability_source
+    the function that replaces them with the chosen learner model's, as of each decision
+    (:func:`~learnops.learner_models.ability.export_abilities`)."""
+    from learnops.learner_models.ability import export_abilities
 
-    # the export reads the answers back for this call alone: the model may consume them
-    return lambda responses, learners, until: ability_source(
-        responses, learners, until, params, consume=True
-    )
+    return export_abilities(params)
 
 
 def run(params: Params) -> ExportResult:
