@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from learnops import irt
 from learnops.config import IrtConfig
-from learnops.irt import parallel
+from learnops.irt import mstep, parallel, se
 from learnops.irt.data import encode
 from learnops.irt.estep import quadrature
 from learnops.irt.sim import simulate
@@ -76,6 +76,78 @@ def test_results_are_identical_for_any_number_of_workers(small_shards, se):
         assert f.iterations == base.iterations
         pd.testing.assert_frame_equal(f.items, base.items, check_exact=True)
         pd.testing.assert_frame_equal(f.abilities, base.abilities, check_exact=True)
+
+
+def test_item_blocks_on_threads_and_tiles_give_the_same_fit(small_shards, monkeypatch):
+    """600 items: the M-step runs in one or two item blocks (``mstep.item_blocks``) and the
+    information's Cholesky and inverse in 13 tiles of 96 parameters (``se.TILE``), on 1, 2
+    and 3 threads: the same numbers, to the bit."""
+    monkeypatch.setattr(se, "TILE", 96)
+    assert len(mstep.item_blocks(600, 2)) == 2 and len(mstep.item_blocks(600, 3)) == 2
+    df = simulate(2500, 600, 12, seed=5).responses
+    fits = [
+        irt.fit(df, "2pl", se="louis-exact", engine=parallel.LocalEngine(workers))
+        for workers in (1, 2, 3)
+    ]
+    base = fits[0]
+    assert base.items["discrimination_se"].notna().all()
+    for f in fits[1:]:
+        assert f.loglik == base.loglik
+        assert f.iterations == base.iterations
+        pd.testing.assert_frame_equal(f.items, base.items, check_exact=True)
+        pd.testing.assert_frame_equal(f.abilities, base.abilities, check_exact=True)
+
+
+@pytest.mark.parametrize("model", ["2pl", "3pl"])
+def test_the_m_step_in_item_blocks_is_the_one_block_m_step(model):
+    """Blocks of items stepping together on threads: each item takes the same Fisher-scoring
+    steps as in one block (same numbers to the bit), priors and step halving included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from learnops.irt.params import Params, Priors
+
+    rng = np.random.default_rng(8)
+    n_items = 1100
+    theta, logw = quadrature(61, 6.0)
+    a, d = rng.lognormal(0, 0.4, n_items), rng.normal(0, 1.5, n_items)
+    g = rng.normal(-1.5, 0.5, n_items) if model == "3pl" else None
+    c = 0.0 if g is None else (1 / (1 + np.exp(-g)))[:, None]
+    prob = c + (1 - c) / (1 + np.exp(-(np.outer(a, theta) + d[:, None])))
+    counts = np.exp(logw) * rng.integers(5, 5000, n_items)[:, None]
+    r, w = prob * counts, (1 - prob) * counts
+    pri = Priors(a=(0.0, 0.5), c=(5, 17) if g is not None else None)
+    start = Params(
+        np.ones(n_items), np.zeros(n_items), None if g is None else np.full(n_items, -1.4)
+    )
+    one = mstep.mstep(start, r, w, theta, pri, model)
+    assert np.median(np.abs(one.a - a)) < 0.05  # a real M-step (near the generating values)
+    with ThreadPoolExecutor(4) as pool:
+        for blocks in (2, 4):
+            assert len(mstep.item_blocks(n_items, blocks)) == blocks
+            out = mstep.mstep(
+                start,
+                r,
+                w,
+                theta,
+                pri,
+                model,
+                blocks=blocks,
+                map_fn=lambda f, xs: list(pool.map(f, xs)),
+            )
+            np.testing.assert_array_equal(out.a, one.a)
+            np.testing.assert_array_equal(out.d, one.d)
+            if g is not None:
+                np.testing.assert_array_equal(out.g, one.g)
+
+
+def test_item_blocks_are_aligned_and_not_too_small():
+    assert mstep.item_blocks(511, 2) == [slice(0, 511)]  # too few items to split
+    for n, blocks in [(512, 2), (2000, 2), (1999, 4), (100_000, 3), (1025, 4)]:
+        parts = mstep.item_blocks(n, blocks)
+        assert parts[0].start == 0 and parts[-1].stop == n and len(parts) <= blocks
+        assert all(p.stop == q.start for p, q in zip(parts[:-1], parts[1:], strict=True))
+        assert all(p.stop - p.start >= mstep.MIN_BLOCK_ITEMS for p in parts)
+        assert all((p.stop - p.start) % mstep.ITEM_ALIGN == 0 for p in parts[:-1])
 
 
 def test_sharded_fit_equals_the_single_shard_fit(small_shards, monkeypatch):

@@ -5,6 +5,7 @@ method, and the ``louis-block`` shortfall it replaces."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -172,25 +173,43 @@ def _interleaved_upper(full: np.ndarray) -> np.ndarray:
     return out
 
 
+def _threads_map(fn, items):
+    with ThreadPoolExecutor(3) as pool:
+        return list(pool.map(fn, items))
+
+
+@pytest.mark.parametrize("tile", [512, 16, 7])
 @pytest.mark.parametrize("k", [2, 3])
-def test_inverse_diag_blocks_in_place_equal_the_full_inverse(k):
+def test_inverse_diag_blocks_in_place_equal_the_full_inverse(k, tile, monkeypatch):
+    """One tile, and many (the last one smaller): numpy's inverse, and the same bits whether
+    the tiles run on one thread or on three."""
+    monkeypatch.setattr(se_mod, "TILE", tile)
     rng = np.random.default_rng(3)
     n_items = 40
     x = rng.standard_normal((k * n_items, k * n_items + 5))
     full = x @ x.T / x.shape[1] + 0.1 * np.eye(k * n_items)
-    info = _interleaved_upper(full)
-    warnings: list[str] = []
-    blocks = se_mod._inverse_diag_blocks(info, n_items, k, warnings, workers=2)
     want = np.linalg.inv(full).reshape(n_items, k, n_items, k)
     diag = np.arange(n_items)
-    np.testing.assert_allclose(blocks, want[diag, :, diag, :], rtol=1e-9, atol=1e-12)
-    assert warnings == []
+    got = []
+    for map_fn in (None, _threads_map):
+        warnings: list[str] = []
+        got.append(
+            se_mod._inverse_diag_blocks(_interleaved_upper(full), n_items, k, warnings, map_fn)
+        )
+        np.testing.assert_allclose(got[-1], want[diag, :, diag, :], rtol=1e-9, atol=1e-12)
+        assert warnings == []
+    np.testing.assert_array_equal(got[0], got[1])
 
 
+@pytest.mark.parametrize("tile", [512, 16])
 @pytest.mark.parametrize("with_rebuild", [True, False])
-def test_inverse_diag_blocks_fall_back_to_lu_on_the_original_matrix(with_rebuild):
-    """Not positive definite: the factorization overwrote part of ``info``; the LU fallback
-    must still invert the original matrix (rebuilt, or copied before)."""
+def test_inverse_diag_blocks_fall_back_to_lu_on_the_original_matrix(
+    with_rebuild, tile, monkeypatch
+):
+    """Not positive definite: the factorization overwrote part of ``info`` (with many tiles,
+    several of them before the failing one); the LU fallback must still invert the original
+    matrix (rebuilt, or copied before)."""
+    monkeypatch.setattr(se_mod, "TILE", tile)
     rng = np.random.default_rng(4)
     n_items, k = 30, 2
     q, _ = np.linalg.qr(rng.standard_normal((k * n_items, k * n_items)))

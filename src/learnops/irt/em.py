@@ -18,7 +18,7 @@ import numpy as np
 
 from learnops.irt.estep import quadrature
 from learnops.irt.mstep import log_prior_total, mstep
-from learnops.irt.parallel import ShardedEStep
+from learnops.irt.parallel import LocalEngine, ShardedEStep
 from learnops.irt.params import Params, Priors, clip, pack, param_change, unpack
 from learnops.irt.se import (
     LouisAccumulator,
@@ -31,7 +31,7 @@ from learnops.irt.se import (
 
 if TYPE_CHECKING:
     from learnops.irt.data import Encoded
-    from learnops.irt.parallel import DaskEngine, LocalEngine
+    from learnops.irt.parallel import DaskEngine
 
 #: SQUAREM step length bound (alpha is kept in [-50, -1]).
 ALPHA_MIN = -50.0
@@ -180,8 +180,13 @@ def _evaluate(st: _EMState, p: Params) -> _Point:
 
 
 def _em_map(st: _EMState, pt: _Point) -> Params:
-    """One M-step from the expected counts at ``pt``."""
-    return mstep(pt.p, pt.r, pt.w, st.es.theta, st.priors, st.model)
+    """One M-step from the expected counts at ``pt`` (item blocks on the local engine's
+    threads; on the Dask driver, one block)."""
+    engine = st.es.engine
+    blocks = engine.workers if isinstance(engine, LocalEngine) else 1
+    return mstep(
+        pt.p, pt.r, pt.w, st.es.theta, st.priors, st.model, blocks=blocks, map_fn=engine.map_local
+    )
 
 
 def _iterate(

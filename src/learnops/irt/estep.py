@@ -45,10 +45,12 @@ def quadrature(n_points: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
     return theta, logw
 
 
-def design_matrix(enc: Encoded) -> sp.csr_matrix:
+def design_matrix(enc: Encoded, dtype: Any = np.float64) -> sp.csr_matrix:
     """Sparse learners × (2·items): column i marks correct answers, column I+i wrong ones.
 
-    One stored entry per response (repeated responses are kept, not merged).
+    One stored entry per response (repeated responses are kept, not merged), of value 1 in
+    ``dtype`` (``np.int8`` when only the pattern is read: the torch chunks; ``EStep`` turns
+    the chunks that multiply by the values into float64).
     """
     n_items = enc.n_items
     index_dtype = np.int32 if 2 * n_items < 2**31 and len(enc.y) < 2**31 else np.int64
@@ -59,7 +61,8 @@ def design_matrix(enc: Encoded) -> sp.csr_matrix:
         cols = cols[np.argsort(enc.learner, kind="stable")]
     indptr = np.zeros(enc.n_learners + 1, dtype=index_dtype)
     np.cumsum(np.bincount(enc.learner, minlength=enc.n_learners), out=indptr[1:])
-    return sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(enc.n_learners, 2 * n_items))
+    data = np.ones(len(cols), dtype=dtype)
+    return sp.csr_matrix((data, cols, indptr), shape=(enc.n_learners, 2 * n_items))
 
 
 def _row_block(x: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
@@ -146,6 +149,8 @@ class EStep:
         dense_cells = sum(c.x.shape[0] * n_cols for c in self.chunks if c.dense)
         cache_dense = dense_cells * 8 <= dense_cache_bytes
         for ch in self.chunks:
+            if (ch.dense or not use_torch) and ch.x.dtype != np.float64:
+                ch.x = ch.x.astype(np.float64)  # BLAS and sparse products read the values
             if ch.dense and cache_dense:
                 ch.cached = ch.correct_seen()
             elif use_torch and not ch.dense:

@@ -7,6 +7,7 @@ updated jointly with all intercepts through a Schur complement.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -103,6 +104,17 @@ def item_terms(
     return obj, grad + pg, info + pinfo
 
 
+#: Items per block of a parallel M-step: a multiple of ``ITEM_ALIGN``, and at least
+#: ``MIN_BLOCK_ITEMS`` (fewer items run as one block), so that every item's numbers come from
+#: the same SIMD and BLAS code paths as in one block (a block of one item does not: BLAS takes
+#: another path for a single row).
+ITEM_ALIGN = 64
+MIN_BLOCK_ITEMS = 256
+
+#: ``map_fn(fn, items)``: ``[fn(x) for x in items]``, possibly on several threads.
+MapFn = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
+
+
 def mstep(
     p: Params,
     r: np.ndarray,
@@ -112,23 +124,82 @@ def mstep(
     model: str,
     max_inner: int = 25,
     tol: float = 1e-10,
+    *,
+    blocks: int = 1,
+    map_fn: MapFn | None = None,
 ) -> Params:
-    """Maximize the expected complete-data log posterior per item (Fisher scoring + halving)."""
+    """Maximize the expected complete-data log posterior per item (Fisher scoring + halving).
+
+    With ``blocks`` > 1 (1PL aside) the items are split into that many consecutive blocks whose
+    Fisher-scoring iterations run through ``map_fn`` (e.g. on threads), all blocks stepping
+    together until the largest move of any item is below ``tol``: every item takes the same
+    steps as in one block, so the result is the same to the bit."""
     if model == "1pl":
         return _mstep_1pl(p, r, w, theta, pri, max_inner, tol)
-    k = 2 if p.g is None else 3
-    ridge = 1e-9 * np.eye(k)
-    logprobs = None  # of the current p, from the line search that accepted it
+    parts = [
+        _ItemBlock(_take(p, sl), r[sl], w[sl], theta, pri) for sl in item_blocks(len(p.a), blocks)
+    ]
+    run = map_fn if map_fn is not None and len(parts) > 1 else _serial_map
     for _ in range(max_inner):
-        obj, grad, info = item_terms(p, r, w, theta, pri, logprobs=logprobs)
-        step = np.linalg.solve(info + ridge, grad[:, :, None])[:, :, 0]
+        moved = max(run(_ItemBlock.step, parts))
+        if moved < tol:
+            break
+    if len(parts) == 1:
+        return parts[0].p
+    gs = [b.p.g for b in parts]
+    return Params(
+        np.concatenate([b.p.a for b in parts]),
+        np.concatenate([b.p.d for b in parts]),
+        None if gs[0] is None else np.concatenate(gs),
+    )
+
+
+def item_blocks(n_items: int, blocks: int) -> list[slice]:
+    """At most ``blocks`` consecutive item ranges of at least ``MIN_BLOCK_ITEMS`` items (one
+    range when there are too few to split), all but the last of the same multiple of
+    ``ITEM_ALIGN`` items."""
+    blocks = min(blocks, n_items // MIN_BLOCK_ITEMS)
+    if blocks < 2:
+        return [slice(0, n_items)]
+    size = (
+        n_items // blocks // ITEM_ALIGN * ITEM_ALIGN
+    )  # >= MIN_BLOCK_ITEMS; the last takes the rest
+    ends = [size * (i + 1) for i in range(blocks - 1)] + [n_items]
+    return [slice(lo, hi) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _serial_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    return [fn(x) for x in items]
+
+
+def _take(p: Params, sl: slice) -> Params:
+    return Params(p.a[sl], p.d[sl], None if p.g is None else p.g[sl])
+
+
+class _ItemBlock:
+    """Fisher scoring with step halving on a block of items (their counts ``r``, ``w``)."""
+
+    def __init__(
+        self, p: Params, r: np.ndarray, w: np.ndarray, theta: np.ndarray, pri: Priors
+    ) -> None:
+        self.p, self.r, self.w, self.theta, self.pri = p, r, w, theta, pri
+        k = 2 if p.g is None else 3
+        self.ridge = 1e-9 * np.eye(k)
+        self.logprobs: tuple[np.ndarray, np.ndarray] | None = None  # of p, if known
+
+    def step(self) -> float:
+        """One Fisher-scoring step, halved per item until the objective does not decrease;
+        returns the largest change of a or d."""
+        p, r, w, theta, pri = self.p, self.r, self.w, self.theta, self.pri
+        obj, grad, info = item_terms(p, r, w, theta, pri, logprobs=self.logprobs)
+        step = np.linalg.solve(info + self.ridge, grad[:, :, None])[:, :, 0]
         big = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, MAX_STEP / np.maximum(big, 1e-300))[:, None]
         t = np.ones(len(p.a))
         for _ in range(40):
             cand = clip(add_step(p, step, t), pri)
-            logprobs = item_logprobs(cand, theta)
-            new_obj, _, _ = item_terms(cand, r, w, theta, pri, need="obj", logprobs=logprobs)
+            self.logprobs = item_logprobs(cand, theta)
+            new_obj, _, _ = item_terms(cand, r, w, theta, pri, need="obj", logprobs=self.logprobs)
             bad = new_obj < obj - 1e-12 * np.abs(obj)
             if not bad.any():
                 break
@@ -137,12 +208,12 @@ def mstep(
             cand.a[bad], cand.d[bad] = p.a[bad], p.d[bad]
             if cand.g is not None:
                 cand.g[bad] = p.g[bad]
-            logprobs = None
-        moved = np.abs(np.stack([cand.a - p.a, cand.d - p.d], axis=1)).max()
-        p = cand
-        if moved < tol:
-            break
-    return p
+            self.logprobs = None
+        if not len(p.a):
+            return 0.0
+        moved = float(np.abs(np.stack([cand.a - p.a, cand.d - p.d], axis=1)).max())
+        self.p = cand
+        return moved
 
 
 def _total_1pl(

@@ -67,10 +67,19 @@ def shard_of(learners: np.ndarray, n_shards: int) -> np.ndarray:
     if n_shards == 1:
         return np.zeros(len(learners), dtype=np.int64)
     z = np.asarray(learners, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        z ^= z >> np.uint64(shift)
+        z *= np.uint64(mult)
     z ^= z >> np.uint64(31)
-    return (z % np.uint64(n_shards)).astype(np.int64)
+    z %= np.uint64(n_shards)
+    return z.view(np.int64)
+
+
+def _shard_rows(which: np.ndarray, n_shards: int) -> list[np.ndarray]:
+    """The rows (increasing) of each non-empty shard, given each row's shard ``which``."""
+    order = np.argsort(which, kind="stable")
+    ends = np.cumsum(np.bincount(which, minlength=n_shards))
+    return [g for g in np.split(order, ends[:-1]) if len(g)]
 
 
 @dataclass
@@ -180,17 +189,24 @@ def keeps_heap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
+_controller: list[Any] = []  # the ThreadpoolController, made once torch and scipy are loaded
+
+
 @contextlib.contextmanager
-def _one_thread_each() -> Iterator[None]:
+def one_thread_each() -> Iterator[None]:
     """Single-threaded BLAS and torch kernels while shards run (on however many workers), so
     that each shard's arithmetic is the same whatever the number of workers."""
     import torch
-    from threadpoolctl import threadpool_limits
 
+    if not _controller:  # one scan of the loaded libraries (threadpool_limits scans per call)
+        import scipy.linalg  # noqa: F401  (scipy's own OpenBLAS, loaded before the scan)
+        from threadpoolctl import ThreadpoolController
+
+        _controller.append(ThreadpoolController())
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with threadpool_limits(1):
+        with _controller[0].limit(limits=1):
             yield
     finally:
         torch.set_num_threads(threads)
@@ -221,8 +237,12 @@ class LocalEngine:
             lambda la: lane_run(la[0], *args, la[1]), list(zip(lanes, accs, strict=True))
         )
 
+    def map_local(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """``[fn(x) for x in items]`` on the worker threads (the M-step's item blocks)."""
+        return self._map(fn, items)
+
     def _map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-        with _one_thread_each():
+        with one_thread_each():
             if self.workers == 1 or len(items) < 2:
                 return [fn(it) for it in items]
             if self._pool is None:
@@ -271,6 +291,10 @@ class DaskEngine:
                 self.client = Client(self._cluster)
         except OSError as exc:
             raise LearnopsError(f"cannot reach the Dask scheduler {address}: {exc}") from None
+
+    def map_local(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """``[fn(x) for x in items]`` on the driver (the M-step runs there, in one block)."""
+        return [fn(x) for x in items]
 
     def put(self, shards: list[Shard]) -> list[Any]:
         """Scatter the shards to the workers (one future each), spread evenly."""
@@ -327,19 +351,19 @@ class ShardedEStep:
         self.workers = self.engine.workers
         self.theta, self.logw = theta, logw
         self.n_items, self.n_learners = enc.n_items, enc.n_learners
-        x = design_matrix(enc)
-        self.fast_ok = x.nnz >= estep.FAST_MIN_RESPONSES
-        n_shards = n_shards or n_shards_for(enc.n_learners, enc.n_responses)
-        which = shard_of(np.arange(enc.n_learners), n_shards)
-        groups = [np.flatnonzero(which == s) for s in range(n_shards)]
-        groups = [g for g in groups if len(g)]
-        dense_overall = x.nnz >= estep.DENSE_FRACTION * x.shape[0] * x.shape[1]
+        nnz = enc.n_responses  # one entry per response in the design matrix
+        self.fast_ok = nnz >= estep.FAST_MIN_RESPONSES
+        dense_overall = nnz >= estep.DENSE_FRACTION * enc.n_learners * 2 * enc.n_items
         if backend == "auto":
             backend = (
                 "torch"
-                if not dense_overall and x.nnz >= estep.TORCH_MIN_RESPONSES and _torch_ok()
+                if not dense_overall and nnz >= estep.TORCH_MIN_RESPONSES and _torch_ok()
                 else "numpy"
             )
+        # torch chunks read the pattern alone: int8 ones, not 8 bytes a response
+        x = design_matrix(enc, np.int8 if backend == "torch" else np.float64)
+        n_shards = n_shards or n_shards_for(enc.n_learners, enc.n_responses)
+        groups = _shard_rows(shard_of(np.arange(enc.n_learners), n_shards), n_shards)
         cache = estep.DENSE_CACHE_BYTES // len(groups)
         args = [(x, g, theta, logw, chunk_cells, backend, cache) for g in groups]
         shards = self.engine.build(_build_shard, args)

@@ -608,10 +608,10 @@ def louis_exact_cov(
         info[0, 0] = col[:, 0].sum() + _prior_a_curvature(p, priors)
         del full
         return _inverse_blocks_1pl(info, n_items, warnings), abilities
-    workers = getattr(es, "workers", 1)
+    map_fn = getattr(getattr(es, "engine", None), "map_local", None)
     # factorized in place; built again from the packed sums only if that fails
     cov = _inverse_diag_blocks(
-        information(keep=True), n_items, k, warnings, workers, rebuild=lambda: information(False)
+        information(keep=True), n_items, k, warnings, map_fn, rebuild=lambda: information(False)
     )
     return cov, abilities
 
@@ -636,43 +636,46 @@ def _prior_a_curvature(p: Params, priors: Priors) -> float:
     return -(gp - gm) / (2 * h)
 
 
+#: Edge of the tiles (in parameters, rounded down to a multiple of k) of the blocked Cholesky
+#: factorization and inverse in ``_inverse_diag_blocks``.
+TILE = 512
+
+#: ``map_fn(fn, items)``: ``[fn(x) for x in items]``, possibly on several threads.
+MapFn = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
+
+
 def _inverse_diag_blocks(
     info: np.ndarray,
     n_items: int,
     k: int,
     warnings: list[str],
-    workers: int = 1,
+    map_fn: MapFn | None = None,
     rebuild: Callable[[], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-item (k, k) diagonal blocks of info⁻¹, info item-interleaved with its upper triangle
-    filled: upper Cholesky info = UᵀU and its inverse from U (MKL's potrf/potri through torch,
-    on ``workers`` threads), LU (or a pseudo-inverse) if info is not positive definite.
+    filled: Cholesky info = L Lᵀ by tiles, then the tiles of L⁻¹ a column at a time, each
+    column's item blocks of L⁻ᵀL⁻¹ summed as it is made (``_tiled_inverse_blocks``); LU (or a
+    pseudo-inverse) if info is not positive definite.
 
-    The factor, then the inverse, overwrite ``info`` (no fresh (k·I)² buffers: their first
-    touches cost more than the factorization on some virtual machines); ``rebuild`` returns a
-    new copy of the matrix for the fallback (without it, ``info`` is copied first).
+    The tiles' products and solves run through ``map_fn`` (e.g. the engine's threads), each on
+    one BLAS thread, in an order fixed by the matrix alone: the same numbers for any number of
+    threads (a threaded LAPACK factorization is not: its last bits change with the threads).
+    The factor overwrites ``info`` (no fresh (k·I)² buffer: first touches cost more than the
+    factorization on some virtual machines); ``rebuild`` returns a new copy of the matrix for
+    the fallback (without it, ``info`` is copied first).
     """
-    import torch
+    from learnops.irt.parallel import one_thread_each
 
     if rebuild is None:
         kept = info.copy()
         rebuild = lambda: kept  # noqa: E731
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, workers))
-    try:
-        # info is C-ordered with the upper triangle filled: its transpose, seen in Fortran
-        # order by LAPACK, is the same memory; torch reads the lower triangle of ``info.T``
-        work = torch.from_numpy(info).T
-        status = torch.empty((), dtype=torch.int32)
-        torch.linalg.cholesky_ex(work, out=(work, status))
-        if int(status) == 0:
-            torch.cholesky_inverse(work, out=work)
-            blocks = info.reshape(n_items, k, n_items, k)
-            diag = np.arange(n_items)
-            return np.ascontiguousarray(blocks[diag, :, diag, :])
-    finally:
-        torch.set_num_threads(threads)
-    del work, info
+    with one_thread_each():
+        # info is C-ordered with the upper triangle filled: its transpose (a view) is the
+        # lower triangle in Fortran order, which LAPACK and BLAS read in place
+        blocks = _tiled_inverse_blocks(info.T, n_items, k, map_fn or _serial_map)
+    if blocks is not None:
+        return blocks
+    del info
     warnings.append("information matrix is not positive definite: standard errors are unreliable")
     full = _symmetric_from_upper(rebuild(), n_items, k).reshape(k * n_items, -1)
     try:
@@ -681,6 +684,75 @@ def _inverse_diag_blocks(
         cov = np.linalg.pinv(full)
     diag = np.arange(n_items)
     return np.ascontiguousarray(cov.reshape(n_items, k, n_items, k)[diag, :, diag, :])
+
+
+def _serial_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    return [fn(x) for x in items]
+
+
+def _tiled_inverse_blocks(a: np.ndarray, n_items: int, k: int, map_fn: MapFn) -> np.ndarray | None:
+    """Item blocks of a⁻¹ from the lower triangle of ``a`` (overwritten by its Cholesky factor
+    L), or None if ``a`` is not positive definite.
+
+    Right-looking tiled Cholesky (per tile column c: factor the diagonal tile and invert that
+    factor, L_ic = A_ic L_cc⁻ᵀ below it, update the trailing tiles), then per tile column j of
+    X = L⁻¹ (independent columns): X_jj = L_jj⁻¹ and X_ij = −L_ii⁻¹ Σ_{j≤m<i} L_im X_mj down the
+    column, each tile's column pairs of XᵀX summed as it is made (X is never stored). Every
+    tile operation is one single-threaded BLAS/LAPACK call (triangular products where a factor
+    is triangular) with inputs fixed by the step, so the numbers do not depend on ``map_fn``.
+    """
+    from scipy.linalg import blas, lapack
+
+    nb = max(k, TILE // k * k)  # whole items per tile
+    n = n_items * k
+    edges = [*range(0, n, nb), n]
+    tiles = [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    t = len(tiles)
+    inv_diag: list[np.ndarray] = []  # L_cc⁻¹ (lower, Fortran order)
+
+    def tile(i: int, j: int) -> np.ndarray:
+        return a[tiles[i], tiles[j]]
+
+    for c in range(t):
+        diag_tile = tile(c, c)
+        factor, status = lapack.dpotrf(diag_tile, lower=1, clean=1)
+        if status != 0:
+            return None
+        diag_tile[...] = factor
+        inv_diag.append(lapack.dtrtri(factor, lower=1)[0])
+
+        def below(i: int, c: int = c) -> None:
+            target = tile(i, c)
+            target[...] = blas.dtrmm(1.0, inv_diag[c], target, side=1, lower=1, trans_a=1)
+
+        map_fn(below, list(range(c + 1, t)))
+
+        def update(ij: tuple[int, int], c: int = c) -> None:
+            i, j = ij
+            target = tile(i, j)
+            if i == j:  # the lower triangle is enough
+                target -= blas.dsyrk(1.0, tile(i, c), lower=1)
+            else:
+                target -= tile(i, c) @ tile(j, c).T
+
+        map_fn(update, [(i, j) for i in range(c + 1, t) for j in range(c + 1, i + 1)])
+
+    def column(j: int) -> np.ndarray:
+        x = inv_diag[j]
+        xs = [x]  # the tiles X_jj, X_(j+1)j, ... of column j of L⁻¹ made so far
+        per_item = x.reshape(len(x), -1, k)
+        out = np.einsum("rms,rmu->msu", per_item, per_item)
+        for i in range(j + 1, t):
+            acc = blas.dtrmm(1.0, inv_diag[j], tile(i, j), side=1, lower=1)
+            for m in range(j + 1, i):
+                acc += tile(i, m) @ xs[m - j]
+            x = blas.dtrmm(-1.0, inv_diag[i], acc, side=0, lower=1, overwrite_b=1)
+            xs.append(x)
+            per_item = x.reshape(len(x), -1, k)
+            out += np.einsum("rms,rmu->msu", per_item, per_item)
+        return out
+
+    return np.concatenate(map_fn(column, list(range(t))))
 
 
 def _inverse_blocks_1pl(info: np.ndarray, n_items: int, warnings: list[str]) -> np.ndarray:
