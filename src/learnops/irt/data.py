@@ -51,8 +51,14 @@ class Encoded:
 
     @cached_property
     def item_correct(self) -> np.ndarray:
-        """Correct responses per item (float)."""
-        return np.bincount(self.item, weights=self.y, minlength=self.n_items)
+        """Correct responses per item (float; counted a slice at a time: bincount would turn
+        all of the int8 answers into float64 weights at once, 8 bytes a response)."""
+        out = np.zeros(self.n_items)
+        step = 1 << 20
+        for lo in range(0, len(self.y), step):
+            sl = slice(lo, lo + step)
+            out += np.bincount(self.item[sl], weights=self.y[sl], minlength=self.n_items)
+        return out
 
     @cached_property
     def learner_counts(self) -> np.ndarray:
