@@ -251,6 +251,7 @@ def _workers_case(n_learners: int, workers: list[int], repeat: int) -> dict:
             fits.append({"workers": w, "run": run + 1, "seconds": round(seconds, 3),
                          "cpu_seconds": round(cpu, 3), "iterations": f.iterations,
                          "se_method": f.info.get("se_method"), "loglik": f.loglik,
+                         "results_sha256": _fit_digest(f),
                          "load_average_1min_after": round(os.getloadavg()[0], 2)})  # fmt: skip
             print(json.dumps(fits[-1]), file=sys.stderr, flush=True)
     return {"n_responses": int(len(s.responses)), "n_learners": n_learners, "n_items": 2_000,
@@ -258,13 +259,31 @@ def _workers_case(n_learners: int, workers: list[int], repeat: int) -> dict:
             "peak_rss_mb": round(_peak_rss_mb(), 1)}  # fmt: skip
 
 
+def _fit_digest(f) -> str:
+    """SHA-256 of a fit's numbers: every column of its item table (estimates and standard
+    errors) and of its abilities, as bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for table in (f.items, f.abilities):
+        for col in table.columns:
+            h.update(col.encode())
+            values = table[col].to_numpy()
+            h.update(
+                values.tobytes() if values.dtype != object else "\0".join(map(str, values)).encode()
+            )
+    return h.hexdigest()
+
+
 def _workers_benchmark(quick: bool, workers: list[int], repeat: int = 3) -> None:
     """Sparse 2PL with SEs (10M responses; 2M with --quick) on 1, 2, ... worker threads: each
     count fitted ``repeat`` times in one process, alternating (``_workers_case``); the wall
     times, the speed-up over the first count on the fastest and on the median fit, and whether
-    the fits are identical. Alternating in one process gives every worker count the same
-    machine: across fresh processes this VM's fit times varied by ±10% (first touches of memory
-    the host had reclaimed, huge pages or not), more than the difference being measured."""
+    the fits are identical (log-likelihood, iterations, and every item estimate, standard error
+    and ability to the bit: ``results_sha256``). Alternating in one process gives every worker
+    count the same machine: across fresh processes this VM's fit times varied by ±10% (first
+    touches of memory the host had reclaimed, huge pages or not), more than the difference
+    being measured."""
     import statistics
 
     n_learners = 200_000 if quick else 1_000_000
@@ -286,6 +305,7 @@ def _workers_benchmark(quick: bool, workers: list[int], repeat: int = 3) -> None
         "speedup_median": speedups(statistics.median),
         "identical_loglik": len({f["loglik"] for f in fits}) == 1,
         "identical_iterations": len({f["iterations"] for f in fits}) == 1,
+        "identical_results": len({f["results_sha256"] for f in fits}) == 1,
     }
     _write("irt_parallel", quick, fits, **summary)
 
