@@ -139,7 +139,7 @@ def mstep(
     parts = [
         _ItemBlock(_take(p, sl), r[sl], w[sl], theta, pri) for sl in item_blocks(len(p.a), blocks)
     ]
-    run = map_fn if map_fn is not None and len(parts) > 1 else _serial_map
+    run = map_fn if map_fn is not None and len(parts) > 1 else serial_map
     for _ in range(max_inner):
         moved = max(run(_ItemBlock.step, parts))
         if moved < tol:
@@ -168,7 +168,8 @@ def item_blocks(n_items: int, blocks: int) -> list[slice]:
     return [slice(lo, hi) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]
 
 
-def _serial_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+def serial_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """``[fn(x) for x in items]``: a ``MapFn`` on the calling thread."""
     return [fn(x) for x in items]
 
 

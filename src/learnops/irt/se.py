@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import expit
 
 from learnops.irt.estep import Chunk, EStep
-from learnops.irt.mstep import full_gradient, item_terms
+from learnops.irt.mstep import MapFn, full_gradient, item_terms, serial_map
 from learnops.irt.params import Params, Priors, add_step, column, pack, unpack
 
 if TYPE_CHECKING:
@@ -640,9 +640,6 @@ def _prior_a_curvature(p: Params, priors: Priors) -> float:
 #: factorization and inverse in ``_inverse_diag_blocks``.
 TILE = 512
 
-#: ``map_fn(fn, items)``: ``[fn(x) for x in items]``, possibly on several threads.
-MapFn = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
-
 
 def _inverse_diag_blocks(
     info: np.ndarray,
@@ -672,7 +669,7 @@ def _inverse_diag_blocks(
     with one_thread_each():
         # info is C-ordered with the upper triangle filled: its transpose (a view) is the
         # lower triangle in Fortran order, which LAPACK and BLAS read in place
-        blocks = _tiled_inverse_blocks(info.T, n_items, k, map_fn or _serial_map)
+        blocks = _tiled_inverse_blocks(info.T, n_items, k, map_fn or serial_map)
     if blocks is not None:
         return blocks
     del info
@@ -684,10 +681,6 @@ def _inverse_diag_blocks(
         cov = np.linalg.pinv(full)
     diag = np.arange(n_items)
     return np.ascontiguousarray(cov.reshape(n_items, k, n_items, k)[diag, :, diag, :])
-
-
-def _serial_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-    return [fn(x) for x in items]
 
 
 def _tiled_inverse_blocks(a: np.ndarray, n_items: int, k: int, map_fn: MapFn) -> np.ndarray | None:
