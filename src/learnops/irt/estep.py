@@ -344,7 +344,9 @@ def _torch_ok() -> bool:
 
 def _torch_index(xc: sp.csr_matrix) -> tuple[Any, Any, list[tuple]]:
     """Embedding-bag indices of a chunk: the responses' columns and row offsets, and per block
-    of ``CACHE_ROWS`` rows the transposed bags (one per column) that start with a carry row."""
+    of ``CACHE_ROWS`` rows the transposed bags (one per column) over a table whose first rows
+    are the carried sums (one per column) and the next ones the block's posteriors: each bag
+    starts with its column's carry row, then its rows in order."""
     import torch
 
     idx = torch.from_numpy(xc.indices.astype(np.int64))
@@ -358,8 +360,9 @@ def _torch_index(xc: sp.csr_matrix) -> tuple[Any, Any, list[tuple]]:
         starts = np.zeros(n_cols, dtype=np.int64)
         np.cumsum(sizes[:-1] + 1, out=starts[1:])
         bags = np.empty(xt.nnz + n_cols, dtype=np.int64)
-        bags[starts] = rows + np.arange(n_cols)  # the carry: row ``rows + c`` of the table
-        bags[np.repeat(starts + 1 - xt.indptr[:-1], sizes) + np.arange(xt.nnz)] = xt.indices
+        bags[starts] = np.arange(n_cols)  # the carry: row c of the table
+        at = np.repeat(starts + 1 - xt.indptr[:-1], sizes) + np.arange(xt.nnz)
+        bags[at] = xt.indices + n_cols  # the block's row r: row n_cols + r
         off = torch.from_numpy((xc.indptr[lo:hi] - a).astype(np.int64))
         blocks.append((lo, hi, a, b, off, torch.from_numpy(bags), torch.from_numpy(starts)))
     return idx, torch.from_numpy(xc.indptr[:-1].astype(np.int64)), blocks
@@ -372,7 +375,7 @@ def _carried_counts(blocks: list[tuple], post32: Any, carry: Any) -> Any:
     from torch.nn.functional import embedding_bag
 
     for lo, hi, _, _, _, bags, starts in blocks:
-        carry = embedding_bag(bags, torch.cat([post32[lo:hi], carry]), starts, mode="sum")
+        carry = embedding_bag(bags, torch.cat([carry, post32[lo:hi]]), starts, mode="sum")
     return carry
 
 
@@ -398,12 +401,19 @@ def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.
     idx, _, blocks = ch.torch_idx
     lw = torch.from_numpy(logw.astype(np.float32))
     lse = torch.empty((ch.x.shape[0], 1), dtype=torch.float32)
-    carry = torch.zeros_like(m32)
+    n_cols = m32.shape[0]
+    # the bags' table: the carried sums, then the block's posteriors, written in place (no
+    # concatenated copy of both per block)
+    table = torch.empty((n_cols + max((hi - lo for lo, hi, *_ in blocks), default=0), m32.shape[1]))
+    carry = table[:n_cols]
+    carry.zero_()
     for lo, hi, a, b, off, bags, starts in blocks:
-        post = embedding_bag(idx[a:b], m32, off, mode="sum")
-        post += lw
+        post = table[n_cols : n_cols + hi - lo]
+        torch.add(embedding_bag(idx[a:b], m32, off, mode="sum"), lw, out=post)
         torch.logsumexp(post, dim=1, keepdim=True, out=lse[lo:hi])
         post -= lse[lo:hi]
         torch.exp_(post)
-        carry = embedding_bag(bags, torch.cat([post, carry]), starts, mode="sum")
+        carry = embedding_bag(bags, table[: n_cols + hi - lo], starts, mode="sum")
+        if hi < ch.x.shape[0]:
+            table[:n_cols] = carry
     return float(lse.sum(dtype=torch.float64)), carry.numpy().astype(np.float64), None
