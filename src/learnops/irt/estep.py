@@ -55,7 +55,7 @@ def design_matrix(enc: Encoded, dtype: Any = np.float64) -> sp.csr_matrix:
     n_items = enc.n_items
     index_dtype = np.int32 if 2 * n_items < 2**31 and len(enc.y) < 2**31 else np.int64
     cols = enc.item.astype(index_dtype)
-    cols += (enc.y == 0).astype(index_dtype) * index_dtype(n_items)
+    np.add(cols, index_dtype(n_items), out=cols, where=enc.y == 0)  # no per-response temporaries
     already_sorted = len(enc.learner) < 2 or bool((enc.learner[1:] >= enc.learner[:-1]).all())
     if not already_sorted:
         cols = cols[np.argsort(enc.learner, kind="stable")]
@@ -368,27 +368,42 @@ def _torch_index(xc: sp.csr_matrix) -> tuple[Any, Any, list[tuple]]:
     return idx, torch.from_numpy(xc.indptr[:-1].astype(np.int64)), blocks
 
 
-def _carried_counts(blocks: list[tuple], post32: Any, carry: Any) -> Any:
-    """Σ over a chunk's rows of the posterior rows, per response column: block by block, each
-    column's bag adding its rows to the carried sum (the whole chunk's float32 sums, in order)."""
+def _bag_table(blocks: list[tuple], n_cols: int, n_nodes: int) -> Any:
+    """The bags' table of a chunk's blocks (``_torch_index``): room for the carried sums (its
+    first ``n_cols`` rows, zero) and for the largest block's posteriors."""
+    import torch
+
+    rows = max((hi - lo for lo, hi, *_ in blocks), default=0)
+    table = torch.empty((n_cols + rows, n_nodes))
+    table[:n_cols].zero_()
+    return table
+
+
+def _carried_counts(blocks: list[tuple], post: np.ndarray, n_cols: int) -> Any:
+    """Σ over a chunk's rows of the posterior rows (float64 ``post``, summed in float32), per
+    response column: block by block, each column's bag adding its rows to the carried sum (the
+    whole chunk's float32 sums, in order)."""
     import torch
     from torch.nn.functional import embedding_bag
 
+    table = _bag_table(blocks, n_cols, post.shape[1])
+    carry = table[:n_cols]
     for lo, hi, _, _, _, bags, starts in blocks:
-        carry = embedding_bag(bags, torch.cat([carry, post32[lo:hi]]), starts, mode="sum")
+        table[n_cols : n_cols + hi - lo] = torch.from_numpy(post[lo:hi])  # to float32
+        carry = embedding_bag(bags, table[: n_cols + hi - lo], starts, mode="sum")
+        if hi < len(post):
+            table[:n_cols] = carry
     return carry
 
 
 def _torch_chunk(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Float32 embedding-bag sums (SIMD) for large sparse chunks; float64 posteriors."""
-    import torch
     from torch.nn.functional import embedding_bag
 
     idx, off, blocks = ch.torch_idx
     post = embedding_bag(idx, m32, off, mode="sum").numpy().astype(np.float64)
     loglik = _posterior_inplace(post, logw)
-    post32 = torch.from_numpy(post.astype(np.float32))
-    counts = _carried_counts(blocks, post32, torch.zeros_like(m32))
+    counts = _carried_counts(blocks, post, m32.shape[0])
     return loglik, counts.numpy().astype(np.float64), post
 
 
@@ -402,11 +417,10 @@ def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.
     lw = torch.from_numpy(logw.astype(np.float32))
     lse = torch.empty((ch.x.shape[0], 1), dtype=torch.float32)
     n_cols = m32.shape[0]
-    # the bags' table: the carried sums, then the block's posteriors, written in place (no
+    # the block's posteriors are computed in the bags' table, after the carried sums (no
     # concatenated copy of both per block)
-    table = torch.empty((n_cols + max((hi - lo for lo, hi, *_ in blocks), default=0), m32.shape[1]))
+    table = _bag_table(blocks, n_cols, m32.shape[1])
     carry = table[:n_cols]
-    carry.zero_()
     for lo, hi, a, b, off, bags, starts in blocks:
         post = table[n_cols : n_cols + hi - lo]
         torch.add(embedding_bag(idx[a:b], m32, off, mode="sum"), lw, out=post)
