@@ -161,9 +161,8 @@ def item_blocks(n_items: int, blocks: int) -> list[slice]:
     blocks = min(blocks, n_items // MIN_BLOCK_ITEMS)
     if blocks < 2:
         return [slice(0, n_items)]
-    size = (
-        n_items // blocks // ITEM_ALIGN * ITEM_ALIGN
-    )  # >= MIN_BLOCK_ITEMS; the last takes the rest
+    # the same size for all but the last, which takes the rest (>= MIN_BLOCK_ITEMS each)
+    size = n_items // blocks // ITEM_ALIGN * ITEM_ALIGN
     ends = [size * (i + 1) for i in range(blocks - 1)] + [n_items]
     return [slice(lo, hi) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]
 
