@@ -79,11 +79,12 @@ def test_results_are_identical_for_any_number_of_workers(small_shards, se):
 
 
 def test_item_blocks_on_threads_and_tiles_give_the_same_fit(small_shards, monkeypatch):
-    """600 items: the M-step runs in one or two item blocks (``mstep.item_blocks``) and the
+    """600 items: the M-step runs in two item blocks (``mstep.item_blocks``) and the
     information's Cholesky and inverse in 13 tiles of 96 parameters (``se.TILE``), on 1, 2
     and 3 threads: the same numbers, to the bit."""
     monkeypatch.setattr(se, "TILE", 96)
-    assert len(mstep.item_blocks(600, 2)) == 2 and len(mstep.item_blocks(600, 3)) == 2
+    monkeypatch.setattr(mstep, "BLOCK_ITEMS", 256)
+    assert len(mstep.item_blocks(600)) == 2
     df = simulate(2500, 600, 12, seed=5).responses
     fits = [
         irt.fit(df, "2pl", se="louis-exact", engine=parallel.LocalEngine(workers))
@@ -98,16 +99,10 @@ def test_item_blocks_on_threads_and_tiles_give_the_same_fit(small_shards, monkey
         pd.testing.assert_frame_equal(f.abilities, base.abilities, check_exact=True)
 
 
-@pytest.mark.parametrize("model", ["2pl", "3pl"])
-def test_the_m_step_in_item_blocks_is_the_one_block_m_step(model):
-    """Blocks of items stepping together on threads: each item takes the same Fisher-scoring
-    steps as in one block (same numbers to the bit), priors and step halving included."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _mstep_problem(model: str, n_items: int, seed: int = 8):
     from learnops.irt.params import Params, Priors
 
-    rng = np.random.default_rng(8)
-    n_items = 1100
+    rng = np.random.default_rng(seed)
     theta, logw = quadrature(61, 6.0)
     a, d = rng.lognormal(0, 0.4, n_items), rng.normal(0, 1.5, n_items)
     g = rng.normal(-1.5, 0.5, n_items) if model == "3pl" else None
@@ -119,35 +114,64 @@ def test_the_m_step_in_item_blocks_is_the_one_block_m_step(model):
     start = Params(
         np.ones(n_items), np.zeros(n_items), None if g is None else np.full(n_items, -1.4)
     )
-    one = mstep.mstep(start, r, w, theta, pri, model)
+    return (start, r, w, theta, pri, model), (a, d, g)
+
+
+@pytest.mark.parametrize("model", ["2pl", "3pl"])
+def test_the_m_step_in_item_blocks_is_the_one_block_m_step(model, monkeypatch):
+    """Item blocks run on threads give the serial run's numbers to the bit; blocks of any size
+    give the one-block M-step's to rounding (each item stops on its own move: blocks only
+    change where an item sits in the arrays), priors and step halving included."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    args, (a, _, g) = _mstep_problem(model, 1100)
+    monkeypatch.setattr(mstep, "BLOCK_ITEMS", 10**6)
+    one = mstep.mstep(*args)
     assert np.median(np.abs(one.a - a)) < 0.05  # a real M-step (near the generating values)
     with ThreadPoolExecutor(4) as pool:
-        for blocks in (2, 4):
-            assert len(mstep.item_blocks(n_items, blocks)) == blocks
-            out = mstep.mstep(
-                start,
-                r,
-                w,
-                theta,
-                pri,
-                model,
-                blocks=blocks,
-                map_fn=lambda f, xs: list(pool.map(f, xs)),
-            )
-            np.testing.assert_array_equal(out.a, one.a)
-            np.testing.assert_array_equal(out.d, one.d)
-            if g is not None:
-                np.testing.assert_array_equal(out.g, one.g)
+        for size, blocks in ((500, 2), (250, 4)):
+            monkeypatch.setattr(mstep, "BLOCK_ITEMS", size)
+            assert len(mstep.item_blocks(1100)) == blocks
+            serial = mstep.mstep(*args)
+            out = mstep.mstep(*args, map_fn=lambda f, xs: list(pool.map(f, xs)))
+            for name in ("a", "d", "g"):
+                if getattr(one, name) is None:
+                    continue
+                np.testing.assert_array_equal(getattr(out, name), getattr(serial, name))
+                np.testing.assert_allclose(getattr(out, name), getattr(one, name), rtol=1e-12)
 
 
-def test_item_blocks_are_aligned_and_not_too_small():
-    assert mstep.item_blocks(511, 2) == [slice(0, 511)]  # too few items to split
-    for n, blocks in [(512, 2), (2000, 2), (1999, 4), (100_000, 3), (1025, 4)]:
-        parts = mstep.item_blocks(n, blocks)
-        assert parts[0].start == 0 and parts[-1].stop == n and len(parts) <= blocks
+def test_each_item_stops_on_its_own_move(monkeypatch):
+    """An item whose a and d moved less than ``tol`` takes no further step, whatever the
+    other items do: solving it alone gives the same values as solving it among many."""
+    args, _ = _mstep_problem("2pl", 300, seed=3)
+    start, r, w, theta, pri, model = args
+    monkeypatch.setattr(mstep, "BLOCK_ITEMS", 10**6)
+    together = mstep.mstep(*args, tol=1e-3)
+    for j in (0, 77, 299):
+        alone = mstep.mstep(
+            mstep._take(start, slice(j, j + 1)),
+            r[j : j + 1],
+            w[j : j + 1],
+            theta,
+            pri,
+            model,
+            tol=1e-3,
+        )
+        assert alone.a[0] == pytest.approx(together.a[j], abs=1e-12)
+        assert alone.d[0] == pytest.approx(together.d[j], abs=1e-12)
+
+
+def test_item_blocks_are_balanced_and_fixed_by_the_item_count():
+    assert mstep.item_blocks(0) == [slice(0, 0)]
+    assert mstep.item_blocks(1999) == [slice(0, 1999)]  # fewer than two blocks' worth
+    for n in (2000, 2999, 10_000, 100_003):
+        parts = mstep.item_blocks(n)
+        assert parts[0].start == 0 and parts[-1].stop == n
+        assert len(parts) == n // mstep.BLOCK_ITEMS
         assert all(p.stop == q.start for p, q in zip(parts[:-1], parts[1:], strict=True))
-        assert all(p.stop - p.start >= mstep.MIN_BLOCK_ITEMS for p in parts)
-        assert all((p.stop - p.start) % mstep.ITEM_ALIGN == 0 for p in parts[:-1])
+        sizes = [p.stop - p.start for p in parts]
+        assert max(sizes) - min(sizes) <= 1
 
 
 def test_sharded_fit_equals_the_single_shard_fit(small_shards, monkeypatch):

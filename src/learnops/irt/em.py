@@ -165,14 +165,15 @@ def run_em_on(
 
 def _evaluate(st: _EMState, p: Params) -> _Point:
     """E-step at ``p``. While polishing, each E-step may be the last one: it also computes the
-    abilities and the Louis accumulation, kept in ``st.final_*`` for the point it was run at."""
+    abilities and the Louis accumulation, kept in ``st.final_*`` for the point it was run at
+    (not with ``louis-exact``, whose own pass at the final point makes them)."""
     if st.polishing:
         acc = (
             LouisAccumulator(p, st.es.theta, st.es.n_items)
             if st.se_method == "louis-block"
             else None
         )
-        ll, r, w, ab = st.es.run(p, abilities=True, callback=acc)
+        ll, r, w, ab = st.es.run(p, abilities=st.se_method != "louis-exact", callback=acc)
         st.final_p, st.final_pre = p, (None if acc is None else acc.b_mat, ab)
     else:
         ll, r, w, _ = st.es.run(p, fast=st.fast)
@@ -181,12 +182,8 @@ def _evaluate(st: _EMState, p: Params) -> _Point:
 
 def _em_map(st: _EMState, pt: _Point) -> Params:
     """One M-step from the expected counts at ``pt`` (item blocks on the local engine's
-    threads; on the Dask driver, one block)."""
-    engine = st.es.engine
-    blocks = engine.workers if isinstance(engine, LocalEngine) else 1
-    return mstep(
-        pt.p, pt.r, pt.w, st.es.theta, st.priors, st.model, blocks=blocks, map_fn=engine.map_local
-    )
+    threads; on the Dask driver, one after the other)."""
+    return mstep(pt.p, pt.r, pt.w, st.es.theta, st.priors, st.model, map_fn=st.es.engine.map_local)
 
 
 def _iterate(

@@ -104,12 +104,9 @@ def item_terms(
     return obj, grad + pg, info + pinfo
 
 
-#: Items per block of a parallel M-step: a multiple of ``ITEM_ALIGN``, and at least
-#: ``MIN_BLOCK_ITEMS`` (fewer items run as one block), so that every item's numbers come from
-#: the same SIMD and BLAS code paths as in one block (a block of one item does not: BLAS takes
-#: another path for a single row).
-ITEM_ALIGN = 64
-MIN_BLOCK_ITEMS = 256
+#: Items per block of the M-step (about: the blocks are equal); fixed by the number of items,
+#: never by the number of workers, so the result does not depend on them.
+BLOCK_ITEMS = 1000
 
 #: ``map_fn(fn, items)``: ``[fn(x) for x in items]``, possibly on several threads.
 MapFn = Callable[[Callable[[Any], Any], list[Any]], list[Any]]
@@ -125,45 +122,34 @@ def mstep(
     max_inner: int = 25,
     tol: float = 1e-10,
     *,
-    blocks: int = 1,
     map_fn: MapFn | None = None,
 ) -> Params:
     """Maximize the expected complete-data log posterior per item (Fisher scoring + halving).
 
-    With ``blocks`` > 1 (1PL aside) the items are split into that many consecutive blocks whose
-    Fisher-scoring iterations run through ``map_fn`` (e.g. on threads), all blocks stepping
-    together until the largest move of any item is below ``tol``: every item takes the same
-    steps as in one block, so the result is the same to the bit."""
+    Each item (1PL aside) takes Fisher-scoring steps until its own a and d move less than
+    ``tol`` (at most ``max_inner`` steps). The items are solved in blocks (``item_blocks``,
+    through ``map_fn``: e.g. on threads); the blocks depend only on the number of items, so
+    the result is the same to the bit however the blocks are run."""
     if model == "1pl":
         return _mstep_1pl(p, r, w, theta, pri, max_inner, tol)
-    parts = [
-        _ItemBlock(_take(p, sl), r[sl], w[sl], theta, pri) for sl in item_blocks(len(p.a), blocks)
-    ]
+    parts = [_ItemBlock(_take(p, sl), r[sl], w[sl], theta, pri) for sl in item_blocks(len(p.a))]
     run = map_fn if map_fn is not None and len(parts) > 1 else serial_map
-    for _ in range(max_inner):
-        moved = max(run(_ItemBlock.step, parts))
-        if moved < tol:
-            break
-    if len(parts) == 1:
-        return parts[0].p
-    gs = [b.p.g for b in parts]
+    solved = run(lambda b: b.solve(max_inner, tol), parts)
+    if len(solved) == 1:
+        return solved[0]
+    gs = [b.g for b in solved]
     return Params(
-        np.concatenate([b.p.a for b in parts]),
-        np.concatenate([b.p.d for b in parts]),
+        np.concatenate([b.a for b in solved]),
+        np.concatenate([b.d for b in solved]),
         None if gs[0] is None else np.concatenate(gs),
     )
 
 
-def item_blocks(n_items: int, blocks: int) -> list[slice]:
-    """At most ``blocks`` consecutive item ranges of at least ``MIN_BLOCK_ITEMS`` items (one
-    range when there are too few to split), all but the last of the same multiple of
-    ``ITEM_ALIGN`` items."""
-    blocks = min(blocks, n_items // MIN_BLOCK_ITEMS)
-    if blocks < 2:
-        return [slice(0, n_items)]
-    # the same size for all but the last, which takes the rest (>= MIN_BLOCK_ITEMS each)
-    size = n_items // blocks // ITEM_ALIGN * ITEM_ALIGN
-    ends = [size * (i + 1) for i in range(blocks - 1)] + [n_items]
+def item_blocks(n_items: int) -> list[slice]:
+    """Consecutive item ranges of about ``BLOCK_ITEMS`` items (sizes differing by one at
+    most; one range for fewer than 2·``BLOCK_ITEMS`` items)."""
+    blocks = max(1, n_items // BLOCK_ITEMS)
+    ends = [n_items * (i + 1) // blocks for i in range(blocks)]
     return [slice(lo, hi) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]
 
 
@@ -172,8 +158,8 @@ def serial_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     return [fn(x) for x in items]
 
 
-def _take(p: Params, sl: slice) -> Params:
-    return Params(p.a[sl], p.d[sl], None if p.g is None else p.g[sl])
+def _take(p: Params, sel: Any) -> Params:
+    return Params(p.a[sel], p.d[sel], None if p.g is None else p.g[sel])
 
 
 class _ItemBlock:
@@ -185,35 +171,59 @@ class _ItemBlock:
         self.p, self.r, self.w, self.theta, self.pri = p, r, w, theta, pri
         k = 2 if p.g is None else 3
         self.ridge = 1e-9 * np.eye(k)
-        self.logprobs: tuple[np.ndarray, np.ndarray] | None = None  # of p, if known
 
-    def step(self) -> float:
-        """One Fisher-scoring step, halved per item until the objective does not decrease;
-        returns the largest change of a or d."""
-        p, r, w, theta, pri = self.p, self.r, self.w, self.theta, self.pri
-        obj, grad, info = item_terms(p, r, w, theta, pri, logprobs=self.logprobs)
+    def solve(self, max_inner: int, tol: float) -> Params:
+        """Steps until every item's a and d move less than ``tol`` (or ``max_inner`` steps);
+        an item that has stopped is not computed again."""
+        out = self.p.copy()
+        active = np.arange(len(out.a))
+        cur, r, w = self.p, self.r, self.w
+        logprobs = None  # item_logprobs(cur), when known
+        for _ in range(max_inner):
+            if not len(active):
+                break
+            cand, logprobs = self._step(cur, r, w, logprobs)
+            out.a[active], out.d[active] = cand.a, cand.d
+            if out.g is not None:
+                out.g[active] = cand.g
+            moving = np.maximum(np.abs(cand.a - cur.a), np.abs(cand.d - cur.d)) >= tol
+            if moving.all():
+                cur = cand
+                continue
+            active, cur, r, w = active[moving], _take(cand, moving), r[moving], w[moving]
+            if logprobs is not None:
+                logprobs = (logprobs[0][moving], logprobs[1][moving])
+        return out
+
+    def _step(
+        self,
+        p: Params,
+        r: np.ndarray,
+        w: np.ndarray,
+        logprobs: tuple[np.ndarray, np.ndarray] | None,
+    ) -> tuple[Params, tuple[np.ndarray, np.ndarray] | None]:
+        """One Fisher-scoring step, halved per item until the objective does not decrease
+        (items with no ascent keep their values); the new values and their log-probabilities
+        (None if unknown)."""
+        theta, pri = self.theta, self.pri
+        obj, grad, info = item_terms(p, r, w, theta, pri, logprobs=logprobs)
         step = np.linalg.solve(info + self.ridge, grad[:, :, None])[:, :, 0]
         big = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, MAX_STEP / np.maximum(big, 1e-300))[:, None]
         t = np.ones(len(p.a))
         for _ in range(40):
             cand = clip(add_step(p, step, t), pri)
-            self.logprobs = item_logprobs(cand, theta)
-            new_obj, _, _ = item_terms(cand, r, w, theta, pri, need="obj", logprobs=self.logprobs)
+            logprobs = item_logprobs(cand, theta)
+            new_obj, _, _ = item_terms(cand, r, w, theta, pri, need="obj", logprobs=logprobs)
             bad = new_obj < obj - 1e-12 * np.abs(obj)
             if not bad.any():
-                break
+                return cand, logprobs
             t[bad] *= 0.5
-        else:  # no ascent possible for these items: keep them
-            cand.a[bad], cand.d[bad] = p.a[bad], p.d[bad]
-            if cand.g is not None:
-                cand.g[bad] = p.g[bad]
-            self.logprobs = None
-        if not len(p.a):
-            return 0.0
-        moved = float(np.abs(np.stack([cand.a - p.a, cand.d - p.d], axis=1)).max())
-        self.p = cand
-        return moved
+        # no ascent possible for these items: keep them
+        cand.a[bad], cand.d[bad] = p.a[bad], p.d[bad]
+        if cand.g is not None:
+            cand.g[bad] = p.g[bad]
+        return cand, None
 
 
 def _total_1pl(
