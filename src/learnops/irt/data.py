@@ -66,6 +66,10 @@ class Encoded:
         return np.bincount(self.learner, minlength=self.n_learners)
 
 
+#: The per-learner and per-item counts ``Encoded`` computes once (cached properties).
+COUNTS = ("learner_counts", "item_counts", "item_correct")
+
+
 def binary_correct(values: pd.Series, what: str = "responses") -> np.ndarray:
     """``correct`` as int8 0/1; raises LearnopsError on anything else (NaN, 2, 'yes', ...)."""
     s = values
@@ -91,7 +95,20 @@ def _ids(series: pd.Series, name: str, what: str) -> tuple[np.ndarray, np.ndarra
         codes, uniques = dense
     else:
         codes, uniques = pd.factorize(series, sort=True)
-    return codes.astype(np.int64, copy=False), np.asarray(uniques).astype(str).astype(object)
+    return codes.astype(np.int64, copy=False), id_strings(uniques)
+
+
+def id_strings(uniques: Any) -> np.ndarray:
+    """Ids as an object array of ``str`` (integers formatted by Arrow: 1M in ~0.07 s, against
+    ~0.5 s through numpy's unicode arrays; string columns as they are)."""
+    arr = np.asarray(uniques)
+    if arr.dtype.kind in "iu":
+        import pyarrow as pa
+
+        return pa.array(arr).cast(pa.string()).to_numpy(zero_copy_only=False)
+    if isinstance(getattr(uniques, "dtype", None), pd.StringDtype) and arr.dtype == object:
+        return arr  # a string column without missing values: str objects already
+    return arr.astype(str).astype(object)
 
 
 def _dense_integer_codes(series: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:

@@ -60,7 +60,7 @@ def design_matrix(enc: Encoded, dtype: Any = np.float64) -> sp.csr_matrix:
     if not already_sorted:
         cols = cols[np.argsort(enc.learner, kind="stable")]
     indptr = np.zeros(enc.n_learners + 1, dtype=index_dtype)
-    np.cumsum(np.bincount(enc.learner, minlength=enc.n_learners), out=indptr[1:])
+    np.cumsum(enc.learner_counts, out=indptr[1:])
     data = np.ones(len(cols), dtype=dtype)
     return sp.csr_matrix((data, cols, indptr), shape=(enc.n_learners, 2 * n_items))
 
@@ -174,7 +174,12 @@ class EStep:
         ab = np.empty((self.n_learners, 2)) if abilities else None
         for ch in self.chunks:
             if ch.torch_idx is not None:
-                chunk_fn = _torch_chunk_fast if fast else _torch_chunk
+                if fast:
+                    chunk_fn = _torch_chunk_fast
+                elif ab is None and callback is None:  # no posteriors needed afterwards
+                    chunk_fn = _torch_chunk_blocked
+                else:
+                    chunk_fn = _torch_chunk
                 ll_c, counts_c, post = chunk_fn(ch, tables.m32(), self.logw)
                 loglik += ll_c
                 counts += counts_c
@@ -405,6 +410,34 @@ def _torch_chunk(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarr
     loglik = _posterior_inplace(post, logw)
     counts = _carried_counts(blocks, post, m32.shape[0])
     return loglik, counts.numpy().astype(np.float64), post
+
+
+def _torch_chunk_blocked(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:
+    """``_torch_chunk``'s log-likelihood and counts (the same numbers: every row's posterior
+    is made alone, and the per-row maxima and totals are summed over the chunk at the end),
+    one ``CACHE_ROWS`` block at a time, without keeping the chunk's posteriors."""
+    import torch
+    from torch.nn.functional import embedding_bag
+
+    idx, _, blocks = ch.torch_idx
+    n_rows, n_cols = ch.x.shape[0], m32.shape[0]
+    mx, tot = np.empty((n_rows, 1)), np.empty((n_rows, 1))
+    table = _bag_table(blocks, n_cols, m32.shape[1])
+    carry = table[:n_cols]
+    for lo, hi, a, b, off, bags, starts in blocks:
+        post = embedding_bag(idx[a:b], m32, off, mode="sum").numpy().astype(np.float64)
+        post += logw
+        np.max(post, axis=1, keepdims=True, out=mx[lo:hi])
+        post -= mx[lo:hi]
+        np.exp(post, out=post)
+        np.sum(post, axis=1, keepdims=True, out=tot[lo:hi])
+        post /= tot[lo:hi]
+        table[n_cols : n_cols + hi - lo] = torch.from_numpy(post)  # to float32
+        carry = embedding_bag(bags, table[: n_cols + hi - lo], starts, mode="sum")
+        if hi < n_rows:
+            table[:n_cols] = carry
+    loglik = float(mx.sum() + np.log(tot).sum())
+    return loglik, carry.numpy().astype(np.float64), None
 
 
 def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from learnops.config import IrtConfig
 from learnops.errors import LearnopsError
-from learnops.irt.data import data_warnings, encode, learner_column
+from learnops.irt.data import COUNTS, data_warnings, encode, learner_column
 from learnops.irt.em import EMResult, run_em
 from learnops.irt.estep import EStep, design_matrix, quadrature
 from learnops.irt.parallel import keeps_heap
@@ -175,9 +175,8 @@ def fit(
     t0 = time.perf_counter()
     enc = encode(responses)
     check_identifiable(enc, model)
-    warns = data_warnings(enc)
     if model == "heuristic":
-        result = _fit_heuristic(enc, cfg, warns)
+        result = _fit_heuristic(enc, cfg, data_warnings(enc))
     else:
         pri = (
             Priors(cfg.prior_a, cfg.prior_b, cfg.prior_c if model == "3pl" else None)
@@ -188,6 +187,9 @@ def fit(
 
         eng = engine or make_engine(cfg.engine, cfg.workers, cfg.dask_address)
         try:
+            # the counts behind the warnings (and the design matrix), on the engine's threads
+            eng.map_local(lambda name: getattr(enc, name), list(COUNTS))
+            warns = data_warnings(enc)
             res = run_em(
                 enc,
                 model,

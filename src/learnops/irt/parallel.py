@@ -231,9 +231,11 @@ class LocalEngine:
         """``fn(*a)`` for each ``a`` (in parallel), in order."""
         return self._map(lambda a: fn(*a), args)
 
-    def run(self, lanes: list[list[Any]], *args: Any, accs: list[Any]) -> list[Any]:
-        """``lane_run(lane, *args, acc)`` for every lane, results in lane order."""
-        return self._map(
+    def run(self, lanes: list[list[Any]], *args: Any, accs: list[Any]) -> Iterator[Any]:
+        """``lane_run(lane, *args, acc)`` for every lane, results in lane order, each yielded
+        as soon as it and the lanes before it are done (the caller adds them up while the
+        later lanes run)."""
+        return self._imap(
             lambda la: lane_run(la[0], *args, la[1]), list(zip(lanes, accs, strict=True))
         )
 
@@ -242,14 +244,30 @@ class LocalEngine:
         return self._map(fn, items)
 
     def _map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        return list(self._imap(fn, items))
+
+    def _imap(self, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+        """``fn(x)`` for each ``x``, yielded in order; single-threaded kernels until every
+        call has ended (even when the caller stops early)."""
         with one_thread_each():
             if self.workers == 1 or len(items) < 2:
-                return [fn(it) for it in items]
+                for it in items:
+                    yield fn(it)
+                return
             if self._pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="learnops-irt")
-            return list(self._pool.map(fn, items))
+            futures = [self._pool.submit(fn, it) for it in items]
+            try:
+                for f in futures:
+                    yield f.result()
+            finally:  # on an error or an abandoned iteration: no call left running
+                from concurrent.futures import wait
+
+                for f in futures:
+                    f.cancel()
+                wait(futures)
 
     def close(self) -> None:
         """Stop the threads."""
@@ -360,10 +378,16 @@ class ShardedEStep:
                 if not dense_overall and nnz >= estep.TORCH_MIN_RESPONSES and _torch_ok()
                 else "numpy"
             )
-        # torch chunks read the pattern alone: int8 ones, not 8 bytes a response
-        x = design_matrix(enc, np.int8 if backend == "torch" else np.float64)
         n_shards = n_shards or n_shards_for(enc.n_learners, enc.n_responses)
-        groups = _shard_rows(shard_of(np.arange(enc.n_learners), n_shards), n_shards)
+        # torch chunks read the pattern alone: int8 ones, not 8 bytes a response; the design
+        # matrix and the shards' rows on the engine's threads
+        x, groups = self.engine.map_local(
+            lambda make: make(),
+            [
+                lambda: design_matrix(enc, np.int8 if backend == "torch" else np.float64),
+                lambda: _shard_rows(shard_of(np.arange(enc.n_learners), n_shards), n_shards),
+            ],
+        )
         cache = estep.DENSE_CACHE_BYTES // len(groups)
         args = [(x, g, theta, logw, chunk_cells, backend, cache) for g in groups]
         shards = self.engine.build(_build_shard, args)
@@ -393,19 +417,20 @@ class ShardedEStep:
             bounds = [i * n // lanes for i in range(lanes + 1)]
         lanes_h = [self.handles[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         accs = [None if callback is None else callback.fresh() for _ in lanes_h]
-        results = self.engine.run(lanes_h, p, fast, abilities, accs=accs)
-        outs = [o for lane_outs, _ in results for o in lane_outs]
-        loglik, r, w = outs[0].loglik, outs[0].r.copy(), outs[0].w.copy()
-        for o in outs[1:]:
-            loglik += o.loglik
-            r += o.r
-            w += o.w
-        ab = None
-        if abilities:
-            ab = np.empty((self.n_learners, 2))
-            for rows, o in zip(self.rows, outs, strict=True):
-                ab[rows] = o.abilities
-        if callback is not None:
-            for _, acc in results:
+        ab = np.empty((self.n_learners, 2)) if abilities else None
+        sums: list[Any] = []  # loglik, r, w: added in shard order as the lanes end
+        rows = iter(self.rows)
+        for lane_outs, acc in self.engine.run(lanes_h, p, fast, abilities, accs=accs):
+            for o in lane_outs:
+                if not sums:
+                    sums = [o.loglik, o.r.copy(), o.w.copy()]
+                else:
+                    sums[0] += o.loglik
+                    sums[1] += o.r
+                    sums[2] += o.w
+                if ab is not None:
+                    ab[next(rows)] = o.abilities
+            if callback is not None:
                 callback.merge(acc)
+        loglik, r, w = sums
         return loglik, r, w, ab
