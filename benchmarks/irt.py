@@ -278,12 +278,12 @@ def _fit_digest(f) -> str:
 def _workers_benchmark(quick: bool, workers: list[int], repeat: int = 3) -> None:
     """Sparse 2PL with SEs (10M responses; 2M with --quick) on 1, 2, ... worker threads: each
     count fitted ``repeat`` times in one process, alternating (``_workers_case``); the wall
-    times, the speed-up over the first count on the fastest and on the median fit, and whether
-    the fits are identical (log-likelihood, iterations, and every item estimate, standard error
-    and ability to the bit: ``results_sha256``). Alternating in one process gives every worker
-    count the same machine: across fresh processes this VM's fit times varied by ±10% (first
-    touches of memory the host had reclaimed, huge pages or not), more than the difference
-    being measured."""
+    times, the speed-up over the first count on the fastest and on the median fit (with a
+    bootstrap 95% interval), and whether the fits are identical (log-likelihood, iterations,
+    and every item estimate, standard error and ability to the bit: ``results_sha256``).
+    Alternating in one process gives every worker count the same machine: across fresh
+    processes this VM's fit times varied by ±10% (first touches of memory the host had
+    reclaimed, huge pages or not), more than the difference being measured."""
     import statistics
 
     n_learners = 200_000 if quick else 1_000_000
@@ -303,11 +303,27 @@ def _workers_benchmark(quick: bool, workers: list[int], repeat: int = 3) -> None
         "seconds": {str(w): t for w, t in times.items()},
         "speedup": speedups(min),
         "speedup_median": speedups(statistics.median),
+        "speedup_median_ci95": {
+            str(w): _ratio_ci(times[base], t) for w, t in times.items() if w != base
+        },
         "identical_loglik": len({f["loglik"] for f in fits}) == 1,
         "identical_iterations": len({f["iterations"] for f in fits}) == 1,
         "identical_results": len({f["results_sha256"] for f in fits}) == 1,
     }
     _write("irt_parallel", quick, fits, **summary)
+
+
+def _ratio_ci(base: list[float], other: list[float], draws: int = 10_000) -> list[float]:
+    """95% percentile-bootstrap interval of median(base) / median(other), the fits of each
+    worker count resampled with replacement (seeded: the same interval for the same times)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    b, o = np.asarray(base), np.asarray(other)
+    ratios = np.median(rng.choice(b, (draws, len(b))), axis=1) / np.median(
+        rng.choice(o, (draws, len(o))), axis=1
+    )
+    return [round(float(v), 3) for v in np.quantile(ratios, [0.025, 0.975])]
 
 
 def _dask_benchmark(quick: bool) -> None:
