@@ -224,3 +224,29 @@ def test_inverse_diag_blocks_fall_back_to_lu_on_the_original_matrix(
     diag = np.arange(n_items)
     np.testing.assert_allclose(blocks, want[diag, :, diag, :], rtol=1e-8, atol=1e-10)
     assert warnings and "not positive definite" in warnings[0]
+
+
+@pytest.mark.parametrize("which", ["1pl", "lu"])
+def test_other_inverses_do_not_depend_on_the_blas_threads(which):
+    """The 1PL information's Cholesky inverse and the LU inverse of the exact SEs (and of the
+    not-positive-definite fallback) run on one LAPACK thread: the same bits whatever the
+    process allows BLAS (threaded LAPACK on a 600 × 600 matrix changes the last bits)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(6)
+    n = 600
+    x = rng.standard_normal((n, n + 10))
+    info = x @ x.T / n + 0.1 * np.eye(n)
+    outs = []
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            if which == "1pl":
+                outs.append(se_mod._inverse_blocks_1pl(info.copy(), n - 1, []))
+            else:
+                outs.append(se_mod.inverse_one_thread(info)[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    if which == "lu":
+        np.testing.assert_allclose(outs[0] @ info, np.eye(n), atol=1e-9)
+    else:  # (a, d_j) blocks of the inverse
+        inv = np.linalg.inv(info)
+        np.testing.assert_allclose(outs[0][5], inv[np.ix_([0, 6], [0, 6])], rtol=1e-9)

@@ -84,10 +84,8 @@ def exact_cov(p: Params, es: EStep, priors: Priors, model: str, warnings: list[s
     information matrix is singular."""
     n_items = len(p.a)
     info = -_marginal_hessian(pack(p, model), es, priors, model, n_items)
-    try:
-        cov = np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        cov = np.linalg.pinv(info)
+    cov, singular = inverse_one_thread(info)
+    if singular:
         warnings.append("information matrix is singular: standard errors are unreliable")
     k = 3 if model == "3pl" else 2
     blocks = np.empty((n_items, k, k))
@@ -95,6 +93,19 @@ def exact_cov(p: Params, es: EStep, priors: Priors, model: str, warnings: list[s
         idx = [0, 1 + i] if model == "1pl" else [i + j * n_items for j in range(k)]
         blocks[i] = cov[np.ix_(idx, idx)]
     return blocks
+
+
+def inverse_one_thread(a: np.ndarray) -> tuple[np.ndarray, bool]:
+    """a⁻¹ (LU), or its pseudo-inverse and True if a is singular; on one BLAS/LAPACK thread,
+    so that the numbers do not depend on the machine's core count (threaded LAPACK's last bits
+    do)."""
+    from learnops.irt.parallel import one_thread_each
+
+    with one_thread_each():
+        try:
+            return np.linalg.inv(a), False
+        except np.linalg.LinAlgError:
+            return np.linalg.pinv(a), True
 
 
 def _marginal_gradient(
@@ -675,10 +686,7 @@ def _inverse_diag_blocks(
     del info
     warnings.append("information matrix is not positive definite: standard errors are unreliable")
     full = _symmetric_from_upper(rebuild(), n_items, k).reshape(k * n_items, -1)
-    try:
-        cov = np.linalg.inv(full)
-    except np.linalg.LinAlgError:
-        cov = np.linalg.pinv(full)
+    cov = inverse_one_thread(full)[0]
     diag = np.arange(n_items)
     return np.ascontiguousarray(cov.reshape(n_items, k, n_items, k)[diag, :, diag, :])
 
@@ -750,21 +758,22 @@ def _tiled_inverse_blocks(a: np.ndarray, n_items: int, k: int, map_fn: MapFn) ->
 
 def _inverse_blocks_1pl(info: np.ndarray, n_items: int, warnings: list[str]) -> np.ndarray:
     """1PL (common slope, then the difficulties' intercepts): the (2, 2) blocks of info⁻¹ for
-    (a, d_j) per item (Cholesky, then L⁻¹; LU or a pseudo-inverse if singular)."""
+    (a, d_j) per item (Cholesky, then L⁻¹; LU or a pseudo-inverse if singular), on one LAPACK
+    thread (the same numbers on any machine)."""
     from scipy.linalg import lapack
 
+    from learnops.irt.parallel import one_thread_each
+
     idx = np.stack([np.zeros(n_items, dtype=int), 1 + np.arange(n_items)], axis=1)
-    chol, status = lapack.dpotrf(info, lower=1, overwrite_a=0, clean=1)
-    if status == 0:
-        linv, status = lapack.dtrtri(chol, lower=1, overwrite_c=1)
+    with one_thread_each():
+        chol, status = lapack.dpotrf(info, lower=1, overwrite_a=0, clean=1)
+        if status == 0:
+            linv, status = lapack.dtrtri(chol, lower=1, overwrite_c=1)
     if status != 0:  # not positive definite (a weakly identified item): LU, as ``exact`` does
         warnings.append(
             "information matrix is not positive definite: standard errors are unreliable"
         )
-        try:
-            cov = np.linalg.inv(info)
-        except np.linalg.LinAlgError:
-            cov = np.linalg.pinv(info)
+        cov = inverse_one_thread(info)[0]
         return np.stack([cov[np.ix_(ix, ix)] for ix in idx])
     # info⁻¹ = L⁻ᵀ L⁻¹: block (ix, ix) = L⁻¹[:, ix]ᵀ L⁻¹[:, ix]
     cols = linv[:, idx.reshape(-1)].reshape(len(linv), n_items, -1)
