@@ -336,6 +336,7 @@ def test_torch_blocks_give_the_whole_chunk_sums_bit_for_bit(cache_rows, monkeypa
         assert ll_b == ll64
         np.testing.assert_array_equal(counts_b, want64.numpy().astype(np.float64))
         np.testing.assert_array_equal(post_b, post64)
-        ll_c, counts_c, _ = estep._torch_chunk_blocked(ch, m32, logw)  # without posteriors
+        ll_c, counts_c, none = estep._torch_chunk(ch, m32, logw, keep=False)
+        assert none is None
         assert ll_c == ll64
         np.testing.assert_array_equal(counts_c, counts_b)

@@ -18,7 +18,7 @@ import numpy as np
 
 from learnops.irt.estep import quadrature
 from learnops.irt.mstep import log_prior_total, mstep
-from learnops.irt.parallel import LocalEngine, ShardedEStep
+from learnops.irt.parallel import ShardedEStep
 from learnops.irt.params import Params, Priors, clip, pack, param_change, unpack
 from learnops.irt.se import (
     LouisAccumulator,
@@ -31,7 +31,7 @@ from learnops.irt.se import (
 
 if TYPE_CHECKING:
     from learnops.irt.data import Encoded
-    from learnops.irt.parallel import DaskEngine
+    from learnops.irt.parallel import DaskEngine, LocalEngine
 
 #: SQUAREM step length bound (alpha is kept in [-50, -1]).
 ALPHA_MIN = -50.0

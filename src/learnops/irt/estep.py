@@ -178,12 +178,10 @@ class EStep:
         for ch in self.chunks:
             if ch.torch_idx is not None:
                 if fast:
-                    chunk_fn = _torch_chunk_fast
-                elif ab is None and callback is None:  # no posteriors needed afterwards
-                    chunk_fn = _torch_chunk_blocked
-                else:
-                    chunk_fn = _torch_chunk
-                ll_c, counts_c, post = chunk_fn(ch, tables.m32(), self.logw)
+                    ll_c, counts_c, post = _torch_chunk_fast(ch, tables.m32(), self.logw)
+                else:  # the posteriors are kept only if used afterwards
+                    keep = ab is not None or callback is not None
+                    ll_c, counts_c, post = _torch_chunk(ch, tables.m32(), self.logw, keep)
                 loglik += ll_c
                 counts += counts_c
             elif ch.dense:
@@ -350,11 +348,11 @@ def _torch_ok() -> bool:
     return True
 
 
-def _torch_index(xc: sp.csr_matrix) -> tuple[Any, Any, list[tuple]]:
-    """Embedding-bag indices of a chunk: the responses' columns and row offsets, and per block
-    of ``CACHE_ROWS`` rows the transposed bags (one per column) over a table whose first rows
-    are the carried sums (one per column) and the next ones the block's posteriors: each bag
-    starts with its column's carry row, then its rows in order."""
+def _torch_index(xc: sp.csr_matrix) -> tuple[Any, list[tuple]]:
+    """Embedding-bag indices of a chunk: the responses' columns, and per block of
+    ``CACHE_ROWS`` rows its row offsets and the transposed bags (one per column) over a table
+    whose first rows are the carried sums (one per column) and the next ones the block's
+    posteriors: each bag starts with its column's carry row, then its rows in order."""
     import torch
 
     idx = torch.from_numpy(xc.indices.astype(np.int64))
@@ -373,7 +371,7 @@ def _torch_index(xc: sp.csr_matrix) -> tuple[Any, Any, list[tuple]]:
         bags[at] = xt.indices + n_cols  # the block's row r: row n_cols + r
         off = torch.from_numpy((xc.indptr[lo:hi] - a).astype(np.int64))
         blocks.append((lo, hi, a, b, off, torch.from_numpy(bags), torch.from_numpy(starts)))
-    return idx, torch.from_numpy(xc.indptr[:-1].astype(np.int64)), blocks
+    return idx, blocks
 
 
 def _bag_table(blocks: list[tuple], n_cols: int, n_nodes: int) -> Any:
@@ -387,48 +385,29 @@ def _bag_table(blocks: list[tuple], n_cols: int, n_nodes: int) -> Any:
     return table
 
 
-def _carried_counts(blocks: list[tuple], post: np.ndarray, n_cols: int) -> Any:
-    """Σ over a chunk's rows of the posterior rows (float64 ``post``, summed in float32), per
-    response column: block by block, each column's bag adding its rows to the carried sum (the
-    whole chunk's float32 sums, in order)."""
+def _torch_chunk(
+    ch: Chunk, m32: Any, logw: np.ndarray, keep: bool = True
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Float32 embedding-bag sums (SIMD) for large sparse chunks, float64 posteriors (returned
+    if ``keep``), one ``CACHE_ROWS`` block at a time: each row's posterior is made alone, and
+    the per-row maxima and totals are summed over the chunk at the end, so the numbers are
+    those of one pass over the whole chunk."""
     import torch
     from torch.nn.functional import embedding_bag
 
-    table = _bag_table(blocks, n_cols, post.shape[1])
-    carry = table[:n_cols]
-    for lo, hi, _, _, _, bags, starts in blocks:
-        table[n_cols : n_cols + hi - lo] = torch.from_numpy(post[lo:hi])  # to float32
-        carry = embedding_bag(bags, table[: n_cols + hi - lo], starts, mode="sum")
-        if hi < len(post):
-            table[:n_cols] = carry
-    return carry
-
-
-def _torch_chunk(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Float32 embedding-bag sums (SIMD) for large sparse chunks; float64 posteriors."""
-    from torch.nn.functional import embedding_bag
-
-    idx, off, blocks = ch.torch_idx
-    post = embedding_bag(idx, m32, off, mode="sum").numpy().astype(np.float64)
-    loglik = _posterior_inplace(post, logw)
-    counts = _carried_counts(blocks, post, m32.shape[0])
-    return loglik, counts.numpy().astype(np.float64), post
-
-
-def _torch_chunk_blocked(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:
-    """``_torch_chunk``'s log-likelihood and counts (the same numbers: every row's posterior
-    is made alone, and the per-row maxima and totals are summed over the chunk at the end),
-    one ``CACHE_ROWS`` block at a time, without keeping the chunk's posteriors."""
-    import torch
-    from torch.nn.functional import embedding_bag
-
-    idx, _, blocks = ch.torch_idx
+    idx, blocks = ch.torch_idx
     n_rows, n_cols = ch.x.shape[0], m32.shape[0]
     mx, tot = np.empty((n_rows, 1)), np.empty((n_rows, 1))
+    whole = np.empty((n_rows, m32.shape[1])) if keep else None
     table = _bag_table(blocks, n_cols, m32.shape[1])
     carry = table[:n_cols]
     for lo, hi, a, b, off, bags, starts in blocks:
-        post = embedding_bag(idx[a:b], m32, off, mode="sum").numpy().astype(np.float64)
+        sums = embedding_bag(idx[a:b], m32, off, mode="sum").numpy()
+        if whole is None:
+            post = sums.astype(np.float64)
+        else:
+            post = whole[lo:hi]
+            post[...] = sums  # to float64
         post += logw
         np.max(post, axis=1, keepdims=True, out=mx[lo:hi])
         post -= mx[lo:hi]
@@ -440,7 +419,7 @@ def _torch_chunk_blocked(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, 
         if hi < n_rows:
             table[:n_cols] = carry
     loglik = float(mx.sum() + np.log(tot).sum())
-    return loglik, carry.numpy().astype(np.float64), None
+    return loglik, carry.numpy().astype(np.float64), whole
 
 
 def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:
@@ -449,7 +428,7 @@ def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.
     import torch
     from torch.nn.functional import embedding_bag
 
-    idx, _, blocks = ch.torch_idx
+    idx, blocks = ch.torch_idx
     lw = torch.from_numpy(logw.astype(np.float32))
     lse = torch.empty((ch.x.shape[0], 1), dtype=torch.float32)
     n_cols = m32.shape[0]
