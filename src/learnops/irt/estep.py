@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +35,9 @@ DENSE_CACHE_BYTES = 256 * 2**20
 #: Torch chunks are processed in blocks of this many learners, whose float32 posterior (2 MB at
 #: 61 nodes) stays in a core's cache between its passes; the expected counts are carried from
 #: block to block so that they are the whole chunk's sums, bit for bit (any block size gives
-#: the same numbers). 10M responses, one float32 E-step on 1 / 2 threads: 4,096 rows 0.27–0.28
-#: / 0.16–0.17 s, 8,192 rows 0.27–0.29 / 0.15–0.16 s (half the kernel calls, each of which
-#: hands the GIL over), 2,048 rows 0.33 / 0.21 s, 40,000 rows 0.31 / 0.18 s.
+#: the same numbers). 10M responses, one float32 E-step on 1 / 2 threads (before the blocks'
+#: loop became one TorchScript call): 4,096 rows 0.27–0.28 / 0.16–0.17 s, 8,192 rows 0.27–0.29
+#: / 0.15–0.16 s, 2,048 rows 0.33 / 0.21 s, 40,000 rows 0.31 / 0.18 s.
 CACHE_ROWS = 8192
 
 
@@ -348,15 +349,43 @@ def _torch_ok() -> bool:
     return True
 
 
-def _torch_index(xc: sp.csr_matrix) -> tuple[Any, list[tuple]]:
+@dataclass
+class TorchIndex:
+    """Embedding-bag indices of a torch chunk (``_torch_index``), per block of ``CACHE_ROWS``
+    rows: ``bounds`` holds (lo, hi, a, b) for each (its rows, its responses' range in
+    ``idx``), then its row offsets into ``idx``, its transposed bags and their offsets."""
+
+    idx: Any
+    bounds: list[int]
+    offsets: list[Any]
+    bags: list[Any]
+    starts: list[Any]
+
+    def blocks(self) -> Iterator[tuple[int, int, int, int, Any, Any, Any]]:
+        """(lo, hi, a, b, offsets, bags, starts) of each block."""
+        per_block = zip(self.offsets, self.bags, self.starts, strict=True)
+        for k, (off, bags, starts) in enumerate(per_block):
+            yield (*self.bounds[4 * k : 4 * k + 4], off, bags, starts)
+
+    def table(self, n_cols: int, n_nodes: int) -> Any:
+        """The bags' table: room for the carried sums (its first ``n_cols`` rows, zero) and
+        for the largest block's posteriors."""
+        import torch
+
+        rows = max((hi - lo for lo, hi, *_ in self.blocks()), default=0)
+        table = torch.empty((n_cols + rows, n_nodes))
+        table[:n_cols].zero_()
+        return table
+
+
+def _torch_index(xc: sp.csr_matrix) -> TorchIndex:
     """Embedding-bag indices of a chunk: the responses' columns, and per block of
     ``CACHE_ROWS`` rows its row offsets and the transposed bags (one per column) over a table
     whose first rows are the carried sums (one per column) and the next ones the block's
     posteriors: each bag starts with its column's carry row, then its rows in order."""
     import torch
 
-    idx = torch.from_numpy(xc.indices.astype(np.int64))
-    blocks = []
+    ti = TorchIndex(torch.from_numpy(xc.indices.astype(np.int64)), [], [], [], [])
     for lo in range(0, xc.shape[0], CACHE_ROWS):
         hi = min(xc.shape[0], lo + CACHE_ROWS)
         a, b = int(xc.indptr[lo]), int(xc.indptr[hi])
@@ -369,20 +398,11 @@ def _torch_index(xc: sp.csr_matrix) -> tuple[Any, list[tuple]]:
         bags[starts] = np.arange(n_cols)  # the carry: row c of the table
         at = np.repeat(starts + 1 - xt.indptr[:-1], sizes) + np.arange(xt.nnz)
         bags[at] = xt.indices + n_cols  # the block's row r: row n_cols + r
-        off = torch.from_numpy((xc.indptr[lo:hi] - a).astype(np.int64))
-        blocks.append((lo, hi, a, b, off, torch.from_numpy(bags), torch.from_numpy(starts)))
-    return idx, blocks
-
-
-def _bag_table(blocks: list[tuple], n_cols: int, n_nodes: int) -> Any:
-    """The bags' table of a chunk's blocks (``_torch_index``): room for the carried sums (its
-    first ``n_cols`` rows, zero) and for the largest block's posteriors."""
-    import torch
-
-    rows = max((hi - lo for lo, hi, *_ in blocks), default=0)
-    table = torch.empty((n_cols + rows, n_nodes))
-    table[:n_cols].zero_()
-    return table
+        ti.bounds += [lo, hi, a, b]
+        ti.offsets.append(torch.from_numpy((xc.indptr[lo:hi] - a).astype(np.int64)))
+        ti.bags.append(torch.from_numpy(bags))
+        ti.starts.append(torch.from_numpy(starts))
+    return ti
 
 
 def _torch_chunk(
@@ -395,14 +415,14 @@ def _torch_chunk(
     import torch
     from torch.nn.functional import embedding_bag
 
-    idx, blocks = ch.torch_idx
+    ti = ch.torch_idx
     n_rows, n_cols = ch.x.shape[0], m32.shape[0]
     mx, tot = np.empty((n_rows, 1)), np.empty((n_rows, 1))
     whole = np.empty((n_rows, m32.shape[1])) if keep else None
-    table = _bag_table(blocks, n_cols, m32.shape[1])
+    table = ti.table(n_cols, m32.shape[1])
     carry = table[:n_cols]
-    for lo, hi, a, b, off, bags, starts in blocks:
-        sums = embedding_bag(idx[a:b], m32, off, mode="sum").numpy()
+    for lo, hi, a, b, off, bags, starts in ti.blocks():
+        sums = embedding_bag(ti.idx[a:b], m32, off, mode="sum").numpy()
         if whole is None:
             post = sums.astype(np.float64)
         else:
@@ -424,25 +444,19 @@ def _torch_chunk(
 
 def _torch_chunk_fast(ch: Chunk, m32: Any, logw: np.ndarray) -> tuple[float, np.ndarray, None]:
     """Like ``_torch_chunk`` with the posterior normalization in float32, one cache-sized
-    block of learners at a time (``CACHE_ROWS``)."""
+    block of learners at a time (``CACHE_ROWS``), the blocks' loop in one TorchScript call
+    (``kernels.fast_blocks``)."""
     import torch
-    from torch.nn.functional import embedding_bag
 
-    idx, blocks = ch.torch_idx
+    from learnops.irt import kernels
+
+    ti = ch.torch_idx
     lw = torch.from_numpy(logw.astype(np.float32))
     lse = torch.empty((ch.x.shape[0], 1), dtype=torch.float32)
-    n_cols = m32.shape[0]
     # the block's posteriors are computed in the bags' table, after the carried sums (no
     # concatenated copy of both per block)
-    table = _bag_table(blocks, n_cols, m32.shape[1])
-    carry = table[:n_cols]
-    for lo, hi, a, b, off, bags, starts in blocks:
-        post = table[n_cols : n_cols + hi - lo]
-        torch.add(embedding_bag(idx[a:b], m32, off, mode="sum"), lw, out=post)
-        torch.logsumexp(post, dim=1, keepdim=True, out=lse[lo:hi])
-        post -= lse[lo:hi]
-        torch.exp_(post)
-        carry = embedding_bag(bags, table[: n_cols + hi - lo], starts, mode="sum")
-        if hi < ch.x.shape[0]:
-            table[:n_cols] = carry
+    table = ti.table(m32.shape[0], m32.shape[1])
+    carry = kernels.scripted(kernels.fast_blocks)(
+        ti.idx, m32, lw, table, lse, ti.bounds, ti.offsets, ti.bags, ti.starts
+    )
     return float(lse.sum(dtype=torch.float64)), carry.numpy().astype(np.float64), None

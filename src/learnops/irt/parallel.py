@@ -9,7 +9,8 @@ added up in shard order on the driver, which then runs the M-step. So results ar
 for any number of workers and for both engines:
 
 - ``LocalEngine``: a thread pool in this process (numpy, scipy and torch release the GIL in
-  the large kernels that do the work);
+  the large kernels that do the work; the loops of small torch kernels in the float32 E-step
+  and the exact Louis pass run as TorchScript calls that release it once, ``irt.kernels``);
 - ``DaskEngine``: the shards are scattered to a Dask cluster (an existing scheduler at
   ``address``, or a ``LocalCluster``), and every E-step is a map over them that returns
   sufficient statistics.

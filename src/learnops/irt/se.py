@@ -333,8 +333,13 @@ def _cov_1pl(p: Params, es: EStep, priors: Priors, model: str, info: np.ndarray)
 #: accumulated as a dense matrix (its inverse costs O(n_par³)); above it ``auto`` falls back to
 #: ``louis-block``.
 LOUIS_EXACT_MAX_PARAMS = 8_000
-#: Elements of the per-learner score tensor processed at once (bounds the working memory).
-_BATCH_ELEMENTS = 1 << 20
+#: Elements of the per-learner score tensor processed at once: its 2 MB of float64 stay in a
+#: core's cache (L2) through the batch's two products. 10M responses, one exact Louis pass on
+#: 1 / 2 threads: 2^18 6.7–6.9 / 3.3–3.6 s, 2^19 6.8–7.0 / 3.6–3.7 s, 2^20 6.6–6.9 / 4.0–4.3 s
+#: (two 8 MB batches at once leave the caches), 2^17 7.5 / 3.7 s. It never depends on the
+#: workers (torch's batched products may round with the batch's shape; the 10M benchmark's
+#: numbers are the same at 2^18 and 2^20).
+_BATCH_ELEMENTS = 1 << 18
 
 
 class ExactLouisAccumulator:
@@ -427,12 +432,15 @@ class ExactLouisAccumulator:
     def _per_learner(self, x: Any, post: np.ndarray) -> None:
         import scipy.sparse as sp
 
+        from learnops.irt import kernels
+
         tables = self._t()
         n_items, n_rows = self.n_items, x.shape[0]
         cols = x.indices
         # n + 65536·c per (learner, item) after summing duplicates (n < 65536 answers)
         code = np.where(cols < n_items, 65537.0, 1.0)
-        agg = sp.csr_matrix((code, cols % n_items, x.indptr), shape=(n_rows, n_items))
+        # its own indptr: sum_duplicates rewrites it in place (x's would no longer match x)
+        agg = sp.csr_matrix((code, cols % n_items, x.indptr.copy()), shape=(n_rows, n_items))
         agg.sum_duplicates()
         c_cnt = np.floor(agg.data / 65536.0)
         n_cnt = agg.data - 65536.0 * c_cnt
@@ -442,14 +450,19 @@ class ExactLouisAccumulator:
                 continue
             learners = np.flatnonzero(m_per == m)
             step = max(1, _BATCH_ELEMENTS // int(self.k * m * len(self.theta)))
+            pidx = agg.indptr[learners][:, None] + np.arange(m)
+            jj, cc, nn = agg.indices[pidx], c_cnt[pidx], n_cnt[pidx]
+            if self.p.g is None:  # the batches' loop in one TorchScript call
+                torch = tables["torch"]
+                kernels.scripted(kernels.louis_common)(
+                    self.pairs, tables["prob"], tables["theta"], tables["row_start"],
+                    *(torch.from_numpy(v) for v in (jj, cc, nn, post, learners)),
+                    step, *self._pair_index(tables, m),
+                )  # fmt: skip
+                continue
             for lo in range(0, len(learners), step):
-                rows = learners[lo : lo + step]
-                pidx = agg.indptr[rows][:, None] + np.arange(m)
-                args = (agg.indices[pidx], c_cnt[pidx], n_cnt[pidx], post[rows])
-                if self.p.g is None:
-                    self._gram_common(tables, *args)
-                else:
-                    self._gram(tables, *args)
+                rows = slice(lo, lo + step)
+                self._gram(tables, jj[rows], cc[rows], nn[rows], post[learners[rows]])
 
     def _pair_index(self, tables: dict[str, Any], m: int) -> tuple[Any, Any, Any]:
         """Item pairs j ≤ j' of m sorted items (row, column positions) and, in the 2m × 2m
@@ -463,33 +476,6 @@ class ExactLouisAccumulator:
             )
             cache[m] = (torch.from_numpy(iu), torch.from_numpy(ju), torch.from_numpy(flat.ravel()))
         return cache[m]
-
-    def _gram_common(
-        self, tables: dict[str, Any], jj: np.ndarray, cc: np.ndarray, nn: np.ndarray, w: np.ndarray
-    ) -> None:
-        """1PL/2PL (G = (θ, 1) for every item): for a batch of learners who each answered the m
-        items jj[b] (sorted), Y = [θ·√w·u; √w·u] (2m × Q, u_j = c_j − n_j P_j), the Gram matrix
-        Y Yᵀ minus s sᵀ (s = Y √w, the posterior mean score) is Cov_post[S_i]."""
-        torch = tables["torch"]
-        b, m = jj.shape
-        jt = torch.from_numpy(jj)
-        prob = tables["prob"].index_select(0, jt.reshape(-1)).view(b, m, -1)
-        y = torch.empty((b, 2, m, prob.shape[2]), dtype=torch.float64)
-        lower = y[:, 1]
-        if (nn == 1).all():
-            torch.sub(torch.from_numpy(cc)[:, :, None], prob, out=lower)
-        else:
-            torch.mul(prob, torch.from_numpy(nn)[:, :, None], out=lower)
-            torch.sub(torch.from_numpy(cc)[:, :, None], lower, out=lower)
-        sw = torch.from_numpy(w).sqrt()
-        lower *= sw[:, None, :]
-        torch.mul(lower, tables["theta"], out=y[:, 0])
-        yf = y.view(b, 2 * m, -1)
-        gram = torch.bmm(yf, yf.transpose(1, 2))
-        s = torch.bmm(yf, sw[:, :, None])
-        gram.baddbmm_(s, s.transpose(1, 2), alpha=-1.0)
-        iu, ju, flat = self._pair_index(tables, m)
-        self._scatter(self._packed(tables, jt, iu, ju), gram.view(b, -1)[:, flat])
 
     def _gram(
         self, tables: dict[str, Any], jj: np.ndarray, cc: np.ndarray, nn: np.ndarray, w: np.ndarray
