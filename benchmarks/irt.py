@@ -472,9 +472,8 @@ def _compare(d) -> dict:
 
 #: How the committed irt_dask.json ``partitioned`` rows were run and what they mean.
 PARTITIONED_NOTE = (
-    "`setsid bash -c 'echo -19 > /proc/self/autogroup; nice -n -10 python benchmarks/irt.py "
-    "--dask --partitioned'` (scheduler priority on a 2-core box shared with other jobs; load "
-    "recorded per row). Per size, each step in its own process: simulate -> "
+    "`python benchmarks/irt.py --dask --partitioned` (load recorded per row). Per size, each "
+    "step in its own process: simulate -> "
     "responses.parquet; partition (learnops irt partition, default shards: one per 500k "
     "responses); fit_local = read_table + irt.fit on 2 threads (the driver reads the table); "
     "fit_dask = irt.fit_partitioned on a LocalCluster of 2 single-threaded worker processes "
