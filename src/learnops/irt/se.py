@@ -482,6 +482,8 @@ class ExactLouisAccumulator:
     ) -> None:
         """3PL (item-specific G): centered scores, (b, m·k, Q) Gram matrices; the k×k blocks of
         item pairs j ≤ j' are added."""
+        from learnops.irt import kernels
+
         torch = tables["torch"]
         b, m = jj.shape
         k = self.k
@@ -496,21 +498,9 @@ class ExactLouisAccumulator:
         xt = v.reshape(b, m * k, -1)
         blocks = torch.bmm(xt, xt.transpose(1, 2)).view(b, m, k, m, k).permute(0, 1, 3, 2, 4)
         iu, ju, _ = self._pair_index(tables, m)
-        self._scatter(self._packed(tables, jt, iu, ju), blocks[:, iu, ju])
-
-    @staticmethod
-    def _packed(tables: dict[str, Any], jt: Any, iu: Any, ju: Any) -> Any:
-        """Packed upper-triangle positions of the item pairs (jt[:, iu] ≤ jt[:, ju])."""
-        first = jt[:, iu]
-        return tables["row_start"][first] + (jt[:, ju] - first)
-
-    def _scatter(self, pair_idx: Any, values: Any) -> None:
-        """pairs[pair_idx] += values (k² values per item pair), as one flat scatter: the rows'
-        k² values share a cache line, and 1-D index_add is several times faster than 2-D."""
-        torch = self._tables["torch"]  # type: ignore[index]
-        kk = self.k * self.k
-        flat = (pair_idx.reshape(-1, 1) * kk + torch.arange(kk)).reshape(-1)
-        self.pairs.view(-1).index_add_(0, flat, values.reshape(-1))
+        kernels.add_pairs(
+            self.pairs, kernels.pair_positions(tables["row_start"], jt, iu, ju), blocks[:, iu, ju]
+        )
 
     # -- dense chunk, every item answered once, 1PL/2PL: closed form in matrix products
     def _dense_all_seen(self, correct: np.ndarray, w: np.ndarray) -> None:
