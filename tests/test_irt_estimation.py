@@ -221,6 +221,44 @@ def test_id_codes_equal_pandas_factorize(ids):
     assert list(uniques) == [str(u) for u in ref_uniques]
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series([1, 0, 1, 1], dtype="int8"),
+        pd.Series([1, 0, 0, 1], dtype="int64"),
+        pd.Series([1, 1, 0, 0], dtype="uint8"),
+        pd.Series([True, False, True, True]),
+        pd.Series([1.0, 0.0, 1.0, 0.0]),
+        pd.Series([1, 0, 1, 0], dtype="Int64"),
+        pd.Series(["true", "0", "False", "1"]),
+    ],
+)
+def test_binary_correct_accepts_zero_one_of_any_type(values):
+    from learnops.irt.data import binary_correct
+
+    y = binary_correct(values)
+    assert y.dtype == np.int8
+    np.testing.assert_array_equal(y, pd.to_numeric(values.replace({"true": 1, "False": 0})))
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [
+        (pd.Series([1, 0, 2, 1, -1], dtype="int8"), "2 bad value(s), e.g. -1, 2"),
+        (pd.Series([1, 0, 7], dtype="uint16"), "1 bad value(s), e.g. 7"),
+        (pd.Series([1.0, np.nan, 0.5]), "2 bad value(s), e.g. 0.5, nan"),
+        (pd.Series([1, pd.NA], dtype="Int64"), "1 bad value(s), e.g. <NA>"),
+    ],
+)
+def test_binary_correct_rejects_anything_else_with_examples(values, shown):
+    from learnops.errors import LearnopsError
+    from learnops.irt.data import binary_correct
+
+    with pytest.raises(LearnopsError, match="must be binary") as err:
+        binary_correct(values)
+    assert shown in str(err.value)
+
+
 def test_parallel_encode_equals_serial_and_keeps_the_error_order(monkeypatch, sparse_sim):
     from learnops.errors import LearnopsError
     from learnops.irt import data

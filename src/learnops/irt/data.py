@@ -73,6 +73,11 @@ COUNTS = ("learner_counts", "item_counts", "item_correct")
 def binary_correct(values: pd.Series, what: str = "responses") -> np.ndarray:
     """``correct`` as int8 0/1; raises LearnopsError on anything else (NaN, 2, 'yes', ...)."""
     s = values
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biu":  # no missing values possible
+        v = s.to_numpy()
+        # two reductions, no per-row temporaries (the float64 copy below cost 80 MB at 10M rows)
+        if v.dtype.kind == "b" or not len(v) or (v.min() >= 0 and v.max() <= 1):
+            return v.astype(np.int8)
     if s.dtype == object or pd.api.types.is_string_dtype(s):
         lowered = s.astype(str).str.strip().str.lower()
         s = lowered.map({"true": 1, "false": 0, "1": 1, "0": 0, "1.0": 1, "0.0": 0})
