@@ -66,9 +66,9 @@ def _louis_inputs(seed: int, repeats: bool) -> tuple[se.ExactLouisAccumulator, o
 @pytest.mark.parametrize("repeats", [False, True])
 def test_louis_kernel_compiled_equals_python_and_the_generic_path(repeats, monkeypatch):
     acc, ch, post = _louis_inputs(3, repeats)
-    assert (ch.x.data == 1).all() and not ch.dense or ch.correct_seen()[1] is not None
     monkeypatch.setattr(se, "_BATCH_ELEMENTS", 7 * 2 * 8 * 21)  # batches of 7 (and a rest)
     acc(ch, post)
+    assert acc.dense_part is None and acc.pairs.abs().sum() > 0  # the per-learner path ran
     compiled = acc.pairs.clone()
 
     as_python = acc.fresh()
