@@ -125,10 +125,13 @@ def latency_summary(ms: list[float]) -> dict[str, float]:
 
 
 def machine_info(**extra: Any) -> dict[str, Any]:
-    """The machine a result was measured on (CPU count, Python version, OS platform, processor
-    architecture), with ``extra`` entries (e.g. the load average) added."""
+    """The machine a result was measured on (CPU count and model, Python version, OS platform,
+    processor architecture), with ``extra`` entries (e.g. the load average) added."""
+    from learnops.hostinfo import cpu_model
+
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.machine(),

@@ -5,14 +5,17 @@
   wheel of 2.13.0), and ``environment.yml`` pins the same versions.
 - Metrics and plot data are written with 10 significant digits (``learnops.io.METRIC_DIGITS``), so
   last-bit differences between CPUs (SIMD exp/log, BLAS kernels) don't reach ``dvc metrics diff``.
-- The CI-size pipeline's metrics equal the committed reference ``tests/data/ci_metrics.json``
-  to a relative 1e-6 (:data:`CROSS_MACHINE_RTOL`): on the machine that wrote it they agree at all
-  10 digits, but a value from an iterative fit (temperature, IRT likelihood, a baseline) can move
-  beyond the 10th digit on another CPU (measured: up to 2e-5 absolute on the logistic baseline's
-  log-loss before its tolerance was tightened). A change of code or params that moves a metric
-  fails here:
-  if the change is meant, regenerate the reference with ``make ci-metrics``
-  (``python tests/test_reproducible.py --write tests/data/ci_metrics.json``) and commit it.
+- The CI-size pipeline's metrics equal the committed reference ``tests/data/ci_metrics.json``,
+  which holds one set per host (``hostpins``): on a host that has its own set, to a relative
+  1e-6 (:data:`CHANGE_RTOL`: they agree at all 10 digits there, and a change of code or params
+  that moves a metric fails); on another CPU, values from iterative fits (the MLP, the logistic
+  baseline, the temperature, IRT) move beyond the 10th digit (measured between two recorded
+  hosts: up to 7e-5 relative, on the logistic baseline's log-loss), so a host without its own
+  set is held to one of the sets at 1e-6 if any matches, else to all of them at a relative
+  1e-3 (:data:`CROSS_HOST_RTOL`), the hashes of model bytes (``pipeline-…`` versions) aside.
+  If a change is meant, regenerate the reference with ``make ci-metrics`` (``python
+  tests/test_reproducible.py --write tests/data/ci_metrics.json``: it replaces this host's set
+  and drops the others that no longer agree with it) and commit it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hostpins import host_key, match_recorded
 
 from learnops.io import METRIC_DIGITS, round_sig
 
@@ -106,19 +110,29 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: obj}
 
 
-#: Relative difference of a float metric that counts as a change (CPU noise stays far below).
-CROSS_MACHINE_RTOL = 1e-6
+#: Relative difference of a float metric that counts as a change on the host that recorded the
+#: reference (its own noise stays far below).
+CHANGE_RTOL = 1e-6
+#: ... and between CPUs (iterative fits stop at other points: measured up to 7e-5).
+CROSS_HOST_RTOL = 1e-3
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: Any, b: Any, rtol: float) -> bool:
     if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=CROSS_MACHINE_RTOL, abs_tol=1e-12)
+        return math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
     return type(a) is type(b) and a == b
 
 
-def metric_differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
+def _model_bytes_hash(value: Any) -> bool:
+    """A version named by the hash of the model's bytes (``pipeline-<sha>``): host-specific."""
+    return isinstance(value, str) and value.startswith("pipeline-")
+
+
+def metric_differences(
+    got: dict[str, Any], want: dict[str, Any], rtol: float = CHANGE_RTOL, same_host: bool = True
+) -> list[str]:
     """One line per metric that is missing, new or different (floats: beyond a relative
-    :data:`CROSS_MACHINE_RTOL` after rounding to METRIC_DIGITS digits)."""
+    ``rtol`` after rounding to METRIC_DIGITS digits; across hosts, model-bytes hashes aside)."""
     g, w = flatten(got), flatten(want)
     lines = []
     for key in sorted(g.keys() | w.keys()):
@@ -126,9 +140,44 @@ def metric_differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
             lines.append(f"{key}: missing (reference {w[key]!r})")
         elif key not in w:
             lines.append(f"{key}: new ({g[key]!r})")
-        elif not _same(g[key], w[key]):
+        elif not same_host and _model_bytes_hash(g[key]) and _model_bytes_hash(w[key]):
+            continue
+        elif not _same(g[key], w[key], rtol):
             lines.append(f"{key}: {g[key]!r} != reference {w[key]!r}")
     return lines
+
+
+class _Differences(AssertionError):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def reference_sets() -> dict[str, dict[str, Any]]:
+    """``{host key: metrics}`` of the committed reference."""
+    return json.loads(REFERENCE.read_text())["hosts"]
+
+
+def check_against_reference(got: dict[str, Any], hosts: dict[str, dict[str, Any]]) -> list[str]:
+    """The differences that fail: against this host's own set (at :data:`CHANGE_RTOL`), or on a
+    host without one, against the set that matches at CHANGE_RTOL, or else against every set at
+    :data:`CROSS_HOST_RTOL`."""
+
+    def exact(want: dict[str, Any]) -> None:
+        diff = metric_differences(got, want)
+        if diff:
+            raise _Differences(diff)
+
+    try:
+        if match_recorded(hosts, exact) is not None:
+            return []
+    except _Differences as own:  # this host's own set
+        return own.lines
+    return [
+        f"[{key}] {line}"
+        for key, want in hosts.items()
+        for line in metric_differences(got, want, CROSS_HOST_RTOL, same_host=False)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -147,15 +196,38 @@ def ci_pipeline(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_ci_metrics_equal_the_committed_reference(ci_pipeline):
-    """Same code + params + seed ⇒ the same metrics (to a relative 1e-6), on any machine."""
+    """Same code + params + seed ⇒ the same metrics: to a relative 1e-6 on a host that recorded
+    them, within CPU noise on others."""
     assert REFERENCE.is_file(), f"no reference: run `{REGENERATE}` and commit {REFERENCE.name}"
-    got = read_metrics(ci_pipeline)
-    want = json.loads(REFERENCE.read_text())
-    diff = metric_differences(got, want)
+    diff = check_against_reference(read_metrics(ci_pipeline), reference_sets())
     assert not diff, (
         f"{len(diff)} CI-size metric(s) differ from tests/data/ci_metrics.json; if the change is "
         f"meant, run `{REGENERATE}` and commit the reference:\n" + "\n".join(diff[:60])
     )
+
+
+def test_the_reference_sets_agree_across_hosts():
+    hosts = reference_sets()
+    first, *others = hosts.values()
+    assert others, "one host only"
+    for other in others:
+        assert other != first  # real recordings
+        assert not metric_differences(other, first, CROSS_HOST_RTOL, same_host=False)
+
+
+def test_a_host_without_its_own_set_is_held_to_cpu_noise():
+    want = {"evaluate": {"accuracy": 0.8123456789, "n": 10, "model_version": "pipeline-ab12"}}
+    near = {"evaluate": {"accuracy": 0.8123556789, "n": 10, "model_version": "pipeline-cd34"}}
+    far = {"evaluate": {"accuracy": 0.8223456789, "n": 10, "model_version": "pipeline-cd34"}}
+    hosts = {"some other CPU": want}
+    assert check_against_reference(want, hosts) == []
+    assert check_against_reference(near, hosts) == []  # 1.2e-5 relative: CPU noise
+    assert check_against_reference(far, hosts) == [
+        "[some other CPU] evaluate.accuracy: 0.8223456789 != reference 0.8123456789"
+    ]
+    # this host's own set: 1e-6, and the model bytes' hash too
+    own = {host_key(): want}
+    assert len(check_against_reference(near, own)) == 2
 
 
 def test_a_changed_metric_is_reported():
@@ -290,8 +362,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from learnops.io import write_json
 
-    write_json(args.write, metrics, digits=METRIC_DIGITS)
-    print(f"wrote {args.write} ({', '.join(metrics)})")
+    here = host_key()
+    hosts = {here: metrics}
+    old = json.loads(args.write.read_text())["hosts"] if args.write.is_file() else {}
+    for key, other in old.items():
+        if key == here:
+            continue
+        if metric_differences(other, metrics, CROSS_HOST_RTOL, same_host=False):
+            print(f"dropped the stale set of {key}")
+            continue
+        hosts[key] = other
+    write_json(args.write, {"hosts": hosts}, digits=METRIC_DIGITS)
+    print(f"wrote {args.write} ({', '.join(metrics)}) for {here}")
     return 0
 
 
