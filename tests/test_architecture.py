@@ -13,6 +13,7 @@ FOUNDATION = {
     "errors",
     "io",
     "hashing",
+    "hostinfo",
     "policy",
     "_lazy",
     "__init__",
