@@ -66,6 +66,26 @@ def match_recorded(recorded: Mapping[str, T], check: Callable[[T], None]) -> str
     return None
 
 
+def record_here(
+    recorded: Mapping[str, T], values: T, agree: Callable[[T, T], None]
+) -> dict[str, T]:
+    """``recorded`` with ``values`` as this host's set, without the other hosts' sets that no
+    longer agree with it (``agree(other, values)`` raises AssertionError): recorded before a
+    change of the numbers, they are stale."""
+    here = host_key()
+    hosts = {here: values}
+    for key, other in recorded.items():
+        if key == here:
+            continue
+        try:
+            agree(other, values)
+        except AssertionError:
+            print(f"dropped the stale set of {key}")
+            continue
+        hosts[key] = other
+    return hosts
+
+
 def unrecorded_host(what: str, how: str) -> str:
     """The reason a test gives when this host has no set of its own and matches none."""
     return (

@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hostpins import LEGACY, host_key, match_recorded
+from hostpins import LEGACY, host_key, match_recorded, record_here
 
 from learnops import irt
 from learnops.config import IrtConfig
+from learnops.io import write_text
 from learnops.irt import estep
 from learnops.irt.sim import simulate
 
@@ -136,23 +137,14 @@ def _record() -> None:
     for case in CASES:
         with pytest.MonkeyPatch.context() as mp:
             values[case] = _values(_fit(case, mp))
-    here = host_key()
-    hosts = {here: values}
-    for key, other in PINNED["hosts"].items():
-        if key == here:
-            continue
-        try:
-            for case in CASES:
-                _compare(case, other[case], values[case], same_host=False)
-        except AssertionError:
-            print(f"dropped the stale set of {key}")
-            continue
-        hosts[key] = other
-    PINNED["hosts"] = hosts
-    tmp = PINNED_FILE.with_suffix(".tmp")
-    tmp.write_text(json.dumps(PINNED, indent=1) + "\n")
-    tmp.replace(PINNED_FILE)
-    print(f"recorded {len(values)} cases for {here}")
+
+    def agree(other: dict, new: dict) -> None:
+        for case in CASES:
+            _compare(case, other[case], new[case], same_host=False)
+
+    PINNED["hosts"] = record_here(PINNED["hosts"], values, agree)
+    write_text(PINNED_FILE, json.dumps(PINNED, indent=1) + "\n")
+    print(f"recorded {len(values)} cases for {host_key()}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hostpins import host_key, match_recorded
+from hostpins import host_key, match_recorded, record_here
 
 from learnops.io import METRIC_DIGITS, round_sig
 
@@ -363,18 +363,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from learnops.io import write_json
 
-    here = host_key()
-    hosts = {here: metrics}
+    def agree(other: dict[str, Any], new: dict[str, Any]) -> None:
+        diff = metric_differences(other, new, CROSS_HOST_RTOL, same_host=False)
+        if diff:
+            raise _Differences(diff)
+
     old = json.loads(args.write.read_text())["hosts"] if args.write.is_file() else {}
-    for key, other in old.items():
-        if key == here:
-            continue
-        if metric_differences(other, metrics, CROSS_HOST_RTOL, same_host=False):
-            print(f"dropped the stale set of {key}")
-            continue
-        hosts[key] = other
+    hosts = record_here(old, metrics, agree)
     write_json(args.write, {"hosts": hosts}, digits=METRIC_DIGITS)
-    print(f"wrote {args.write} ({', '.join(metrics)}) for {here}")
+    print(f"wrote {args.write} ({', '.join(metrics)}) for {host_key()}")
     return 0
 
 
